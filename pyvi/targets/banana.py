@@ -1,0 +1,245 @@
+"""The banana-shaped posterior of Problem 3, with exact ground truth.
+
+Model: y_i ~ N(theta1 + theta2^2, sigma_y^2), i = 1..n; prior theta ~ N(0, sigma_theta^2 I_2).
+The posterior over theta = (theta1, theta2) is a curved ridge along theta1 + theta2^2 = ybar,
+symmetric under theta2 -> -theta2.
+
+The log joint log p(y, theta) (likelihood and prior fully normalised, so that it is on the scale of
+log p(y)) comes in several implementations that must agree:
+
+- numpy, vectorised over points and data (:meth:`Banana.log_prob_and_grad`, ``backend="numpy"``);
+- C++ (``pyvi._core``) and Numba from the sufficient statistics (n, ybar, ss), O(1) per point
+  (``backend="cpp"`` / ``"numba"``);
+- torch, batched and differentiable (:meth:`Banana.log_prob` on a tensor), and the fused op
+  ``torch.ops.pyvi.banana_log_joint`` with an analytic gradient (``impl="fused"``);
+- a naive per-datum Python loop, the test reference (:meth:`Banana.log_prob_reference`).
+
+Exact ground truth comes from one-dimensional quadrature (see :mod:`pyvi.targets.banana_exact`).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cached_property
+from os import PathLike
+
+import numpy as np
+
+from pyvi._backend import require
+from pyvi._validate import as_float_array, choice, count, positive_float, seed_value
+from pyvi.targets.banana_exact import BananaQuadrature
+
+__all__ = ["Banana", "DEFAULT_THETA", "DEFAULT_SEED"]
+
+#: The true parameter behind :meth:`Banana.default`'s simulated data: theta1 + theta2^2 = 1.14,
+#: close to the mean of the course's data file (1.118).
+DEFAULT_THETA = (0.5, 0.8)
+#: Seed of :meth:`Banana.default` (numpy's default_rng).
+DEFAULT_SEED = 2022
+_LOG_2PI = 1.8378770664093454835606594728112  # log(2 pi), correctly rounded as in banana.h
+
+
+class Banana:
+    """The banana posterior p(theta | y) of Problem 3.
+
+    Args:
+        y: the ``(n,)`` observations, finite, n >= 1.
+        sigma_y: observation noise sd (the problem's 2).
+        sigma_theta: prior sd (the problem's 1).
+
+    References:
+        Problem Set 4, Problem 3 (``shared/seed/problem-set.md``).
+
+    Example:
+        >>> banana = Banana.default()
+        >>> banana.num_data, round(banana.log_evidence(), 4)
+        (100, -208.6171)
+    """
+
+    dim = 2
+
+    def __init__(self, y, sigma_y: float = 2.0, sigma_theta: float = 1.0):
+        y = as_float_array(y, "y", ndim=1)
+        if y.size == 0:
+            raise ValueError("y must hold at least one observation")
+        self.y = y.copy()
+        self.y.setflags(write=False)
+        self.sigma_y = positive_float(sigma_y, "sigma_y")
+        self.sigma_theta = positive_float(sigma_theta, "sigma_theta")
+        self.num_data = int(y.size)
+        self.mean_y = float(np.mean(y))
+        self.ss_y = float(np.sum(np.square(y - self.mean_y)))
+        if not math.isfinite(self.ss_y):
+            raise ValueError("y is too large: its sum of squares overflows")
+
+    # -- constructors ------------------------------------------------------------------------------
+
+    @classmethod
+    def default(cls, num_data: int = 100, seed: int = DEFAULT_SEED) -> Banana:
+        """Simulated data from the model at theta = ``DEFAULT_THETA`` = (0.5, 0.8), sigma_y = 2:
+        ``y = 0.5 + 0.8**2 + 2 * default_rng(seed).standard_normal(num_data)``."""
+        num_data = count(num_data, "num_data", minimum=1)
+        rng = np.random.default_rng(seed_value(seed))
+        theta1, theta2 = DEFAULT_THETA
+        return cls(theta1 + theta2**2 + 2.0 * rng.standard_normal(num_data))
+
+    @classmethod
+    def from_file(cls, path: str | PathLike, sigma_y: float = 2.0, sigma_theta: float = 1.0) -> Banana:
+        """Loads ``y`` from a ``.npy`` file holding a 1-D array (like the course's banana_shape_data.npy)."""
+        try:
+            y = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError) as error:
+            raise ValueError(f"path {str(path)!r} is not a readable .npy array: {error}") from error
+        return cls(y, sigma_y, sigma_theta)
+
+    def __repr__(self) -> str:
+        return f"Banana(n={self.num_data}, ybar={self.mean_y:.4f}, sigma_y={self.sigma_y}, sigma_theta={self.sigma_theta})"
+
+    # -- log joint ---------------------------------------------------------------------------------
+
+    def _points(self, theta, name: str = "theta") -> np.ndarray:
+        theta = as_float_array(theta, name)
+        if theta.ndim == 0 or theta.shape[-1] != 2:
+            raise ValueError(f"{name} must have shape (..., 2), got {theta.shape}")
+        return theta
+
+    def log_prob_and_grad(self, theta, backend: str = "numpy") -> tuple[np.ndarray | float, np.ndarray]:
+        """log p(y, theta) and its gradient in theta, for theta of shape ``(..., 2)``.
+
+        Args:
+            theta: points, shape ``(..., 2)``.
+            backend: ``"numpy"`` (vectorised over points x data), ``"cpp"`` or ``"numba"``
+                (sufficient statistics, O(1) per point).
+        """
+        choice(backend, "backend", ("numpy", "cpp", "numba"))
+        theta = self._points(theta)
+        batch_shape = theta.shape[:-1]
+        flat = np.ascontiguousarray(theta.reshape(-1, 2))
+        if backend == "numpy":
+            residual = self.y - (flat[:, :1] + flat[:, 1:] ** 2)  # (B, n)
+            inv_var_y, inv_var_t = self.sigma_y**-2, self.sigma_theta**-2
+            log_prob = (
+                -0.5 * self.num_data * (_LOG_2PI + 2 * math.log(self.sigma_y))
+                - 0.5 * inv_var_y * np.sum(residual**2, axis=1)
+                - (_LOG_2PI + 2 * math.log(self.sigma_theta))
+                - 0.5 * inv_var_t * np.sum(flat**2, axis=1)
+            )
+            dlik_dr = inv_var_y * np.sum(residual, axis=1)
+            grad = np.stack([dlik_dr - inv_var_t * flat[:, 0], 2 * flat[:, 1] * dlik_dr - inv_var_t * flat[:, 1]], axis=1)
+        elif backend == "cpp":
+            log_prob, grad = require("cpp").log_prob_and_grad(self.core, flat, num_threads=0)
+        else:
+            require("numba")
+            from pyvi._numba.targets import log_prob_and_grad_batch
+
+            log_prob, grad = log_prob_and_grad_batch(*self.numba_params, flat)
+        log_prob = log_prob.reshape(batch_shape)
+        grad = grad.reshape(batch_shape + (2,))
+        return (float(log_prob) if log_prob.ndim == 0 else log_prob), grad
+
+    def log_prob(self, theta, impl: str = "reference"):
+        """log p(y, theta) for theta of shape ``(..., 2)``.
+
+        A numpy array gives a numpy result. A torch tensor gives a differentiable tensor:
+        ``impl="reference"`` is plain torch over the data, ``impl="fused"`` the custom op
+        ``torch.ops.pyvi.banana_log_joint`` (O(1) per point, analytic gradient, CPU and CUDA).
+        """
+        if hasattr(theta, "requires_grad"):  # a torch tensor
+            choice(impl, "impl", ("reference", "fused"))
+            if impl == "fused":
+                from pyvi.ops import banana_log_joint
+
+                return banana_log_joint(theta, self)
+            return self._log_prob_torch(theta)
+        return self.log_prob_and_grad(theta)[0]
+
+    def _log_prob_torch(self, theta):
+        import torch
+
+        if theta.shape[-1:] != (2,):
+            raise ValueError(f"theta must have shape (..., 2), got {tuple(theta.shape)}")
+        if not theta.is_floating_point():
+            raise TypeError(f"theta must be a floating-point tensor, got {theta.dtype}")
+        y = torch.tensor(self.y, dtype=theta.dtype, device=theta.device)
+        mean = theta[..., :1] + theta[..., 1:] ** 2
+        return (
+            -0.5 * self.num_data * (_LOG_2PI + 2 * math.log(self.sigma_y))
+            - 0.5 * ((y - mean) ** 2).sum(-1) / self.sigma_y**2
+            - (_LOG_2PI + 2 * math.log(self.sigma_theta))
+            - 0.5 * (theta**2).sum(-1) / self.sigma_theta**2
+        )
+
+    def log_prob_reference(self, theta) -> float:
+        """The naive per-datum sum of normal log densities at one point: the test reference."""
+        t1, t2 = (float(v) for v in self._points(theta).reshape(2))
+        total = 0.0
+        for y_i in self.y:
+            total += -0.5 * _LOG_2PI - math.log(self.sigma_y) - 0.5 * ((y_i - t1 - t2 * t2) / self.sigma_y) ** 2
+        for t in (t1, t2):
+            total += -0.5 * _LOG_2PI - math.log(self.sigma_theta) - 0.5 * (t / self.sigma_theta) ** 2
+        return total
+
+    @cached_property
+    def core(self):
+        """The ``pyvi._core.BananaTarget`` twin, built from the same sufficient statistics."""
+        return require("cpp").BananaTarget(self.num_data, self.mean_y, self.ss_y, self.sigma_y, self.sigma_theta)
+
+    @cached_property
+    def numba_params(self) -> tuple[int, np.ndarray]:
+        """(kind, params) for the Numba kernels (layout in pyvi/_numba/targets.py), computed with
+        the same operations as ``banana_params`` in csrc/common/banana.h so both agree to the bit."""
+        from pyvi._numba.targets import BANANA
+
+        n = float(self.num_data)
+        lik_precision = 1.0 / (self.sigma_y * self.sigma_y)
+        prior_precision = 1.0 / (self.sigma_theta * self.sigma_theta)
+        log_norm = (
+            -0.5 * n * (_LOG_2PI + 2.0 * math.log(self.sigma_y))
+            - 0.5 * self.ss_y * lik_precision
+            - (_LOG_2PI + 2.0 * math.log(self.sigma_theta))
+        )
+        return BANANA, np.array([n, self.mean_y, lik_precision, prior_precision, log_norm])
+
+    # -- exact ground truth ------------------------------------------------------------------------
+
+    @cached_property
+    def _quadrature(self) -> BananaQuadrature:
+        return BananaQuadrature(self.num_data, self.mean_y, self.ss_y, self.sigma_y, self.sigma_theta)
+
+    def log_evidence(self) -> float:
+        """log p(y), exact up to quadrature error (~1e-12 relative; see banana_exact)."""
+        return self._quadrature.log_evidence
+
+    def posterior_moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Exact posterior mean ``(2,)`` and covariance ``(2, 2)`` of theta."""
+        return self._quadrature.moments()
+
+    def log_posterior(self, theta) -> np.ndarray | float:
+        """The normalised log p(theta | y) = log p(y, theta) - log p(y), for theta of shape (..., 2)."""
+        return self.log_prob(np.asarray(theta)) - self.log_evidence()
+
+    def density_grid(self, theta1_range=(-2.5, 2.5), theta2_range=(-2.5, 2.5), num: int = 200):
+        """The exact posterior density on a ``num x num`` grid, for contour plots.
+
+        Returns:
+            ``(theta1, theta2, density)``, each of shape ``(num, num)`` (``np.meshgrid`` order).
+        """
+        num = count(num, "num", minimum=2)
+        t1 = np.linspace(*map(float, theta1_range), num)
+        t2 = np.linspace(*map(float, theta2_range), num)
+        grid1, grid2 = np.meshgrid(t1, t2)
+        density = np.exp(self.log_posterior(np.stack([grid1, grid2], axis=-1)))
+        return grid1, grid2, density
+
+    def sample_exact(self, num_samples: int, seed: int | None = None) -> np.ndarray:
+        """i.i.d. draws from the exact posterior, shape ``(num_samples, 2)``.
+
+        |theta2| comes from inverting the CDF of its marginal density, piecewise linear on a grid of
+        16,385 points (an O(h^2) approximation, far below any Monte Carlo error we can see), with a
+        random sign; theta1 | theta2 is then Gaussian and drawn exactly.
+        """
+        num_samples = count(num_samples, "num_samples")
+        rng = np.random.default_rng(None if seed is None else seed_value(seed))
+        return self._quadrature.sample(num_samples, rng)

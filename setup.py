@@ -1,0 +1,159 @@
+"""Build pyvi's two native extensions.
+
+- ``pyvi._core``: torch-free C++17 (pybind11, numpy in/out), ``-O3``, OpenMP where the compiler
+  has it. Sources: ``csrc/core/*.cpp``.
+- ``pyvi._C``: torch custom ops (C++20). Sources are found by name, as in pytorch_scatter:
+  ``csrc/torch/*.cpp`` always, ``csrc/torch/*.cu`` when CUDA is built. Adding an op means adding its
+  files there; nothing here changes.
+
+CUDA: built when nvcc and a CUDA build of torch with the same major version are found. Set
+``PYVI_CUDA=1`` to require it (the build fails if it cannot), ``PYVI_CUDA=0`` to skip it. With no
+GPU visible, ``TORCH_CUDA_ARCH_LIST`` defaults to ``8.0;9.0+PTX``.
+
+torch must be installed first and the build run without isolation, so that the extension is built
+against the torch you run with::
+
+    pip install --no-build-isolation -e .
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pybind11
+from setuptools import Extension, setup
+
+ROOT = Path(__file__).parent.resolve()
+
+
+def locate_cuda_home() -> None:
+    """Sets CUDA_HOME to a full toolkit when it is unset: torch would otherwise take the parent of
+    whatever `nvcc` is on PATH, which is wrong for a wrapper script in /usr/local/bin."""
+    if os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH"):
+        return
+    nvcc = shutil.which("nvcc")
+    candidates = ([Path(nvcc).resolve().parent.parent] if nvcc else []) + [Path("/usr/local/cuda")]
+    for home in candidates:
+        if (home / "bin" / "nvcc").exists() and (home / "include" / "cuda_runtime.h").exists():
+            os.environ["CUDA_HOME"] = str(home)
+            return
+
+
+locate_cuda_home()
+import torch  # noqa: E402  (after CUDA_HOME is settled: torch reads it at import)
+from torch.utils import cpp_extension  # noqa: E402
+
+
+def compiler_accepts(flag: str) -> bool:
+    """Whether the C++ compiler builds and links a trivial program with ``flag``."""
+    compiler = os.environ.get("CXX", "c++")
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp, "probe.cpp")
+        source.write_text("#include <omp.h>\nint main() { return omp_get_max_threads() > 0 ? 0 : 1; }\n")
+        try:
+            result = subprocess.run(
+                [compiler, flag, str(source), "-o", str(Path(tmp, "probe"))],
+                capture_output=True,
+                check=False,
+            )
+        except OSError:
+            return False
+        return result.returncode == 0
+
+
+def cuda_decision() -> tuple[bool, str]:
+    """(build CUDA?, why) from PYVI_CUDA, nvcc and torch's CUDA version."""
+    request = os.environ.get("PYVI_CUDA", "").strip()
+    if request == "0":
+        return False, "skipped: PYVI_CUDA=0"
+    problems = []
+    # torch itself rejects an nvcc whose major version differs from torch.version.cuda.
+    cuda_home = cpp_extension.CUDA_HOME
+    if cuda_home is None or shutil.which("nvcc", path=str(Path(cuda_home, "bin"))) is None:
+        problems.append("nvcc not found (set CUDA_HOME or put nvcc on PATH)")
+    if torch.version.cuda is None:
+        problems.append(f"torch {torch.__version__} is not a CUDA build")
+    if problems:
+        if request == "1":
+            raise RuntimeError("PYVI_CUDA=1 but CUDA cannot be built: " + "; ".join(problems))
+        return False, "skipped: " + "; ".join(problems)
+    return True, f"built with CUDA {torch.version.cuda} (nvcc at {cpp_extension.CUDA_HOME})"
+
+
+def pip_cuda_include_dirs() -> list[str]:
+    """Headers of the pip-installed NVIDIA libraries (cuSPARSE, cuBLAS, ...) that torch's CUDA
+    headers include, for toolkits that ship only the compiler and runtime."""
+    if Path(cpp_extension.CUDA_HOME or "/nonexistent", "include", "cusparse.h").exists():
+        return []
+    try:
+        import nvidia
+    except ImportError:
+        return []
+    return sorted(str(path) for base in nvidia.__path__ for path in Path(base).glob("*/include") if path.is_dir())
+
+
+def core_extension(openmp: bool) -> Extension:
+    flags = ["-O3", "-std=c++17", "-fvisibility=hidden"]
+    return Extension(
+        "pyvi._core",
+        sources=sorted(glob.glob("csrc/core/*.cpp")),
+        include_dirs=[pybind11.get_include()],
+        extra_compile_args=flags + (["-fopenmp"] if openmp else []),
+        extra_link_args=["-fopenmp"] if openmp else [],
+        language="c++",
+    )
+
+
+def torch_extension(with_cuda: bool, openmp: bool) -> Extension:
+    sources = sorted(glob.glob("csrc/torch/*.cpp"))
+    cxx = ["-O3", "-std=c++20"] + (["-fopenmp"] if openmp else [])
+    link = ["-fopenmp"] if openmp else []
+    if not with_cuda:
+        return cpp_extension.CppExtension(
+            "pyvi._C", sources, extra_compile_args={"cxx": cxx}, extra_link_args=link
+        )
+    if "TORCH_CUDA_ARCH_LIST" not in os.environ and not torch.cuda.is_available():
+        os.environ["TORCH_CUDA_ARCH_LIST"] = "8.0;9.0+PTX"
+    return cpp_extension.CUDAExtension(
+        "pyvi._C",
+        sources + sorted(glob.glob("csrc/torch/*.cu")),
+        define_macros=[("PYVI_WITH_CUDA", None)],
+        include_dirs=pip_cuda_include_dirs(),
+        extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-std=c++20"]},
+        extra_link_args=link,
+    )
+
+
+def main() -> None:
+    os.chdir(ROOT)
+    openmp = compiler_accepts("-fopenmp")
+    with_cuda, cuda_reason = cuda_decision()
+    torch_openmp = openmp and torch.backends.openmp.is_available()
+    # Read at run time by pyvi.backends() to say why a backend is missing.
+    (ROOT / "pyvi" / "_build.json").write_text(
+        json.dumps(
+            {
+                "cuda": with_cuda,
+                "cuda_reason": cuda_reason,
+                "cuda_arch_list": os.environ.get("TORCH_CUDA_ARCH_LIST") if with_cuda else None,
+                "openmp": openmp,
+                "torch": torch.__version__,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    print(f"pyvi build: OpenMP {'on' if openmp else 'off'}; CUDA {cuda_reason}")
+    setup(
+        ext_modules=[core_extension(openmp), torch_extension(with_cuda, torch_openmp)],
+        cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
+    )
+
+
+main()
