@@ -4,6 +4,9 @@ The pieces of Problem Set 4 (banana posterior, HMC, k-NN KL, normalizing flows, 
 with a C++/pybind11 core (``pyvi._core``), Numba kernels (``pyvi._numba``) and custom torch ops
 (``pyvi._C``). ``pyvi.backends()`` says which native backends loaded.
 
+Submodules are imported on first use (``pyvi.hmc``, ``pyvi.targets``, ...), so ``import pyvi``
+stays cheap and never fails because one extension is missing.
+
 Example:
     >>> import pyvi
     >>> banana = pyvi.targets.Banana.default()
@@ -13,8 +16,21 @@ Example:
     (1, 200, 2)
 """
 
-from pyvi import diagnostics, hmc, targets
+import importlib
+
 from pyvi._backend import backends
 
-__all__ = ["backends", "diagnostics", "hmc", "targets", "__version__"]
 __version__ = "0.1.0"
+#: Public submodules, imported lazily by ``pyvi.<name>``.
+SUBMODULES = ("cli", "diagnostics", "hmc", "ops", "plots", "targets")
+__all__ = ["backends", "__version__", *SUBMODULES]
+
+
+def __getattr__(name: str):
+    if name in SUBMODULES:
+        return importlib.import_module(f"pyvi.{name}")
+    raise AttributeError(f"module 'pyvi' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(SUBMODULES))
