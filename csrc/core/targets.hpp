@@ -13,8 +13,9 @@ namespace pyvi {
 
 /// The banana posterior of Problem 3 (see common/banana.h), O(1) per evaluation.
 struct BananaTarget {
+  static constexpr int kDim = 2;
   BananaParams<double> params;
-  int64_t dim() const { return 2; }
+  int64_t dim() const { return kDim; }
   double log_prob_and_grad(const double* x, double* grad) const {
     return banana_log_joint(params, x[0], x[1], grad);
   }

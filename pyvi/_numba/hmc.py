@@ -15,7 +15,7 @@ import numba
 import numpy as np
 
 from pyvi._numba.rng import normals, seed_state, uniform
-from pyvi._numba.targets import dim_of, log_prob_and_grad
+from pyvi._numba.targets import BANANA, dim_of, log_prob_and_grad
 
 __all__ = ["leapfrog", "sample_chains"]
 
@@ -26,8 +26,35 @@ _MAX_LOG_STEP = 700.0
 
 
 @numba.njit(cache=True)
+def _leapfrog_banana(params, x, p, grad, step_size, num_steps):
+    """leapfrog() for the 2-D banana with the state in registers (Numba cannot unroll a loop over a
+    run-time dimension the way the C++ template does); the same operations in the same order."""
+    half = 0.5 * step_size
+    num_data, mean_y, lik_precision, prior_precision, log_norm = params[0], params[1], params[2], params[3], params[4]
+    x0, x1, g0, g1 = x[0], x[1], grad[0], grad[1]
+    p0 = p[0] + half * g0
+    p1 = p[1] + half * g1
+    log_prob = 0.0
+    for step in range(num_steps):
+        x0 += step_size * p0
+        x1 += step_size * p1
+        residual = x0 + x1 * x1 - mean_y
+        dlik_dr = -num_data * lik_precision * residual
+        g0 = dlik_dr - prior_precision * x0
+        g1 = 2.0 * x1 * dlik_dr - prior_precision * x1
+        log_prob = log_norm + 0.5 * dlik_dr * residual - 0.5 * prior_precision * (x0 * x0 + x1 * x1)
+        kick = step_size if step + 1 < num_steps else half
+        p0 += kick * g0
+        p1 += kick * g1
+    x[0], x[1], p[0], p[1], grad[0], grad[1] = x0, x1, p0, p1, g0, g1
+    return log_prob
+
+
+@numba.njit(cache=True)
 def leapfrog(kind, params, x, p, grad, step_size, num_steps):
     """num_steps leapfrog steps in place; ``grad`` holds the gradient at x on entry and exit."""
+    if kind == BANANA:
+        return _leapfrog_banana(params, x, p, grad, step_size, num_steps)
     d = x.shape[0]
     half = 0.5 * step_size
     log_prob = 0.0

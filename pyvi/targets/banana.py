@@ -67,9 +67,10 @@ class Banana:
         self.sigma_y = positive_float(sigma_y, "sigma_y")
         self.sigma_theta = positive_float(sigma_theta, "sigma_theta")
         self.num_data = int(y.size)
-        self.mean_y = float(np.mean(y))
-        self.ss_y = float(np.sum(np.square(y - self.mean_y)))
-        if not math.isfinite(self.ss_y):
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.mean_y = float(np.mean(y))
+            self.ss_y = float(np.sum(np.square(y - self.mean_y)))
+        if not (math.isfinite(self.mean_y) and math.isfinite(self.ss_y)):
             raise ValueError("y is too large: its sum of squares overflows")
 
     # -- constructors ------------------------------------------------------------------------------
@@ -118,26 +119,37 @@ class Banana:
         batch_shape = theta.shape[:-1]
         flat = np.ascontiguousarray(theta.reshape(-1, 2))
         if backend == "numpy":
-            residual = self.y - (flat[:, :1] + flat[:, 1:] ** 2)  # (B, n)
-            inv_var_y, inv_var_t = self.sigma_y**-2, self.sigma_theta**-2
-            log_prob = (
-                -0.5 * self.num_data * (_LOG_2PI + 2 * math.log(self.sigma_y))
-                - 0.5 * inv_var_y * np.sum(residual**2, axis=1)
-                - (_LOG_2PI + 2 * math.log(self.sigma_theta))
-                - 0.5 * inv_var_t * np.sum(flat**2, axis=1)
-            )
-            dlik_dr = inv_var_y * np.sum(residual, axis=1)
-            grad = np.stack([dlik_dr - inv_var_t * flat[:, 0], 2 * flat[:, 1] * dlik_dr - inv_var_t * flat[:, 1]], axis=1)
-        elif backend == "cpp":
+            # Far from the data the joint underflows to -inf, a legitimate value: no warning.
+            with np.errstate(over="ignore", invalid="ignore"):
+                return self._numpy_log_prob_and_grad(flat, batch_shape)
+        if backend == "cpp":
             log_prob, grad = require("cpp").log_prob_and_grad(self.core, flat, num_threads=0)
         else:
             require("numba")
             from pyvi._numba.targets import log_prob_and_grad_batch
 
             log_prob, grad = log_prob_and_grad_batch(*self.numba_params, flat)
+        return self._shaped(log_prob, grad, batch_shape)
+
+    @staticmethod
+    def _shaped(log_prob: np.ndarray, grad: np.ndarray, batch_shape: tuple):
         log_prob = log_prob.reshape(batch_shape)
         grad = grad.reshape(batch_shape + (2,))
         return (float(log_prob) if log_prob.ndim == 0 else log_prob), grad
+
+    def _numpy_log_prob_and_grad(self, flat: np.ndarray, batch_shape: tuple):
+        """Vectorised over points x data: the plain numpy formulation (no sufficient statistics)."""
+        residual = self.y - (flat[:, :1] + flat[:, 1:] ** 2)  # (B, n)
+        inv_var_y, inv_var_t = self.sigma_y**-2, self.sigma_theta**-2
+        log_prob = (
+            -0.5 * self.num_data * (_LOG_2PI + 2 * math.log(self.sigma_y))
+            - 0.5 * inv_var_y * np.sum(residual**2, axis=1)
+            - (_LOG_2PI + 2 * math.log(self.sigma_theta))
+            - 0.5 * inv_var_t * np.sum(flat**2, axis=1)
+        )
+        dlik_dr = inv_var_y * np.sum(residual, axis=1)
+        grad = np.stack([dlik_dr - inv_var_t * flat[:, 0], 2 * flat[:, 1] * dlik_dr - inv_var_t * flat[:, 1]], axis=1)
+        return self._shaped(log_prob, grad, batch_shape)
 
     def log_prob(self, theta, impl: str = "reference"):
         """log p(y, theta) for theta of shape ``(..., 2)``.

@@ -1,0 +1,44 @@
+"""Type stub of pyvi._core, the torch-free C++ core (pybind11). Validation errors are ValueError."""
+
+from typing import overload
+
+import numpy as np
+import numpy.typing as npt
+
+openmp: bool
+
+class BananaTarget:
+    """The banana posterior from its sufficient statistics: n, mean(y), sum((y - mean(y))^2)."""
+
+    def __init__(self, num_data: float, mean_y: float, ss_y: float, sigma_y: float, sigma_theta: float) -> None: ...
+    @property
+    def num_data(self) -> float: ...
+    @property
+    def mean_y(self) -> float: ...
+    @property
+    def dim(self) -> int: ...
+
+class GaussianTarget:
+    """N(mean, precision^-1); precision must be symmetric positive definite."""
+
+    def __init__(self, mean: npt.ArrayLike, precision: npt.ArrayLike) -> None: ...
+    @property
+    def log_norm(self) -> float: ...
+    @property
+    def dim(self) -> int: ...
+
+Target = BananaTarget | GaussianTarget
+
+@overload
+def log_prob_and_grad(target: Target, x: npt.ArrayLike, num_threads: int = 1) -> tuple[np.ndarray, np.ndarray]: ...
+@overload
+def log_prob_and_grad(target: Target, x: npt.ArrayLike, num_threads: int = 1) -> tuple[float, np.ndarray]: ...
+def leapfrog(target: Target, position: npt.ArrayLike, momentum: npt.ArrayLike, step_size: float,
+             num_steps: int) -> tuple[np.ndarray, np.ndarray, float]: ...
+def hmc(target: Target, initial: npt.ArrayLike, num_samples: int, num_warmup: int, step_size: float, num_steps: int,
+        random_steps: bool, adapt_step_size: bool, target_accept: float, max_energy_error: float, seed: int,
+        num_threads: int) -> dict[str, np.ndarray]:
+    """Keys: samples (C, S, d), log_prob, accept_prob, divergent, num_steps (C, S), step_size (C,)."""
+
+def random_uint64(seed: int, stream: int, n: int) -> np.ndarray: ...
+def random_normal(seed: int, stream: int, n: int) -> np.ndarray: ...

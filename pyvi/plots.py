@@ -1,0 +1,64 @@
+"""Figures for the reports: samples over the exact banana contours, HMC traces.
+
+Uses matplotlib's Agg backend (files only, no display needed).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+__all__ = ["banana_contours", "samples_over_posterior", "hmc_traces"]
+
+LIMITS = ((-2.5, 2.5), (-2.5, 2.5))
+
+
+def banana_contours(ax, banana, limits=LIMITS, num: int = 200) -> None:
+    """Contours of the exact posterior density at levels holding ~50/90/99% of the mass."""
+    grid1, grid2, density = banana.density_grid(limits[0], limits[1], num)
+    cell = (grid1[0, 1] - grid1[0, 0]) * (grid2[1, 0] - grid2[0, 0])
+    flat = np.sort(density.ravel())[::-1]
+    mass = np.cumsum(flat) * cell
+    levels = sorted({float(flat[min(np.searchsorted(mass, q), flat.size - 1)]) for q in (0.99, 0.9, 0.5)})
+    ax.contour(grid1, grid2, density, levels=levels, colors="tab:red", linewidths=1.0, alpha=0.8)
+
+
+def samples_over_posterior(panels: dict[str, np.ndarray], banana, path: str | Path, limits=LIMITS) -> Path:
+    """One scatter panel per entry of ``panels`` (title -> (n, 2) samples), each over the exact
+    posterior contours. Returns the written path."""
+    count = len(panels)
+    fig, axes = plt.subplots(1, count, figsize=(4.2 * count, 4.2), squeeze=False, sharex=True, sharey=True)
+    for ax, (title, samples) in zip(axes[0], panels.items()):
+        ax.scatter(samples[:, 0], samples[:, 1], s=3, c="black", alpha=0.6, linewidths=0)
+        banana_contours(ax, banana, limits)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlim(*limits[0])
+        ax.set_ylim(*limits[1])
+        ax.set_xlabel(r"$\theta_1$")
+    axes[0][0].set_ylabel(r"$\theta_2$")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def hmc_traces(samples: np.ndarray, path: str | Path, names=(r"$\theta_1$", r"$\theta_2$")) -> Path:
+    """Trace plot per dimension, one line per chain, for samples of shape (chains, draws, dim)."""
+    dim = samples.shape[-1]
+    fig, axes = plt.subplots(dim, 1, figsize=(8, 1.8 * dim), sharex=True, squeeze=False)
+    for k in range(dim):
+        for chain in samples[:, :, k]:
+            axes[k][0].plot(chain, linewidth=0.5, alpha=0.8)
+        axes[k][0].set_ylabel(names[k] if k < len(names) else f"x{k}")
+    axes[-1][0].set_xlabel("draw")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,36 @@
+"""The command line: the HMC demo writes its files; errors are messages, not tracebacks."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from pyvi.cli import main, run_hmc
+
+
+def test_run_hmc_writes_report(tmp_path):
+    metrics = run_hmc(tmp_path, long_chains=2, long_samples=500)
+    for name in ("hmc_scatter.png", "hmc_trace.png", "hmc.md", "hmc.json"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    saved = json.loads((tmp_path / "hmc.json").read_text())
+    assert saved["log_evidence"] == metrics["log_evidence"]
+    assert len(saved["long"]["rhat"]) == 2
+    assert "exact (quadrature)" in (tmp_path / "hmc.md").read_text()
+
+
+def test_report_command_with_data_file(tmp_path):
+    data = tmp_path / "y.npy"
+    np.save(data, np.random.default_rng(0).normal(1.0, 2.0, 50))
+    assert main(["hmc", "--out", str(tmp_path / "out"), "--data", str(data)]) == 0
+    assert json.loads((tmp_path / "out" / "hmc.json").read_text())["num_data"] == 50
+
+
+def test_missing_data_file_is_a_clean_error(tmp_path, capsys):
+    assert main(["hmc", "--out", str(tmp_path), "--data", str(tmp_path / "missing.npy")]) == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_python_dash_m_and_backends():
+    out = subprocess.run([sys.executable, "-m", "pyvi", "backends"], capture_output=True, text=True, check=True)
+    assert "cpp" in out.stdout and "numba" in out.stdout

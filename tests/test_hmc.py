@@ -1,0 +1,179 @@
+"""HMC: known moments within Monte Carlo error for every backend, reproducibility, the C++ and
+Numba chains equal draw for draw, adaptation, divergences, and bad input."""
+
+import math
+
+import numpy as np
+import pytest
+
+from pyvi import hmc
+from pyvi.targets import Banana, Gaussian, LogDensity
+
+BACKENDS = ["cpp", "numba", "numpy"]
+CORRELATED = Gaussian([1.0, -1.0], [[1.0, 0.8], [0.8, 2.0]])
+
+
+def _assert_moments(result, mean, cov, z=4.5):
+    """Mean and covariance within z Monte Carlo standard errors, with SEs from the bulk ESS."""
+    flat = result.flat_samples()
+    ess = np.minimum(result.ess_bulk, len(flat))
+    sd = np.sqrt(np.diag(cov))
+    np.testing.assert_array_less(np.abs(flat.mean(axis=0) - mean), z * sd / np.sqrt(ess))
+    centred = flat - mean
+    for i in range(2):
+        for j in range(2):
+            product = centred[:, i] * centred[:, j]
+            se = np.std(product) / math.sqrt(min(ess))
+            assert abs(product.mean() - cov[i, j]) < z * se, (i, j, product.mean(), cov[i, j], se)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_correlated_gaussian_moments(backend):
+    # Random path lengths: with a fixed L an adapted step can land near a resonance of the
+    # Gaussian's periods and mix badly (a real HMC failure mode, not what this test is about).
+    result = hmc.sample(CORRELATED, [0.0, 0.0], num_samples=2000, num_warmup=500, step_size=0.2, num_steps=10,
+                        random_steps=True, num_chains=4, seed=11, backend=backend)
+    assert result.samples.shape == (4, 2000, 2)
+    assert result.num_divergent == 0
+    assert np.all(result.rhat < 1.01)
+    _assert_moments(result, CORRELATED.mean, CORRELATED.cov)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_banana_moments_match_exact(homework_banana, backend):
+    num_samples = 2500 if backend == "numpy" else 10000
+    result = hmc.sample(homework_banana, np.random.default_rng(0).normal(size=(4, 2)), num_samples=num_samples,
+                        num_warmup=1000, step_size=0.05, num_steps=20, num_chains=4, adapt_step_size=False,
+                        seed=5, backend=backend)
+    assert result.num_divergent == 0
+    assert np.all(result.rhat < 1.01)
+    mean, cov = homework_banana.posterior_moments()
+    _assert_moments(result, mean, cov)
+
+
+def test_random_steps_draws_path_length_uniformly():
+    result = hmc.sample(CORRELATED, [0.0, 0.0], num_samples=20000, num_warmup=0, step_size=0.1, num_steps=7,
+                        random_steps=True, adapt_step_size=False, seed=3)
+    counts = np.bincount(result.num_steps.ravel(), minlength=8)
+    assert counts[0] == 0 and counts[1:].sum() == 20000
+    expected = 20000 / 7
+    assert np.all(np.abs(counts[1:] - expected) < 5 * math.sqrt(expected))
+    fixed = hmc.sample(CORRELATED, [0.0, 0.0], num_samples=10, num_warmup=0, step_size=0.1, num_steps=7, seed=3)
+    assert np.all(fixed.num_steps == 7)
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numba"])
+@pytest.mark.parametrize("random_steps", [False, True])
+def test_cpp_and_numba_chains_are_identical(default_banana, backend, random_steps):
+    kwargs = dict(num_samples=3000, num_warmup=1000, step_size=0.05, num_steps=30, num_chains=3,
+                  random_steps=random_steps, seed=2024)
+    reference = hmc.sample(default_banana, [1.0, 0.5], backend="cpp", **kwargs)
+    result = hmc.sample(default_banana, [1.0, 0.5], backend=backend, **kwargs)
+    for field in ("samples", "log_prob", "accept_prob", "divergent", "num_steps", "step_size"):
+        np.testing.assert_array_equal(getattr(result, field), getattr(reference, field), err_msg=field)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_same_seed_same_draws_whatever_the_threads(default_banana, backend):
+    kwargs = dict(num_samples=200, num_warmup=100, step_size=0.05, num_steps=10, num_chains=3, seed=9, backend=backend)
+    one = hmc.sample(default_banana, [1.0, 0.5], num_threads=1, **kwargs)
+    two = hmc.sample(default_banana, [1.0, 0.5], num_threads=2, **kwargs)
+    np.testing.assert_array_equal(one.samples, two.samples)
+    other = hmc.sample(default_banana, [1.0, 0.5], num_threads=2, **{**kwargs, "seed": 10})
+    assert not np.array_equal(one.samples, other.samples)
+    # Chains use different streams.
+    assert not np.array_equal(one.samples[0], one.samples[1])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dual_averaging_reaches_target_acceptance(backend):
+    target = Gaussian(np.zeros(2), np.diag([1.0, 0.01]))  # stiff: the step must shrink
+    result = hmc.sample(target, [0.5, 0.05], num_samples=2000, num_warmup=1000, step_size=1.0, num_steps=5,
+                        num_chains=2, target_accept=0.8, seed=4, backend=backend)
+    assert 0.7 < result.mean_accept_prob < 0.9
+    assert np.all(result.step_size < 0.2)
+    assert np.all(np.isfinite(result.samples))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("step_size", [1e3, 1e150, 1e-300])
+def test_absurd_step_sizes_never_give_nan(default_banana, backend, step_size):
+    result = hmc.sample(default_banana, [1.0, 0.5], num_samples=50, num_warmup=0, step_size=step_size,
+                        num_steps=5, adapt_step_size=False, seed=1, backend=backend)
+    assert np.all(np.isfinite(result.samples)) and np.all(np.isfinite(result.log_prob))
+    assert np.all(np.isfinite(result.accept_prob))
+    if step_size > 1:
+        assert result.num_divergent == 50
+        assert np.all(result.samples == [1.0, 0.5])  # everything rejected
+        assert np.all(result.accept_prob == 0.0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_adaptation_from_absurd_step_recovers(default_banana, backend):
+    result = hmc.sample(default_banana, [1.0, 0.5], num_samples=500, num_warmup=500, step_size=1e6,
+                        num_steps=10, seed=2, backend=backend)
+    assert np.all(np.isfinite(result.samples))
+    assert result.mean_accept_prob > 0.5
+
+
+def test_python_log_density_runs_on_numpy_backend_only():
+    target = LogDensity(lambda x: -0.5 * float(x @ x), lambda x: -x, dim=2)
+    result = hmc.sample(target, [0.0, 0.0], num_samples=3000, num_warmup=300, step_size=0.3, num_steps=5, seed=0,
+                        random_steps=True, backend="numpy", num_chains=2)
+    assert abs(result.flat_samples().mean()) < 0.1
+    assert abs(result.flat_samples().var() - 1.0) < 0.1
+    with pytest.raises(TypeError, match="backend 'cpp' runs targets the native core knows"):
+        hmc.sample(target, [0.0, 0.0], 10, 10, 0.1, 5, backend="cpp")
+
+
+def test_result_summary_is_plain_numbers(default_banana):
+    result = hmc.sample(default_banana, [1.0, 0.5], num_samples=100, num_warmup=100, step_size=0.05, num_steps=10,
+                        num_chains=2, seed=0)
+    import json
+
+    summary = json.loads(json.dumps(result.summary()))
+    assert summary["num_chains"] == 2 and len(summary["rhat"]) == 2
+    assert result.samples.shape == (2, 100, 2) and result.log_prob.shape == (2, 100)
+    assert result.divergent.dtype == bool and result.num_steps.dtype == np.int32
+
+
+def test_zero_samples(default_banana):
+    result = hmc.sample(default_banana, [1.0, 0.5], num_samples=0, num_warmup=10, step_size=0.05, num_steps=10)
+    assert result.samples.shape == (1, 0, 2)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    "overrides, error, match",
+    [
+        (dict(initial=[np.nan, 0.0]), ValueError, "initial must contain only finite"),
+        (dict(initial=[0.0, 0.0, 0.0]), ValueError, "initial must have shape"),
+        (dict(initial=np.zeros((3, 2))), ValueError, "initial must have shape"),
+        (dict(initial=[1e200, 0.0]), ValueError, "initial: the log density is not finite"),
+        (dict(step_size=0.0), ValueError, "step_size"),
+        (dict(step_size=-0.1), ValueError, "step_size"),
+        (dict(step_size=np.nan), ValueError, "step_size"),
+        (dict(num_steps=0), ValueError, "num_steps"),
+        (dict(num_samples=-1), ValueError, "num_samples"),
+        (dict(num_warmup=-5), ValueError, "num_warmup"),
+        (dict(num_chains=0), ValueError, "num_chains"),
+        (dict(num_samples=2.5), TypeError, "num_samples"),
+        (dict(target_accept=1.0), ValueError, "target_accept"),
+        (dict(seed=-1), ValueError, "seed"),
+        (dict(seed=2**64), ValueError, "seed"),
+        (dict(num_threads=0), ValueError, "num_threads"),
+        (dict(random_steps="yes"), TypeError, "random_steps"),
+    ],
+)
+def test_bad_input(default_banana, backend, overrides, error, match):
+    kwargs = dict(initial=[1.0, 0.5], num_samples=10, num_warmup=10, step_size=0.05, num_steps=5, seed=0)
+    kwargs.update(overrides)
+    with pytest.raises(error, match=match):
+        hmc.sample(default_banana, backend=backend, **kwargs)
+
+
+def test_bad_backend_and_target(default_banana):
+    with pytest.raises(ValueError, match="backend must be one of"):
+        hmc.sample(default_banana, [1.0, 0.5], 10, 10, 0.05, 5, backend="jax")
+    with pytest.raises(TypeError, match="target must have"):
+        hmc.sample(object(), [1.0, 0.5], 10, 10, 0.05, 5)
