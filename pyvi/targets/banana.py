@@ -53,7 +53,7 @@ class Banana:
     Example:
         >>> banana = Banana.default()
         >>> banana.num_data, round(banana.log_evidence(), 4)
-        (100, -208.6171)
+        (100, -223.9244)
     """
 
     dim = 2

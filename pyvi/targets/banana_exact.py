@@ -61,7 +61,7 @@ class BananaQuadrature:
         density = np.exp(log_integrand - peak)
         half_mass = float(np.sum(weights * density))
         # log p(y) = log(2 * integral over theta2 >= 0).
-        self.log_evidence = peak + math.log(2.0 * half_mass)
+        self.log_evidence = float(peak) + math.log(2.0 * half_mass)
         self.density = density / half_mass  # density of |theta2| on the grid (integrates to 1)
         self._weights = weights * self.density  # quadrature weights of E[f(|theta2|)]
 

@@ -1,0 +1,17 @@
+"""The `Example:` sections of the public docstrings run as doctests."""
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["pyvi", "pyvi._backend", "pyvi.targets.banana", "pyvi.targets.gaussian", "pyvi.targets.log_density",
+           "pyvi.hmc", "pyvi.diagnostics", "pyvi.ops"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    failures, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert tried > 0, f"{name} has no examples"
+    assert failures == 0
