@@ -135,6 +135,7 @@ def main() -> None:
     openmp = compiler_accepts("-fopenmp")
     with_cuda, cuda_reason = cuda_decision()
     torch_openmp = openmp and torch.backends.openmp.is_available()
+    extensions = [core_extension(openmp), torch_extension(with_cuda, torch_openmp)]  # sets the arch list
     # Read at run time by pyvi.backends() to say why a backend is missing.
     (ROOT / "pyvi" / "_build.json").write_text(
         json.dumps(
@@ -151,7 +152,7 @@ def main() -> None:
     )
     print(f"pyvi build: OpenMP {'on' if openmp else 'off'}; CUDA {cuda_reason}")
     setup(
-        ext_modules=[core_extension(openmp), torch_extension(with_cuda, torch_openmp)],
+        ext_modules=extensions,
         cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
     )
 

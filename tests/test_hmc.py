@@ -64,13 +64,29 @@ def test_random_steps_draws_path_length_uniformly():
 
 @pytest.mark.parametrize("backend", ["cpp", "numba"])
 @pytest.mark.parametrize("random_steps", [False, True])
-def test_cpp_and_numba_chains_are_identical(default_banana, backend, random_steps):
-    kwargs = dict(num_samples=3000, num_warmup=1000, step_size=0.05, num_steps=30, num_chains=3,
+@pytest.mark.parametrize("num_chains", [1, 3, 11])  # one chain, a partial group, a full group + rest
+def test_cpp_and_numba_chains_are_identical(default_banana, backend, random_steps, num_chains):
+    kwargs = dict(num_samples=3000, num_warmup=1000, step_size=0.05, num_steps=30, num_chains=num_chains,
                   random_steps=random_steps, seed=2024)
-    reference = hmc.sample(default_banana, [1.0, 0.5], backend="cpp", **kwargs)
-    result = hmc.sample(default_banana, [1.0, 0.5], backend=backend, **kwargs)
+    initial = np.random.default_rng(num_chains).normal(size=(num_chains, 2))
+    reference = hmc.sample(default_banana, initial, backend="cpp", num_threads=1, **kwargs)
+    result = hmc.sample(default_banana, initial, backend=backend, **kwargs)
     for field in ("samples", "log_prob", "accept_prob", "divergent", "num_steps", "step_size"):
         np.testing.assert_array_equal(getattr(result, field), getattr(reference, field), err_msg=field)
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numba"])
+def test_a_chain_does_not_depend_on_its_group(default_banana, backend):
+    """Native backends integrate chains in groups; chain c's draws must not depend on the others:
+    the first 3 of 11 chains (part of a full group) equal a 3-chain run (a partial group)."""
+    initial = np.random.default_rng(0).normal(size=(11, 2))
+    kwargs = dict(num_samples=500, num_warmup=500, step_size=0.05, num_steps=20, random_steps=True, seed=7,
+                  backend=backend)
+    many = hmc.sample(default_banana, initial, num_chains=11, **kwargs)
+    few = hmc.sample(default_banana, initial[:3], num_chains=3, **kwargs)
+    one = hmc.sample(default_banana, initial[:1], num_chains=1, **kwargs)
+    np.testing.assert_array_equal(many.samples[:3], few.samples)
+    np.testing.assert_array_equal(many.samples[:1], one.samples)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -170,11 +170,12 @@ py::dict hmc_binding(const Target& target, const DoubleArray& initial, int64_t n
   double* fs = final_step.mutable_data();
   {
     py::gil_scoped_release release;
-    parallel_for(num_chains, num_threads, [&](int64_t c) {
-      const ChainOutput out{s + c * num_samples * d, lp + c * num_samples, ap + c * num_samples,
-                            dv + c * num_samples,    ns + c * num_samples, fs + c};
-      hmc_chain(target, init + c * d, settings, static_cast<uint64_t>(c), out);
-    });
+    std::vector<ChainOutput> outs;
+    outs.reserve(num_chains);
+    for (int64_t c = 0; c < num_chains; ++c)
+      outs.push_back({s + c * num_samples * d, lp + c * num_samples, ap + c * num_samples,
+                      dv + c * num_samples, ns + c * num_samples, fs + c});
+    hmc_chains(target, init, settings, num_chains, outs, num_threads);
   }
   py::dict result;
   result["samples"] = samples;
