@@ -126,9 +126,13 @@ def _cmd_report(args) -> int:
     print("[1/1] HMC on the banana posterior ...", flush=True)
     metrics = {"hmc": run_hmc(out, args.data, args.seed, args.backend)}
     sections.append((out / "hmc.md").read_text())
+    from pyvi.report import write_html
+
+    markdown = "# pyvi report\n\n" + "\n".join(sections)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
-    (out / "report.md").write_text("# pyvi report\n\n" + "\n".join(sections))
-    print(f"wrote {out / 'report.md'} and {out / 'metrics.json'}")
+    (out / "report.md").write_text(markdown)
+    write_html(out, "pyvi report", markdown)
+    print(f"wrote {out / 'index.html'}, {out / 'report.md'} and {out / 'metrics.json'}")
     return 0
 
 
