@@ -11,7 +11,11 @@
 
 #include "../common/vae_likelihood.h"
 #include "no_cuda.h"
+#include "vae_fast_math.h"
 #include "vae_likelihood.h"
+
+#include <type_traits>
+#include <vector>
 
 namespace pyvi {
 
@@ -59,6 +63,55 @@ scalar_t row_sum(int64_t pixels, const Term& term) {
   for (; d < pixels; ++d) total += term(d);
   for (int j = 0; j < kLanes; ++j) total += lanes[j];
   return total;
+}
+
+/// The row's targets: x itself, or its dynamic draw written to `buffer` (one row of scratch per task).
+template <bool kDynamic>
+const float* row_targets(const float* xr, uint64_t key, uint64_t base, int64_t pixels, std::vector<float>& buffer) {
+  if constexpr (!kDynamic) {
+    return xr;
+  } else {
+    buffer.resize(static_cast<size_t>(pixels));
+    for (int64_t d = 0; d < pixels; ++d) buffer[d] = binary_pixel(xr[d], key, base + d);
+    return buffer.data();
+  }
+}
+
+/// Float32 Bernoulli forward (the training hot path): vectorised polynomial math per row (vae_fast_math.h).
+template <bool kDynamic>
+void bernoulli_forward_f32(const at::Tensor& logits, const at::Tensor& x, at::Tensor& out, int64_t seed) {
+  const int64_t samples = logits.size(0), batch = logits.size(1), pixels = logits.size(2);
+  const float* p = logits.const_data_ptr<float>();
+  const float* xs = x.const_data_ptr<float>();
+  float* o = out.mutable_data_ptr<float>();
+  const uint64_t key = counter_key(static_cast<uint64_t>(seed));
+  at::parallel_for(0, samples * batch, kRowGrain, [&](int64_t begin, int64_t end) {
+    std::vector<float> buffer;
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t b = row % batch;
+      const float* t = row_targets<kDynamic>(xs + b * pixels, key, static_cast<uint64_t>(b * pixels), pixels, buffer);
+      o[row] = fast::bernoulli_row(p + row * pixels, t, pixels);
+    }
+  });
+}
+
+template <bool kDynamic>
+void bernoulli_backward_f32(const at::Tensor& grad, const at::Tensor& logits, const at::Tensor& x, at::Tensor& out,
+                            int64_t seed) {
+  const int64_t samples = logits.size(0), batch = logits.size(1), pixels = logits.size(2);
+  const float* g = grad.const_data_ptr<float>();
+  const float* p = logits.const_data_ptr<float>();
+  const float* xs = x.const_data_ptr<float>();
+  float* o = out.mutable_data_ptr<float>();
+  const uint64_t key = counter_key(static_cast<uint64_t>(seed));
+  at::parallel_for(0, samples * batch, kRowGrain, [&](int64_t begin, int64_t end) {
+    std::vector<float> buffer;
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t b = row % batch;
+      const float* t = row_targets<kDynamic>(xs + b * pixels, key, static_cast<uint64_t>(b * pixels), pixels, buffer);
+      fast::bernoulli_grad_row(g[row], p + row * pixels, t, o + row * pixels, pixels);
+    }
+  });
 }
 
 template <typename scalar_t, bool kDynamic, typename Term>
@@ -142,9 +195,13 @@ at::Tensor bernoulli_log_lik_cpu(const at::Tensor& logits_in, const at::Tensor& 
   at::Tensor out = at::empty({logits.size(0), logits.size(1)}, logits.options());
   AT_DISPATCH_FLOATING_TYPES(logits.scalar_type(), "bernoulli_log_lik_cpu", [&] {
     with_dynamic(dynamic, [&](auto dyn) {
-      forward_rows<scalar_t, decltype(dyn)::value>(logits, x, out, seed, [](scalar_t l, scalar_t t) {
-        return bernoulli_log_prob(l, t);
-      });
+      if constexpr (std::is_same_v<scalar_t, float>) {
+        bernoulli_forward_f32<decltype(dyn)::value>(logits, x, out, seed);
+      } else {
+        forward_rows<scalar_t, decltype(dyn)::value>(logits, x, out, seed, [](scalar_t l, scalar_t t) {
+          return bernoulli_log_prob(l, t);
+        });
+      }
     });
   });
   return out;
@@ -159,9 +216,13 @@ at::Tensor bernoulli_log_lik_backward_cpu(const at::Tensor& grad_in, const at::T
   at::Tensor out = at::empty_like(logits);
   AT_DISPATCH_FLOATING_TYPES(logits.scalar_type(), "bernoulli_log_lik_backward_cpu", [&] {
     with_dynamic(dynamic, [&](auto dyn) {
-      backward_rows<scalar_t, decltype(dyn)::value>(grad, logits, x, out, seed, [](scalar_t l, scalar_t t) {
-        return bernoulli_log_prob_grad(l, t);
-      });
+      if constexpr (std::is_same_v<scalar_t, float>) {
+        bernoulli_backward_f32<decltype(dyn)::value>(grad, logits, x, out, seed);
+      } else {
+        backward_rows<scalar_t, decltype(dyn)::value>(grad, logits, x, out, seed, [](scalar_t l, scalar_t t) {
+          return bernoulli_log_prob_grad(l, t);
+        });
+      }
     });
   });
   return out;
