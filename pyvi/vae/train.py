@@ -29,7 +29,7 @@ from pyvi._validate import count, positive_float, seed_value
 from pyvi.data import MNISTData
 from pyvi.vae.model import VAE
 
-__all__ = ["train", "evaluate_elbo", "save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT", "eval_indices"]
+__all__ = ["train", "train_epoch", "evaluate_elbo", "save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT", "eval_indices"]
 
 CHECKPOINT_FORMAT = "pyvi.vae.checkpoint"
 CHECKPOINT_VERSION = 1
@@ -53,6 +53,28 @@ def evaluate_elbo(model: VAE, data: MNISTData, indices: torch.Tensor, *, seed: i
         x = data.batch(part, seed=seed)
         total += model.elbo(x, generator=generator).sum().item()
     return total / len(indices)
+
+
+def train_epoch(model: VAE, optimizer: torch.optim.Optimizer, data: MNISTData, batch_size: int,
+                cpu_generator: torch.Generator, noise_generator: torch.Generator) -> float:
+    """One pass over ``data`` in random minibatches, maximising the one-sample ELBO.
+
+    Each batch is an index permutation slice of the on-device data, binarised on the device with
+    a seed drawn from ``cpu_generator``. Returns the mean training ELBO of the epoch's batches.
+    """
+    model.train()
+    total, seen = torch.zeros((), device=data.device), 0
+    for indices in data.batches(batch_size, cpu_generator):
+        batch_seed = int(torch.randint(0, 2**62, (), generator=cpu_generator))
+        x = data.batch(indices, seed=batch_seed)
+        elbo = model.elbo(x, generator=noise_generator)
+        loss = -elbo.mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += elbo.detach().sum()
+        seen += len(indices)
+    return total.item() / max(seen, 1)
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
@@ -97,6 +119,13 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     return state
 
 
+def _adam(model: VAE, lr: float) -> torch.optim.Adam:
+    """Adam with torch's fused kernel (one pass over all parameters per step instead of a chain of
+    foreach ops: ~15% of a CPU epoch here); the update rule is the same."""
+    device = next(model.parameters()).device
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=device.type in ("cpu", "cuda"))
+
+
 def train(
     model: VAE,
     train_data: MNISTData,
@@ -136,7 +165,7 @@ def train(
     seed = seed_value(seed)
     eval_images = count(eval_images, "eval_images", minimum=1)
     device = train_data.device
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = _adam(model, lr)
     cpu_generator = torch.Generator().manual_seed(seed)
     noise_generator = torch.Generator(device=device).manual_seed(seed + 1)
     history = {"epoch": [], "train_elbo": [], "test_elbo": [], "seconds": []}
@@ -149,7 +178,7 @@ def train(
         model.load_state_dict(state["model"])
         settings = dict(state["settings"])
         batch_size, seed, eval_images = settings["batch_size"], settings["seed"], settings["eval_images"]
-        optimizer = torch.optim.Adam(model.parameters(), lr=settings["lr"])
+        optimizer = _adam(model, settings["lr"])
         optimizer.load_state_dict(state["optimizer"])
         cpu_generator.set_state(state["cpu_generator"])
         noise_generator.set_state(state["noise_generator"])
@@ -162,14 +191,7 @@ def train(
                initial=start_epoch, total=epochs)
     for epoch in bar:
         started = time.perf_counter()
-        model.train()
-        for indices in train_data.batches(batch_size, cpu_generator):
-            batch_seed = int(torch.randint(0, 2**62, (), generator=cpu_generator))
-            x = train_data.batch(indices, seed=batch_seed)
-            loss = -model.elbo(x, generator=noise_generator).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+        train_epoch(model, optimizer, train_data, batch_size, cpu_generator, noise_generator)
         seconds = time.perf_counter() - started
         model.eval()
         history["epoch"].append(epoch + 1)
