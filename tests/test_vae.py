@@ -7,6 +7,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pyvi.data import MNISTData, mnist
 from pyvi.testing import DEVICES, DTYPES
@@ -87,6 +89,27 @@ def test_fused_matches_reference_values_and_gradients(device, dtype, kind, seed)
         assert fused[2] is None and reference[2] is None
     if kind == "gaussian":
         torch.testing.assert_close(fused[3], reference[3], **tol)
+
+
+@settings(max_examples=40, deadline=None)
+@given(samples=st.integers(1, 3), batch=st.integers(0, 4), pixels=st.integers(1, 40), scale=st.sampled_from([0.1, 3.0, 60.0]),
+       dynamic=st.booleans(), transpose_x=st.booleans())
+def test_fused_float32_matches_reference_on_any_shape(samples, batch, pixels, scale, dynamic, transpose_x):
+    """The vectorised float32 rows (8 pixels at a time plus a scalar tail) on every length, empty
+    batches and non-contiguous x."""
+    generator = torch.Generator().manual_seed(samples * 1000 + batch * 100 + pixels)
+    logits = scale * torch.randn(samples, batch, pixels, generator=generator)
+    x = torch.rand(pixels, batch, generator=generator).T if transpose_x else torch.rand(batch, pixels, generator=generator)
+    seed = 7 if dynamic else None
+    fused = bernoulli_log_likelihood(logits, x, seed=seed)
+    reference = bernoulli_log_likelihood(logits.double(), x.double(), seed=seed, impl="reference")
+    torch.testing.assert_close(fused.double(), reference, rtol=1e-5, atol=1e-4 * pixels)
+    logits.requires_grad_()
+    weights = torch.randn(samples, batch, generator=generator)
+    (grad,) = torch.autograd.grad((bernoulli_log_likelihood(logits, x, seed=seed) * weights).sum(), logits)
+    target = x if seed is None else binarize_reference(x, seed)
+    torch.testing.assert_close(grad, weights[..., None] * (target - torch.sigmoid(logits.detach())), rtol=1e-5,
+                               atol=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["bernoulli", "gaussian"])
