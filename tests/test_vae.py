@@ -350,3 +350,16 @@ def test_cli_writes_every_output(tmp_path):
     assert main(["--epochs", "2", "--out", str(out), "--resume", str(out / "checkpoint.pt"), "--iwae-k", "1",
                  "--eval-images", "100", "--no-progress"]) == 0
     assert json.loads((out / "metrics.json").read_text())["epochs"] == 2
+
+
+def test_cli_reports_bad_data_and_checkpoints_as_errors(tmp_path, capsys):
+    from pyvi.vae.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--data", str(tmp_path / "no-mnist"), "--epochs", "1", "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert "MNIST/raw/train-images-idx3-ubyte" in capsys.readouterr().err
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit):
+        main(["--resume", str(tmp_path / "bad.pt"), "--epochs", "1", "--out", str(tmp_path / "out")])
+    assert "truncated or not a torch checkpoint" in capsys.readouterr().err

@@ -112,7 +112,11 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = add_arguments(argparse.ArgumentParser(prog="pyvi vae", description=__doc__.splitlines()[0]))
-    metrics = run(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    try:
+        metrics = run(args)
+    except (FileNotFoundError, ValueError) as error:  # bad data folder, checkpoint or option
+        parser.exit(2, f"pyvi vae: error: {error}\n")
     print(json.dumps({key: metrics[key] for key in ("final_train_elbo", "final_test_elbo",
                                                      "iwae_test_log_likelihood")}, indent=2))
     return 0

@@ -106,8 +106,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as error:
-        raise ValueError(f"checkpoint {path} is truncated or not a torch checkpoint ({type(error).__name__}: "
-                         f"{str(error)[:200]})") from error
+        # torch's own message suggests weights_only=False, which would run arbitrary pickled code: not shown.
+        raise ValueError(f"checkpoint {path} is truncated or not a torch checkpoint ({type(error).__name__}); "
+                         "the previous good checkpoint is the one written after the last finished epoch") from error
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a pyvi VAE checkpoint (no format tag {CHECKPOINT_FORMAT!r})")
     if state.get("version") != CHECKPOINT_VERSION:
