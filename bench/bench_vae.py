@@ -1,0 +1,118 @@
+"""VAE (Problem 4) on the embedded MNIST digits: one training epoch and the likelihood op alone.
+
+- Epoch, CPU, batch 128, torch threads fixed (bench/conftest.py): pyvi (data as one tensor, batches
+  by index, on-device binarisation, fused likelihood op) against the homework's style (a
+  torchvision-style Dataset, per-image PIL -> ToTensor through a DataLoader, torch.bernoulli per
+  batch, the plain-torch reference likelihood), plus pyvi's pipeline with the reference op, to
+  separate the two effects. All three train the same architecture with Adam (pyvi: torch's fused
+  Adam, as pyvi.vae.train uses; homework: the default Adam).
+- Likelihood op: fused vs reference, forward + backward at B = 128 (training) and forward at
+  K x B = 5,000 x 20 (IWAE evaluation), float32.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import size
+
+from pyvi.data import MNISTData, mnist
+from pyvi.vae import VAE, bernoulli_log_likelihood
+from pyvi.vae.train import train_epoch
+
+BATCH_SIZE = 128
+NUM_TRAIN = size(4000, 512)
+
+
+def _train_data() -> MNISTData:
+    data = mnist("embedded", "train")
+    return MNISTData(data.images[:NUM_TRAIN], data.labels[:NUM_TRAIN], data.binarize, data.source, data.split)
+
+
+class _HomeworkStyleMNIST(torch.utils.data.Dataset):
+    """What torchvision.datasets.MNIST(transform=ToTensor()) does per item: uint8 array -> PIL image
+    -> ToTensor (float CHW in [0, 1])."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray):
+        from torchvision.transforms import ToTensor
+
+        self.images, self.labels, self.transform = images, labels, ToTensor()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.images[index], mode="L")), int(self.labels[index])
+
+
+def _homework_epoch(model, optimizer, loader) -> float:
+    total = 0.0
+    for images, _ in loader:
+        x = torch.bernoulli(images.view(len(images), -1))
+        elbo = model.elbo(x)
+        loss = -elbo.mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += elbo.detach().sum().item()
+    return total / len(loader.dataset)
+
+
+@pytest.mark.parametrize("impl", ["pyvi-fused", "pyvi-reference", "homework-dataloader"])
+def test_epoch(benchmark, impl):
+    benchmark.group = f"VAE: one training epoch, {NUM_TRAIN:,} images, batch {BATCH_SIZE}, CPU"
+    data = _train_data()
+    torch.manual_seed(0)
+    model = VAE(impl="reference" if impl != "pyvi-fused" else "fused")
+    # The homework's plain Adam; pyvi's train() uses torch's fused Adam (same update, one kernel).
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=impl != "homework-dataloader")
+    if impl == "homework-dataloader":
+        pixels = (data.images * 255).round().to(torch.uint8).reshape(-1, 28, 28).numpy()
+        dataset = _HomeworkStyleMNIST(pixels, data.labels.numpy())
+        first, _ = dataset[0]
+        torch.testing.assert_close(first.view(-1), data.images[0])  # the same pixels both ways
+        loader = torch.utils.data.DataLoader(dataset, batch_size=BATCH_SIZE, shuffle=True)
+
+        def run():
+            return _homework_epoch(model, optimizer, loader)
+    else:
+        cpu_generator, noise_generator = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
+
+        def run():
+            return train_epoch(model, optimizer, data, BATCH_SIZE, cpu_generator, noise_generator)
+
+    first_epoch = run()  # also the warm-up
+    assert -600.0 < first_epoch < -150.0, first_epoch  # it trains: from ~-543 (784 log 2) upwards
+    benchmark.pedantic(run, rounds=size(3, 1), iterations=1)
+    benchmark.extra_info.update(impl=impl, baseline=impl == "homework-dataloader", num_images=NUM_TRAIN,
+                                batch_size=BATCH_SIZE)
+
+
+SHAPES = [pytest.param((1, 128), id="Bx128-fwd+bwd"), pytest.param((size(5000, 100), 20), id="KxB-fwd")]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("impl", ["fused", "reference"])
+def test_likelihood_op(benchmark, impl, shape):
+    samples, batch = shape
+    backward = samples == 1
+    benchmark.group = (f"Bernoulli log-likelihood, {samples:,} x {batch} x 784, float32, "
+                       + ("forward + backward" if backward else "forward (IWAE evaluation)"))
+    generator = torch.Generator().manual_seed(0)
+    logits = (3 * torch.randn(samples, batch, 784, generator=generator)).requires_grad_(backward)
+    x = (torch.rand(batch, 784, generator=generator) < 0.3).float()
+    expected = bernoulli_log_likelihood(logits, x, impl="reference")
+    torch.testing.assert_close(bernoulli_log_likelihood(logits, x, impl=impl), expected, rtol=1e-5, atol=1e-3)
+
+    def run():
+        if backward:
+            (grad,) = torch.autograd.grad(bernoulli_log_likelihood(logits, x, impl=impl).sum(), logits)
+            return grad
+        with torch.no_grad():
+            return bernoulli_log_likelihood(logits, x, impl=impl)
+
+    benchmark.pedantic(run, rounds=size(20 if backward else 3, 1), iterations=1, warmup_rounds=1)
+    benchmark.extra_info.update(impl=impl, baseline=impl == "reference", samples=samples, batch=batch, pixels=784)

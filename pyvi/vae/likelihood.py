@@ -1,0 +1,195 @@
+"""The VAE decoder likelihoods log p(x | z), fused (one custom op) or as plain torch references.
+
+Both take the decoder's outputs for S importance samples of a batch, ``(S, B, D)`` (or ``(B, D)``
+for one sample), and the batch ``x`` ``(B, D)``, broadcast over S without being copied, and
+return log p(x | z) summed over the D pixels, ``(S, B)`` (or ``(B,)``).
+
+With ``seed`` given, x holds gray levels and is binarised on the fly: pixel ``i`` of the flattened
+batch is 1 when ``u(seed, i) < x_i`` for a counter-based uniform ``u`` (see
+``csrc/common/vae_likelihood.h``), so the fused kernels, the CUDA kernels, :func:`binarize` and
+the torch reference :func:`counter_uniform` all draw the same bits.
+
+References:
+    Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014, arXiv:1312.6114.
+    Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011 (counter-based RNGs).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from pyvi._validate import choice, seed_value
+
+__all__ = [
+    "binarize",
+    "bernoulli_log_likelihood",
+    "gaussian_log_likelihood",
+    "counter_uniform",
+    "binarize_reference",
+]
+
+_MASK64 = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def _signed(value: int) -> int:
+    value &= _MASK64
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _splitmix_mix(z: torch.Tensor) -> torch.Tensor:
+    """splitmix64's output function on int64 tensors (wrapping multiply, logical shifts)."""
+
+    def shift(v, k):
+        return (v >> k) & ((1 << (64 - k)) - 1)
+
+    z = (z ^ shift(z, 30)) * _signed(0xBF58476D1CE4E5B9)
+    z = (z ^ shift(z, 27)) * _signed(0x94D049BB133111EB)
+    return z ^ shift(z, 31)
+
+
+def _key(seed: int) -> int:
+    z = (seed + _GOLDEN) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def counter_uniform(seed: int, numel: int, *, dtype: torch.dtype = torch.float32, device="cpu") -> torch.Tensor:
+    """The counter-based uniforms u(seed, 0..numel-1) in [0, 1), 24 bits each, in plain torch.
+
+    The reference for the kernels' generator (``csrc/common/vae_likelihood.h``).
+    """
+    seed = seed_value(seed)
+    key = _key(seed)
+    index = torch.arange(1, numel + 1, dtype=torch.int64, device=device)
+    state = index * _signed(_GOLDEN) + _signed(key)
+    bits = (_splitmix_mix(state) >> 40) & ((1 << 24) - 1)
+    return bits.to(dtype) * 2.0**-24
+
+
+def binarize_reference(probs: torch.Tensor, seed: int) -> torch.Tensor:
+    """:func:`binarize` in plain torch."""
+    u = counter_uniform(seed, probs.numel(), dtype=probs.dtype, device=probs.device).reshape(probs.shape)
+    return (u < probs).to(probs.dtype)
+
+
+def _fused_available() -> bool:
+    from pyvi._backend import _load
+
+    return _load("torch_ops")[0] is not None
+
+
+def binarize(probs: torch.Tensor, seed: int) -> torch.Tensor:
+    """x ~ Bernoulli(probs) element-wise, drawn by a counter-based RNG keyed by ``seed``.
+
+    Element ``i`` of the flattened tensor gets bit ``[u(seed, i) < probs_i]``: the same bits on
+    CPU and CUDA and whatever the thread count. Uses the custom op when pyvi._C is built.
+
+    Example:
+        >>> binarize(torch.tensor([0.0, 1.0, 0.5]), seed=0)[:2].tolist()
+        [0.0, 1.0]
+    """
+    if not isinstance(probs, torch.Tensor):
+        raise TypeError(f"probs must be a torch.Tensor, got {type(probs).__name__}")
+    if probs.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"probs must be float32 or float64, got {probs.dtype}")
+    seed = seed_value(seed)
+    if seed >= 2**63:
+        raise ValueError(f"seed must be < 2**63, got {seed}")
+    if not _fused_available():
+        return binarize_reference(probs, seed)
+    from pyvi.vae import _ops  # noqa: F401
+
+    return torch.ops.pyvi.binarize(probs, seed).reshape(probs.shape)
+
+
+def _prepare(params: torch.Tensor, x: torch.Tensor, seed: int | None, name: str):
+    for value, label in ((params, name), (x, "x")):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{label} must be a torch.Tensor, got {type(value).__name__}")
+        if value.dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"{label} must be float32 or float64, got {value.dtype}")
+    if params.dim() not in (2, 3):
+        raise ValueError(f"{name} must have shape (batch, pixels) or (samples, batch, pixels), got {tuple(params.shape)}")
+    if x.dim() != 2 or x.shape != params.shape[-2:]:
+        raise ValueError(f"x must have shape {tuple(params.shape[-2:])}, got {tuple(x.shape)}")
+    if x.dtype != params.dtype:
+        raise TypeError(f"x must have the dtype of {name} ({params.dtype}), got {x.dtype}")
+    if x.device != params.device:
+        raise ValueError(f"x must be on the device of {name} ({params.device}), got {x.device}")
+    if seed is not None:
+        seed = seed_value(seed)
+        if seed >= 2**63:
+            raise ValueError(f"seed must be < 2**63, got {seed}")
+    squeeze = params.dim() == 2
+    return (params.unsqueeze(0) if squeeze else params), squeeze, seed
+
+
+def bernoulli_log_likelihood(
+    logits: torch.Tensor, x: torch.Tensor, *, seed: int | None = None, impl: str = "fused"
+) -> torch.Tensor:
+    """sum_d log Bernoulli(x_d | sigmoid(logits_d)), numerically stable, per sample and image.
+
+    Args:
+        logits: ``(B, D)`` or ``(S, B, D)`` decoder outputs.
+        x: ``(B, D)`` targets in [0, 1] (gray levels when ``seed`` is given).
+        seed: binarise x on the fly with this seed (dynamic binarisation); ``None`` uses x as is.
+        impl: ``"fused"`` (one custom-op pass forward and backward) or ``"reference"`` (torch).
+
+    Returns:
+        ``(B,)`` or ``(S, B)``.
+
+    Example:
+        >>> logits = torch.zeros(2, 784)
+        >>> round(bernoulli_log_likelihood(logits, torch.ones(2, 784), impl="reference")[0].item(), 2)
+        -543.43
+    """
+    impl = choice(impl, "impl", ("fused", "reference"))
+    logits3, squeeze, seed = _prepare(logits, x, seed, "logits")
+    if impl == "reference":
+        target = x if seed is None else binarize_reference(x.detach(), seed)
+        out = -F.binary_cross_entropy_with_logits(logits3, target.expand_as(logits3), reduction="none").sum(-1)
+    else:
+        from pyvi.vae import _ops  # noqa: F401
+
+        out = torch.ops.pyvi.bernoulli_log_lik(logits3, x, 0 if seed is None else seed, seed is not None)
+    return out.squeeze(0) if squeeze else out
+
+
+def gaussian_log_likelihood(
+    mean: torch.Tensor, x: torch.Tensor, log_scale: torch.Tensor, *, seed: int | None = None, impl: str = "fused"
+) -> torch.Tensor:
+    """sum_d log N(x_d | mean_d, exp(log_scale)^2): the homework's decoder with a learned scale.
+
+    Args:
+        mean: ``(B, D)`` or ``(S, B, D)`` decoder outputs.
+        x: ``(B, D)`` (gray levels when ``seed`` is given).
+        log_scale: one-element tensor, log of the shared standard deviation.
+        seed: binarise x on the fly with this seed; ``None`` uses x as is.
+        impl: ``"fused"`` or ``"reference"``.
+
+    Example:
+        >>> out = gaussian_log_likelihood(torch.zeros(1, 784), torch.zeros(1, 784), torch.zeros(()),
+        ...                               impl="reference")
+        >>> round(out.item(), 2)
+        -720.45
+    """
+    impl = choice(impl, "impl", ("fused", "reference"))
+    mean3, squeeze, seed = _prepare(mean, x, seed, "mean")
+    if not isinstance(log_scale, torch.Tensor) or log_scale.numel() != 1:
+        raise TypeError("log_scale must be a one-element torch.Tensor")
+    if log_scale.dtype != mean.dtype or log_scale.device != mean.device:
+        raise TypeError(f"log_scale must have the dtype and device of mean ({mean.dtype}, {mean.device})")
+    if impl == "reference":
+        target = x if seed is None else binarize_reference(x.detach(), seed)
+        scale = log_scale.reshape(()).exp()
+        out = (-0.5 * ((target - mean3) / scale) ** 2 - log_scale.reshape(()) - 0.5 * math.log(2 * math.pi)).sum(-1)
+    else:
+        from pyvi.vae import _ops  # noqa: F401
+
+        out = torch.ops.pyvi.gaussian_log_lik(mean3, x, log_scale, 0 if seed is None else seed, seed is not None)
+    return out.squeeze(0) if squeeze else out

@@ -1,0 +1,210 @@
+"""Training loop for :class:`pyvi.vae.VAE` with per-epoch ELBO curves and exact resume.
+
+Randomness comes from two explicit generators, both saved in every checkpoint: one on the CPU for
+the epoch permutations and the per-batch binarisation seeds, one on the training device for the
+reparameterisation noise. The per-epoch evaluation uses its own freshly seeded generators, so it
+never disturbs the training stream. Hence a run resumed from the checkpoint of epoch e reproduces
+the uninterrupted run exactly (bit for bit on the CPU).
+
+Checkpoints are written to a temporary file in the same folder and moved into place with
+``os.replace``, so a crash mid-write never replaces the previous good checkpoint.
+
+References:
+    Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014, arXiv:1312.6114.
+    Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015, arXiv:1412.6980.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import torch
+
+from pyvi._validate import count, positive_float, seed_value
+from pyvi.data import MNISTData
+from pyvi.vae.model import VAE
+
+__all__ = ["train", "train_epoch", "evaluate_elbo", "save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT", "eval_indices"]
+
+CHECKPOINT_FORMAT = "pyvi.vae.checkpoint"
+CHECKPOINT_VERSION = 1
+#: Fixed binarisation seeds of the evaluation sets (train subset, test subset).
+EVAL_SEEDS = (1_000_003, 2_000_003)
+
+
+def eval_indices(size: int, num: int, seed: int) -> torch.Tensor:
+    """``num`` fixed random indices out of ``size`` (all of them, in order, when num >= size)."""
+    if num >= size:
+        return torch.arange(size)
+    return torch.randperm(size, generator=torch.Generator().manual_seed(seed))[:num].sort().values
+
+
+@torch.no_grad()
+def evaluate_elbo(model: VAE, data: MNISTData, indices: torch.Tensor, *, seed: int, batch_size: int = 500) -> float:
+    """Mean one-sample ELBO over ``data[indices]`` (nats per image), with fixed binarisation and noise."""
+    generator = torch.Generator(device=data.device).manual_seed(seed)
+    total = 0.0
+    for part in indices.split(batch_size):
+        x = data.batch(part, seed=seed)
+        total += model.elbo(x, generator=generator).sum().item()
+    return total / len(indices)
+
+
+def train_epoch(model: VAE, optimizer: torch.optim.Optimizer, data: MNISTData, batch_size: int,
+                cpu_generator: torch.Generator, noise_generator: torch.Generator) -> float:
+    """One pass over ``data`` in random minibatches, maximising the one-sample ELBO.
+
+    Each batch is an index permutation slice of the on-device data, binarised on the device with
+    a seed drawn from ``cpu_generator``. Returns the mean training ELBO of the epoch's batches.
+    """
+    model.train()
+    total, seen = torch.zeros((), device=data.device), 0
+    for indices in data.batches(batch_size, cpu_generator):
+        batch_seed = int(torch.randint(0, 2**62, (), generator=cpu_generator))
+        x = data.batch(indices, seed=batch_seed)
+        elbo = model.elbo(x, generator=noise_generator)
+        loss = -elbo.mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += elbo.detach().sum()
+        seen += len(indices)
+    return total.item() / max(seen, 1)
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
+    """Atomically write ``state`` (temporary file in the same folder, fsync, ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save(state, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a checkpoint written by :func:`train`.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is truncated, not a torch file, or not a pyvi VAE checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as error:
+        # torch's own message suggests weights_only=False, which would run arbitrary pickled code: not shown.
+        raise ValueError(f"checkpoint {path} is truncated or not a torch checkpoint ({type(error).__name__}); "
+                         "the previous good checkpoint is the one written after the last finished epoch") from error
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is not a pyvi VAE checkpoint (no format tag {CHECKPOINT_FORMAT!r})")
+    if state.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(f"checkpoint {path} has version {state.get('version')}, this pyvi reads {CHECKPOINT_VERSION}")
+    missing = {"model_config", "model", "optimizer", "epoch", "cpu_generator", "noise_generator", "history",
+               "settings"} - set(state)
+    if missing:
+        raise ValueError(f"checkpoint {path} lacks {', '.join(sorted(missing))}")
+    return state
+
+
+def _adam(model: VAE, lr: float) -> torch.optim.Adam:
+    """Adam with torch's fused kernel (one pass over all parameters per step instead of a chain of
+    foreach ops: ~15% of a CPU epoch here); the update rule is the same."""
+    device = next(model.parameters()).device
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=device.type in ("cpu", "cuda"))
+
+
+def train(
+    model: VAE,
+    train_data: MNISTData,
+    test_data: MNISTData,
+    *,
+    epochs: int = 100,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+    checkpoint: str | os.PathLike | None = None,
+    resume: str | os.PathLike | None = None,
+    eval_images: int = 1000,
+    progress: bool = True,
+) -> dict:
+    """Train ``model`` with Adam on ``train_data``; ELBO curves on 1,000 train / test images.
+
+    Args:
+        model: the VAE, on the data's device.
+        train_data, test_data: from :func:`pyvi.data.mnist` (same device).
+        epochs: total epochs (when resuming, the run continues up to this many).
+        batch_size, lr, seed: minibatch size, Adam step size, seed of the training generators.
+            When resuming they are taken from the checkpoint.
+        checkpoint: file written after every epoch (model, optimiser, epoch, generators, history).
+        resume: a checkpoint to continue from; its model config must match ``model``.
+        eval_images: images of each set in the per-epoch ELBO (all when a set has fewer).
+        progress: show a tqdm bar.
+
+    Returns:
+        The history: ``{"epoch", "train_elbo", "test_elbo", "seconds"}`` lists (per epoch) and
+        ``"settings"``.
+    """
+    from tqdm.auto import tqdm
+
+    epochs = count(epochs, "epochs", minimum=0)
+    batch_size = count(batch_size, "batch_size", minimum=1)
+    lr = positive_float(lr, "lr")
+    seed = seed_value(seed)
+    eval_images = count(eval_images, "eval_images", minimum=1)
+    device = train_data.device
+    optimizer = _adam(model, lr)
+    cpu_generator = torch.Generator().manual_seed(seed)
+    noise_generator = torch.Generator(device=device).manual_seed(seed + 1)
+    history = {"epoch": [], "train_elbo": [], "test_elbo": [], "seconds": []}
+    settings = {"batch_size": batch_size, "lr": lr, "seed": seed, "eval_images": eval_images}
+    start_epoch = 0
+    if resume is not None:
+        state = load_checkpoint(resume)
+        if state["model_config"] != model.config():
+            raise ValueError(f"checkpoint {resume} holds a model {state['model_config']}, not {model.config()}")
+        model.load_state_dict(state["model"])
+        settings = dict(state["settings"])
+        batch_size, seed, eval_images = settings["batch_size"], settings["seed"], settings["eval_images"]
+        optimizer = _adam(model, settings["lr"])
+        optimizer.load_state_dict(state["optimizer"])
+        cpu_generator.set_state(state["cpu_generator"])
+        noise_generator.set_state(state["noise_generator"])
+        history = {key: list(value) for key, value in state["history"].items()}
+        start_epoch = int(state["epoch"])
+    train_eval = eval_indices(len(train_data), eval_images, seed + 2)
+    test_eval = eval_indices(len(test_data), eval_images, seed + 3)
+
+    bar = tqdm(range(start_epoch, epochs), disable=not progress, desc="vae", unit="epoch",
+               initial=start_epoch, total=epochs)
+    for epoch in bar:
+        started = time.perf_counter()
+        train_epoch(model, optimizer, train_data, batch_size, cpu_generator, noise_generator)
+        seconds = time.perf_counter() - started
+        model.eval()
+        history["epoch"].append(epoch + 1)
+        history["train_elbo"].append(evaluate_elbo(model, train_data, train_eval, seed=EVAL_SEEDS[0]))
+        history["test_elbo"].append(evaluate_elbo(model, test_data, test_eval, seed=EVAL_SEEDS[1]))
+        history["seconds"].append(seconds)
+        bar.set_postfix(train=f"{history['train_elbo'][-1]:.1f}", test=f"{history['test_elbo'][-1]:.1f}")
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, {
+                "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model_config": model.config(),
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+                "cpu_generator": cpu_generator.get_state(), "noise_generator": noise_generator.get_state(),
+                "history": history, "settings": settings,
+            })
+    return {**history, "settings": settings}

@@ -1,0 +1,365 @@
+"""pyvi.vae: fused likelihood ops against their torch references, the bounds, training, resume."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pyvi.data import MNISTData, mnist
+from pyvi.testing import DEVICES, DTYPES
+from pyvi.vae import VAE, bernoulli_log_likelihood, binarize, gaussian_log_likelihood
+from pyvi.vae import _ops  # noqa: F401  (registers the ops' autograd and fake kernels)
+from pyvi.vae.likelihood import binarize_reference, counter_uniform
+from pyvi.vae.train import load_checkpoint, save_checkpoint, train
+
+SEEDS = [pytest.param(None, id="given-x"), pytest.param(12345, id="dynamic")]
+
+
+def _inputs(device, dtype, samples=3, batch=5, pixels=37, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    params = (3.0 * torch.randn(samples, batch, pixels, generator=generator, dtype=dtype)).to(device)
+    x = torch.rand(batch, pixels, generator=generator, dtype=dtype).to(device)
+    log_scale = torch.tensor(-0.4, dtype=dtype, device=device)
+    return params, x, log_scale
+
+
+def _likelihood(kind, params, x, log_scale, seed, impl):
+    if kind == "bernoulli":
+        return bernoulli_log_likelihood(params, x, seed=seed, impl=impl)
+    return gaussian_log_likelihood(params, x, log_scale, seed=seed, impl=impl)
+
+
+# ---------------------------------------------------------------- counter-based binarisation
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_binarize_matches_torch_reference_bit_for_bit(device, dtype):
+    probs = torch.rand(7, 113, dtype=dtype).to(device)
+    for seed in (0, 1, 2**62 + 12345):
+        assert torch.equal(binarize(probs, seed), binarize_reference(probs, seed))
+
+
+def test_counter_uniform_is_uniform_and_seeded():
+    u = counter_uniform(3, 200_000, dtype=torch.float64)
+    assert 0.0 <= u.min() and u.max() < 1.0
+    assert abs(u.mean().item() - 0.5) < 4 * math.sqrt(1 / 12 / 200_000)
+    assert abs(u.var().item() - 1 / 12) < 1e-3
+    assert not torch.equal(u[:1000], counter_uniform(4, 1000, dtype=torch.float64))
+    # Neighbouring indices are uncorrelated.
+    assert abs(torch.corrcoef(torch.stack([u[:-1], u[1:]]))[0, 1].item()) < 0.01
+
+
+def test_binarize_rejects_bad_input():
+    with pytest.raises(TypeError, match="probs"):
+        binarize(torch.zeros(3, dtype=torch.int64), 0)
+    with pytest.raises(ValueError, match="seed"):
+        binarize(torch.zeros(3), -1)
+
+
+# ---------------------------------------------------------------- fused == reference
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["bernoulli", "gaussian"])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_fused_matches_reference_values_and_gradients(device, dtype, kind, seed):
+    params, x, log_scale = _inputs(device, dtype)
+    tol = {"rtol": 1e-5, "atol": 1e-4} if dtype == torch.float32 else {"rtol": 1e-10, "atol": 1e-9}
+    results = {}
+    for impl in ("fused", "reference"):
+        p, xx, s = (t.clone().requires_grad_() for t in (params, x, log_scale))
+        out = _likelihood(kind, p, xx, s, seed, impl)
+        weights = torch.linspace(-1.0, 2.0, out.numel(), dtype=dtype, device=device).reshape(out.shape)
+        (out * weights).sum().backward()
+        results[impl] = (out.detach(), p.grad, xx.grad, s.grad)
+    fused, reference = results["fused"], results["reference"]
+    assert fused[0].shape == (3, 5)
+    torch.testing.assert_close(fused[0], reference[0], **tol)
+    torch.testing.assert_close(fused[1], reference[1], **tol)
+    if seed is None:
+        torch.testing.assert_close(fused[2], reference[2], **tol)
+    else:  # a dynamically binarised x is a draw: no gradient reaches the gray levels
+        assert fused[2] is None and reference[2] is None
+    if kind == "gaussian":
+        torch.testing.assert_close(fused[3], reference[3], **tol)
+
+
+@settings(max_examples=40, deadline=None)
+@given(samples=st.integers(1, 3), batch=st.integers(0, 4), pixels=st.integers(1, 40), scale=st.sampled_from([0.1, 3.0, 60.0]),
+       dynamic=st.booleans(), transpose_x=st.booleans())
+def test_fused_float32_matches_reference_on_any_shape(samples, batch, pixels, scale, dynamic, transpose_x):
+    """The vectorised float32 rows (8 pixels at a time plus a scalar tail) on every length, empty
+    batches and non-contiguous x."""
+    generator = torch.Generator().manual_seed(samples * 1000 + batch * 100 + pixels)
+    logits = scale * torch.randn(samples, batch, pixels, generator=generator)
+    x = torch.rand(pixels, batch, generator=generator).T if transpose_x else torch.rand(batch, pixels, generator=generator)
+    seed = 7 if dynamic else None
+    fused = bernoulli_log_likelihood(logits, x, seed=seed)
+    reference = bernoulli_log_likelihood(logits.double(), x.double(), seed=seed, impl="reference")
+    torch.testing.assert_close(fused.double(), reference, rtol=1e-5, atol=1e-4 * pixels)
+    logits.requires_grad_()
+    weights = torch.randn(samples, batch, generator=generator)
+    (grad,) = torch.autograd.grad((bernoulli_log_likelihood(logits, x, seed=seed) * weights).sum(), logits)
+    target = x if seed is None else binarize_reference(x, seed)
+    torch.testing.assert_close(grad, weights[..., None] * (target - torch.sigmoid(logits.detach())), rtol=1e-5,
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["bernoulli", "gaussian"])
+def test_two_dimensional_input_and_extreme_logits(kind):
+    params = torch.tensor([[-200.0, -30.0, 0.0, 30.0, 200.0]], dtype=torch.float64)
+    x = torch.tensor([[0.0, 1.0, 0.5, 0.0, 1.0]], dtype=torch.float64)
+    fused = _likelihood(kind, params, x, torch.zeros((), dtype=torch.float64), None, "fused")
+    reference = _likelihood(kind, params, x, torch.zeros((), dtype=torch.float64), None, "reference")
+    assert fused.shape == (1,) and torch.isfinite(fused).all()
+    torch.testing.assert_close(fused, reference)
+    if kind == "bernoulli":  # x l - max(l, 0) - log1p(exp(-|l|)) term by term
+        expected = -(math.log1p(math.exp(-200)) + 30 + math.log1p(math.exp(-30)) + math.log(2) + 30
+                     + math.log1p(math.exp(-30)) + math.log1p(math.exp(-200)))
+        assert fused.item() == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["bernoulli", "gaussian"])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_gradcheck_float64(kind, seed):
+    params, x, log_scale = _inputs("cpu", torch.float64, samples=2, batch=3, pixels=6)
+    params.requires_grad_()
+    x.requires_grad_(seed is None)
+    log_scale.requires_grad_()
+    assert torch.autograd.gradcheck(lambda p, xx, s: _likelihood(kind, p, xx, s, seed, "fused"), (params, x, log_scale))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+# opcheck's own AOT-dispatch harness reads .grad of a non-leaf internally and warns about it.
+@pytest.mark.filterwarnings("ignore:The .grad attribute of a Tensor that is not a leaf")
+def test_opcheck(device):
+    params, x, log_scale = _inputs(device, torch.float64)
+    params.requires_grad_()
+    grad = torch.randn(3, 5, dtype=torch.float64, device=device)
+    ops = torch.ops.pyvi
+    for dynamic in (False, True):
+        torch.library.opcheck(ops.bernoulli_log_lik, (params, x, 7, dynamic))
+        torch.library.opcheck(ops.gaussian_log_lik, (params, x, log_scale.clone().requires_grad_(), 7, dynamic))
+        torch.library.opcheck(ops.bernoulli_log_lik_backward, (grad, params.detach(), x, 7, dynamic))
+        torch.library.opcheck(ops.gaussian_log_lik_backward, (grad, params.detach(), x, log_scale, 7, dynamic))
+    torch.library.opcheck(ops.binarize, (x, 3))
+
+
+def test_bad_likelihood_input():
+    params, x, log_scale = _inputs("cpu", torch.float32)
+    with pytest.raises(ValueError, match="x must have shape"):
+        bernoulli_log_likelihood(params, x[:, :-1])
+    with pytest.raises(TypeError, match="dtype"):
+        bernoulli_log_likelihood(params, x.double())
+    with pytest.raises(ValueError, match="logits must have shape"):
+        bernoulli_log_likelihood(params[0, 0], x[0])
+    with pytest.raises(TypeError, match="log_scale"):
+        gaussian_log_likelihood(params, x, torch.zeros(2))
+    with pytest.raises(ValueError, match="impl"):
+        bernoulli_log_likelihood(params, x, impl="fast")
+    with pytest.raises(ValueError, match="x must have shape"):  # the op's own boundary check
+        torch.ops.pyvi.bernoulli_log_lik(params, x[:, :-1], 0, False)
+
+
+# ---------------------------------------------------------------- the model and its bounds
+
+
+@pytest.fixture(scope="module")
+def test_images() -> MNISTData:
+    return mnist("embedded", "test")
+
+
+def test_model_fused_equals_reference(test_images):
+    x = test_images.batch(torch.arange(64), seed=0)
+    grads = {}
+    for impl in ("fused", "reference"):
+        torch.manual_seed(0)
+        model = VAE(impl=impl)
+        elbo = model.elbo(x, generator=torch.Generator().manual_seed(1))
+        elbo.mean().backward()
+        grads[impl] = (elbo.detach(), [p.grad for p in model.parameters()])
+    torch.testing.assert_close(grads["fused"][0], grads["reference"][0], rtol=1e-5, atol=1e-3)
+    for a, b in zip(grads["fused"][1], grads["reference"][1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_model_dynamic_seed_path_equals_prebinarised(test_images):
+    torch.manual_seed(0)
+    model = VAE()
+    gray = test_images.images[:32]
+    a = model.elbo(gray, seed=5, generator=torch.Generator().manual_seed(1))
+    b = model.elbo(binarize(gray, 5), generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(a, b)
+
+
+def _trained_model(test_images, epochs=1):
+    torch.manual_seed(0)
+    model = VAE()
+    train(model, test_images, test_images, epochs=epochs, batch_size=100, eval_images=100, progress=False)
+    return model
+
+
+def test_iwae_bounds_increase_with_k_on_average(test_images):
+    model = _trained_model(test_images)
+    x = test_images.batch(torch.arange(200), seed=3)
+    generator = torch.Generator().manual_seed(0)
+    bounds = [model.iwae_bound(x, k, generator=generator).mean().item() for k in (1, 10, 100)]
+    assert bounds[0] < bounds[1] < bounds[2]
+    assert bounds[2] - bounds[0] > 1.0  # a real gap, not noise
+
+
+def test_iwae_one_sample_is_elbo_in_expectation(test_images):
+    model = _trained_model(test_images)
+    x = test_images.batch(torch.arange(100), seed=3)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        iwae = torch.stack([model.iwae_bound(x, 1, generator=generator) for _ in range(100)])
+        elbo = torch.stack([model.elbo(x, generator=generator) for _ in range(100)])
+    difference = iwae.mean(0) - elbo.mean(0)  # per image, 100 draws each
+    standard_error = (iwae.var(0) / 100 + elbo.var(0) / 100).mean().sqrt() / math.sqrt(100)
+    assert abs(difference.mean().item()) < 4 * standard_error.item()
+
+
+def test_iwae_bound_matches_torch_distributions(test_images):
+    """The chunked log-mean-exp equals a direct computation with torch.distributions on the same draws."""
+    torch.manual_seed(0)
+    model = VAE()
+    x = test_images.batch(torch.arange(4), seed=0)
+    num_samples, chunk = 50, 7
+    bound = model.iwae_bound(x, num_samples, generator=torch.Generator().manual_seed(2), chunk_size=chunk)
+    generator = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        mu, log_var = model.encode(x)
+        q = torch.distributions.Normal(mu, (0.5 * log_var).exp())
+        prior = torch.distributions.Normal(torch.zeros_like(mu), torch.ones_like(mu))
+        log_weights = []
+        for start in range(0, num_samples, chunk):
+            eps = torch.randn((min(chunk, num_samples - start), *mu.shape), generator=generator)
+            z = mu + (0.5 * log_var).exp() * eps
+            likelihood = torch.distributions.Bernoulli(logits=model.decode(z)).log_prob(x).sum(-1)
+            log_weights.append(likelihood + prior.log_prob(z).sum(-1) - q.log_prob(z).sum(-1))
+        expected = torch.cat(log_weights).logsumexp(0) - math.log(num_samples)
+    torch.testing.assert_close(bound, expected, rtol=1e-5, atol=1e-3)
+
+
+def test_gaussian_decoder_learns_its_scale(test_images):
+    torch.manual_seed(0)
+    model = VAE(likelihood="gaussian")
+    x = test_images.batch(torch.arange(64), seed=0)
+    (-model.elbo(x).mean()).backward()
+    assert model.log_scale.grad is not None and model.log_scale.grad.abs() > 0
+    assert model.sample(3).shape == (3, 784)
+
+
+def test_model_bad_input():
+    with pytest.raises(ValueError, match="likelihood"):
+        VAE(likelihood="poisson")
+    with pytest.raises(ValueError, match="x must have shape"):
+        VAE().elbo(torch.zeros(3, 10))
+    with pytest.raises(ValueError, match="num_samples"):
+        VAE().iwae_bound(torch.zeros(3, 784), 0)
+
+
+# ---------------------------------------------------------------- training and checkpoints
+
+
+@pytest.fixture(scope="module")
+def small_train() -> MNISTData:
+    data = mnist("embedded", "train")
+    return MNISTData(data.images[:600], data.labels[:600], data.binarize, data.source, data.split)
+
+
+def test_short_training_improves_test_elbo(small_train, test_images):
+    torch.manual_seed(0)
+    model = VAE()
+    from pyvi.vae.train import evaluate_elbo
+
+    before = evaluate_elbo(model, test_images, torch.arange(500), seed=1)
+    history = train(model, mnist("embedded", "train"), test_images, epochs=2, eval_images=500, progress=False)
+    assert before < -500  # an untrained decoder: about 784 log 2
+    assert history["test_elbo"][-1] > before + 250
+    assert history["test_elbo"][-1] > history["test_elbo"][0]
+
+
+def test_resume_equals_uninterrupted_run(tmp_path, small_train, test_images):
+    def fresh():
+        torch.manual_seed(0)
+        return VAE()
+
+    kwargs = {"batch_size": 128, "eval_images": 100, "progress": False, "seed": 3}
+    full = fresh()
+    full_history = train(full, small_train, test_images, epochs=3, checkpoint=tmp_path / "full.pt", **kwargs)
+    part = fresh()
+    train(part, small_train, test_images, epochs=1, checkpoint=tmp_path / "part.pt", **kwargs)
+    resumed = fresh()  # re-initialised weights, overwritten from the checkpoint
+    resumed_history = train(resumed, small_train, test_images, epochs=3, resume=tmp_path / "part.pt",
+                            checkpoint=tmp_path / "part.pt", **{**kwargs, "seed": 99})  # the checkpoint's seed wins
+    for (name, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    assert resumed_history["test_elbo"] == full_history["test_elbo"]
+    assert load_checkpoint(tmp_path / "part.pt")["epoch"] == 3
+
+
+def test_corrupt_or_foreign_checkpoint_raises(tmp_path, small_train, test_images):
+    torch.manual_seed(0)
+    model = VAE()
+    train(model, small_train, test_images, epochs=1, checkpoint=tmp_path / "good.pt", eval_images=50, progress=False)
+    data = (tmp_path / "good.pt").read_bytes()
+    (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated or not a torch checkpoint"):
+        train(VAE(), small_train, test_images, epochs=2, resume=tmp_path / "truncated.pt", progress=False)
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match="not a pyvi VAE checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match="holds a model"):
+        train(VAE(hidden=16), small_train, test_images, epochs=2, resume=tmp_path / "good.pt", progress=False)
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_failed_checkpoint_write_keeps_the_previous_file(tmp_path):
+    path = tmp_path / "ck.pt"
+    save_checkpoint(path, {"a": torch.ones(2)})
+    before = path.read_bytes()
+    with pytest.raises(Exception):  # noqa: B017  (a lambda cannot be pickled)
+        save_checkpoint(path, {"a": lambda: 0})
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt"]  # no temporary left behind
+
+
+def test_cli_writes_every_output(tmp_path):
+    from pyvi.vae.cli import main
+
+    out = tmp_path / "run"
+    assert main(["--epochs", "1", "--out", str(out), "--threads", "1", "--iwae-k", "1,5", "--eval-images", "100",
+                 "--no-progress"]) == 0
+    for name in ("elbo_curves.png", "real_digits.png", "generated_digits.png", "latent_scatter.png",
+                 "latent_grid.png", "checkpoint.pt", "metrics.json"):
+        assert (out / name).stat().st_size > 0, name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["iwae_test_log_likelihood"]) == {"1", "5"}
+    assert metrics["epochs"] == 1 and metrics["final_test_elbo"] < 0
+    # Resuming a finished run for one more epoch continues from its checkpoint.
+    assert main(["--epochs", "2", "--out", str(out), "--resume", str(out / "checkpoint.pt"), "--iwae-k", "1",
+                 "--eval-images", "100", "--no-progress"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 2
+
+
+def test_cli_reports_bad_data_and_checkpoints_as_errors(tmp_path, capsys):
+    from pyvi.vae.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--data", str(tmp_path / "no-mnist"), "--epochs", "1", "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert "MNIST/raw/train-images-idx3-ubyte" in capsys.readouterr().err
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit):
+        main(["--resume", str(tmp_path / "bad.pt"), "--epochs", "1", "--out", str(tmp_path / "out")])
+    assert "truncated or not a torch checkpoint" in capsys.readouterr().err
