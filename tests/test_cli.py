@@ -6,7 +6,8 @@ import sys
 
 import numpy as np
 
-from pyvi.cli import main, run_hmc
+from pyvi.cli import main
+from pyvi.pipeline import run_hmc
 
 
 def test_run_hmc_writes_report(tmp_path):

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from pyvi.cli import run_hmc
+from pyvi.pipeline import run_hmc
 from pyvi.report import markdown_to_html, write_html
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
