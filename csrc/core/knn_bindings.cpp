@@ -55,9 +55,9 @@ py::dict knn_kl_binding(const DoubleArray& x, const DoubleArray& y, int64_t k, i
 
   const int exponent = scale_exponent(x, y);
   py::array_t<double> rho(n), nu(n), terms(n);
-  py::array_t<int64_t> k_rho(n), k_nu(n);
-  const knn::KnnOutputs out{rho.mutable_data(), nu.mutable_data(), k_rho.mutable_data(),
-                            k_nu.mutable_data()};
+  py::array_t<int64_t> copies_x(n), copies_y(n);
+  const knn::KnnOutputs out{rho.mutable_data(), nu.mutable_data(), copies_x.mutable_data(),
+                            copies_y.mutable_data()};
   {
     py::gil_scoped_release release;
     switch (d) {
@@ -79,7 +79,7 @@ py::dict knn_kl_binding(const DoubleArray& x, const DoubleArray& y, int64_t k, i
   double value;
   {
     py::gil_scoped_release release;
-    knn::knn_terms(n, d, out, terms.mutable_data());
+    knn::knn_terms(n, m, d, out, terms.mutable_data());
     value = knn::ordered_sum(terms.data(), n) / static_cast<double>(n) +
             std::log(static_cast<double>(m) / static_cast<double>(n - 1));
     for (int64_t i = 0; i < n; ++i) {  // back to the caller's units
@@ -92,8 +92,8 @@ py::dict knn_kl_binding(const DoubleArray& x, const DoubleArray& y, int64_t k, i
   result["terms"] = terms;
   result["rho"] = rho;
   result["nu"] = nu;
-  result["k_rho"] = k_rho;
-  result["k_nu"] = k_nu;
+  result["copies_x"] = copies_x;
+  result["copies_y"] = copies_y;
   return result;
 }
 
@@ -103,10 +103,6 @@ void bind_knn(py::module_& m) {
   m.def("knn_kl", &knn_kl_binding, py::arg("x"), py::arg("y"), py::arg("k") = 1,
         py::arg("num_threads") = 1, py::arg("leaf_size") = 12,
         "k-NN estimate of KL(P || Q) from x ~ P (n, d) and y ~ Q (m, d) (Wang et al. 2009, "
-        "eqs. 5 and 17, duplicates as in pyvi.divergence): dict with value, terms, rho, nu, "
-        "k_rho, k_nu. num_threads = 0 uses all cores.");
-  m.def("digamma_int", [](int64_t n) {
-    require_at_least(n, 1, "n");
-    return knn::digamma_int(n);
-  }, py::arg("n"), "psi(n) for an integer n >= 1, as the estimator computes it.");
+        "eq. 5; copies of each x_i left out, as in pyvi.divergence): dict with value, terms, rho, "
+        "nu, copies_x, copies_y. num_threads = 0 uses all cores.");
 }

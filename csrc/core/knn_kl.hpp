@@ -1,22 +1,21 @@
 // The k-NN estimator of KL(P || Q) of Wang, Kulkarni & Verdu (2009) from x ~ P (n x d) and
-// y ~ Q (m x d), with the duplicate rule of pyvi.divergence:
+// y ~ Q (m x d), with the duplicate rule of pyvi.divergence ("leave all copies out"):
 //
-//   rho_i = k-th smallest *positive* distance from x_i to the other points of x,
-//   nu_i  = k-th smallest *positive* distance from x_i to the points of y,
-//   k_i   = k + #{j != i : x_j == x_i},   l_i = k + #{j : y_j == x_i},
-//   D     = d/n sum_i log(nu_i / rho_i) + 1/n sum_i [psi(l_i) - psi(k_i)] + log(m / (n - 1)),
+//   z_i   = #{j != i : x_j == x_i},   w_i = #{j : y_j == x_i}   (copies of x_i),
+//   rho_i = k-th smallest distance from x_i to x without x_i's copies (z_i + 1 points removed),
+//   nu_i  = k-th smallest distance from x_i to y without x_i's copies (w_i points removed),
+//   D     = 1/n sum_i [d log(nu_i / rho_i) + log((m - w_i) / (n - 1 - z_i))],
 //
-// i.e. rho_i is the distance to x_i's k_i-th nearest neighbour and nu_i to its l_i-th, with k_i and
-// l_i chosen per point as in the paper's eq. 17. Without duplicates k_i = l_i = k and this is eq. 5.
+// i.e. each point's term of eq. 5 computed against the samples with every copy of x_i left out, as
+// eq. 5's n - 1 already leaves x_i itself out. Without duplicates this is eq. 5 exactly.
 //
-// The caller scales x and y by one power of two so that squared distances cannot overflow (the
-// estimate is scale free). Queries run in x's tree order (nearby queries in a row: warm caches),
-// in blocks over parallel_for; each query writes only its own slot, so results never depend on the
-// thread count.
+// x and y are scaled by one power of two so that squared distances cannot overflow (the estimate is
+// scale free). Queries run in x's tree order (nearby queries in a row: warm caches), in blocks over
+// parallel_for; each query writes only its own slot, so results never depend on the thread count.
 //
 // References:
 //   Wang, Kulkarni & Verdu, "Divergence estimation for multidimensional densities via
-//   k-nearest-neighbor distances", IEEE Trans. Inf. Theory 55(5), 2009, eqs. 5 and 17.
+//   k-nearest-neighbor distances", IEEE Trans. Inf. Theory 55(5), 2009, eq. 5.
 #pragma once
 
 #include <cmath>
@@ -28,26 +27,12 @@
 
 namespace pyvi::knn {
 
-/// psi(n) for an integer n >= 1: the harmonic sum below 16, the asymptotic series above (error
-/// below 1e-16 relative there).
-inline double digamma_int(int64_t n) {
-  constexpr double kEulerGamma = 0.57721566490153286060651209008240243;
-  if (n < 16) {
-    double s = -kEulerGamma;
-    for (int64_t j = 1; j < n; ++j) s += 1.0 / static_cast<double>(j);
-    return s;
-  }
-  const double x = static_cast<double>(n), r2 = 1.0 / (x * x);
-  return std::log(x) - 0.5 / x -
-         r2 * (1.0 / 12 - r2 * (1.0 / 120 - r2 * (1.0 / 252 - r2 * (1.0 / 240 - r2 * (1.0 / 132)))));
-}
-
 /// Per-point outputs, indexed by x's original row.
 struct KnnOutputs {
   double* rho2;    // squared rho_i (scaled units); +inf: fewer than k points of x differ from x_i
   double* nu2;     // squared nu_i (scaled units); +inf: fewer than k points of y differ from x_i
-  int64_t* k_rho;  // k_i
-  int64_t* k_nu;   // l_i
+  int64_t* copies_x;  // z_i
+  int64_t* copies_y;  // w_i
 };
 
 /// Fills `out` for every point of x (n x dim, scaled by 2^-exponent here) against x itself and y (m x dim).
@@ -69,7 +54,7 @@ void knn_distances(const double* x, int64_t n, const double* y, int64_t m, int64
       const int64_t zeros = tx.search(queries + r * d, k, best.data());
       const int64_t i = original[r];
       out.rho2[i] = best[k - 1];
-      out.k_rho[i] = k + zeros - 1;  // zeros counts x_i itself
+      out.copies_x[i] = zeros - 1;  // zeros counts x_i itself
     }
   });
   parallel_for(blocks, num_threads, [&](int64_t block) {
@@ -79,17 +64,20 @@ void knn_distances(const double* x, int64_t n, const double* y, int64_t m, int64
       const int64_t zeros = ty.search(queries + r * d, k, best.data());
       const int64_t i = original[r];
       out.nu2[i] = best[k - 1];
-      out.k_nu[i] = k + zeros;
+      out.copies_y[i] = zeros;
     }
   });
 }
 
-/// t_i = d/2 (log nu2_i - log rho2_i) + psi(l_i) - psi(k_i) for i < n.
-inline void knn_terms(int64_t n, int64_t dim, const KnnOutputs& out, double* terms) {
+/// t_i = d/2 (log nu2_i - log rho2_i) + log((m - w_i) / m) - log((n - 1 - z_i) / (n - 1)), so that
+/// D = mean(t) + log(m / (n - 1)); the copy terms vanish (exactly) without duplicates.
+inline void knn_terms(int64_t n, int64_t m, int64_t dim, const KnnOutputs& out, double* terms) {
   const double half_d = 0.5 * static_cast<double>(dim);
   for (int64_t i = 0; i < n; ++i) {
     double t = half_d * (std::log(out.nu2[i]) - std::log(out.rho2[i]));
-    if (out.k_nu[i] != out.k_rho[i]) t += digamma_int(out.k_nu[i]) - digamma_int(out.k_rho[i]);
+    if (out.copies_y[i] != 0) t += std::log1p(-static_cast<double>(out.copies_y[i]) / static_cast<double>(m));
+    if (out.copies_x[i] != 0)
+      t -= std::log1p(-static_cast<double>(out.copies_x[i]) / static_cast<double>(n - 1));
     terms[i] = t;
   }
 }

@@ -3,12 +3,12 @@
 Same algorithm as ``csrc/core/kdtree.hpp`` and ``knn_kl.hpp`` (median split of the widest cell
 side, leaves stored contiguously in tree order, tight boxes, nearer-child-first search over the
 squared box distance, queries in tree order), same duplicate rule (see :mod:`pyvi.divergence`):
-per point, the k smallest *positive* squared distances and a count of exact duplicates. The search
+per point, the k smallest *positive* squared distances and a count of exact copies. The search
 uses an explicit stack instead of recursion. Inputs arrive already scaled by a power of two.
 
 References:
     Wang, Kulkarni & Verdu, "Divergence estimation for multidimensional densities via
-    k-nearest-neighbor distances", IEEE Trans. Inf. Theory 55(5), 2009, eqs. 5 and 17.
+    k-nearest-neighbor distances", IEEE Trans. Inf. Theory 55(5), 2009, eq. 5.
 """
 
 import math
@@ -16,24 +16,10 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["build_tree", "knn_kl", "digamma_int"]
+__all__ = ["build_tree", "knn_kl"]
 
-_EULER_GAMMA = 0.57721566490153286060651209008240243
 _BLOCK = 256  # consecutive tree-order queries per prange item
 _STACK = 160  # > 2 * max depth + 2; the depth is below log2(n) + 1 <= 64
-
-
-@numba.njit(cache=True)
-def digamma_int(n):
-    """psi(n) for an integer n >= 1 (harmonic sum below 16, asymptotic series above)."""
-    if n < 16:
-        s = -_EULER_GAMMA
-        for j in range(1, n):
-            s += 1.0 / j
-        return s
-    x = float(n)
-    r2 = 1.0 / (x * x)
-    return math.log(x) - 0.5 / x - r2 * (1.0 / 12 - r2 * (1.0 / 120 - r2 * (1.0 / 252 - r2 * (1.0 / 240 - r2 * (1.0 / 132)))))
 
 
 @numba.njit(cache=True)
@@ -222,8 +208,8 @@ def _distances(x, y, k, leaf_size):
     iy, by, ey, ly, loy, hiy = build_tree(py, leaf_size)
     rho2 = np.empty(n)
     nu2 = np.empty(n)
-    k_rho = np.empty(n, np.int64)
-    k_nu = np.empty(n, np.int64)
+    copies_x = np.empty(n, np.int64)
+    copies_y = np.empty(n, np.int64)
     blocks = (n + _BLOCK - 1) // _BLOCK
     for block in numba.prange(blocks):
         best = np.empty(k)
@@ -233,7 +219,7 @@ def _distances(x, y, k, leaf_size):
             zeros = _search(px, bx, ex, lx, lox, hix, px[r], k, best, stack_node, stack_dist)
             i = ix[r]
             rho2[i] = best[k - 1]
-            k_rho[i] = k + zeros - 1  # zeros counts x_i itself
+            copies_x[i] = zeros - 1  # zeros counts x_i itself
     for block in numba.prange(blocks):
         best = np.empty(k)
         stack_node = np.empty(_STACK, np.int64)
@@ -242,19 +228,22 @@ def _distances(x, y, k, leaf_size):
             zeros = _search(py, by, ey, ly, loy, hiy, px[r], k, best, stack_node, stack_dist)
             i = ix[r]
             nu2[i] = best[k - 1]
-            k_nu[i] = k + zeros
-    return rho2, nu2, k_rho, k_nu
+            copies_y[i] = zeros
+    return rho2, nu2, copies_x, copies_y
 
 
 @numba.njit(cache=True)
-def _terms(rho2, nu2, k_rho, k_nu, d):
+def _terms(rho2, nu2, copies_x, copies_y, d, m):
+    """t_i = d/2 (log nu2 - log rho2) + log((m - w_i)/m) - log((n - 1 - z_i)/(n - 1)), and their sum."""
     n = rho2.shape[0]
     terms = np.empty(n)
     half_d = 0.5 * d
     for i in range(n):
         t = half_d * (math.log(nu2[i]) - math.log(rho2[i]))
-        if k_nu[i] != k_rho[i]:
-            t += digamma_int(k_nu[i]) - digamma_int(k_rho[i])
+        if copies_y[i] != 0:
+            t += math.log1p(-copies_y[i] / m)
+        if copies_x[i] != 0:
+            t -= math.log1p(-copies_x[i] / (n - 1))
         terms[i] = t
     # Neumaier-compensated sum in index order.
     total = 0.0
@@ -271,11 +260,11 @@ def _terms(rho2, nu2, k_rho, k_nu, d):
 
 
 def knn_kl(x: np.ndarray, y: np.ndarray, k: int, leaf_size: int = 12):
-    """Per-point squared distances, counts, terms and the sum of terms, for x and y already
-    validated and scaled: ``(rho2, nu2, k_rho, k_nu, terms, total)``. A +inf in rho2 or nu2 marks a
+    """Per-point squared distances, copy counts, terms and the sum of terms, for x and y already
+    validated and scaled: ``(rho2, nu2, copies_x, copies_y, terms, total)``. A +inf in rho2 or nu2 marks a
     point with fewer than k distinct neighbours (the caller raises)."""
-    rho2, nu2, k_rho, k_nu = _distances(x, y, k, leaf_size)
+    rho2, nu2, copies_x, copies_y = _distances(x, y, k, leaf_size)
     if np.isinf(rho2).any() or np.isinf(nu2).any():
-        return rho2, nu2, k_rho, k_nu, None, None
-    terms, total = _terms(rho2, nu2, k_rho, k_nu, x.shape[1])
-    return rho2, nu2, k_rho, k_nu, terms, total
+        return rho2, nu2, copies_x, copies_y, None, None
+    terms, total = _terms(rho2, nu2, copies_x, copies_y, x.shape[1], y.shape[0])
+    return rho2, nu2, copies_x, copies_y, terms, total
