@@ -3,11 +3,11 @@
 // Layout: the points are copied once, in tree order, into one contiguous row-major buffer, so a
 // leaf (<= leaf_size points) is a contiguous block and a query that walks nearby leaves walks
 // nearby memory. Nodes keep their tight bounding box for pruning. The build splits each node at
-// the median of its widest coordinate (quickselect on the rows themselves, so the build streams
-// through memory instead of chasing an index permutation); the tree is balanced, depth log2(n/leaf).
+// the median (of a sample) of its cell's widest coordinate with a branch-free partition that moves
+// whole rows, so it streams through memory; the tree is balanced, depth about log2(n / leaf_size).
 //
-// Search: depth first, nearer child first, pruned by the squared box distance; only squared
-// distances are compared. The search keeps the k smallest *strictly positive* squared distances in
+// Search: depth first, nearer child first, pruned by the squared box distance, optionally starting
+// from a leaf near the query and climbing (see search()); only squared distances are compared. The search keeps the k smallest *strictly positive* squared distances in
 // a sorted array (k is small) and counts the points at distance exactly 0 on the side: that is what
 // the estimator's duplicate rule needs (knn_kl.hpp). A node whose box holds the query has box
 // distance 0 < any kept distance, so it is never pruned and the zero count is exact.
@@ -47,6 +47,7 @@ class KDTree {
   KDTree(const double* points, int64_t n, int64_t dim, int exponent, int64_t leaf_size)
       : n_(n), dim_(Dimension<D>::value(dim)), points_(n * dim_), index_(n) {
     const int64_t d = dim_;
+    leaf_size = std::max<int64_t>(leaf_size, 1);
     if (std::abs(exponent) < 1000) {  // 2^-exponent is a normal double: one exact multiply
       const double scale = std::ldexp(1.0, -exponent);
       for (int64_t i = 0; i < n * d; ++i) points_[i] = points[i] * scale;
@@ -54,55 +55,105 @@ class KDTree {
       for (int64_t i = 0; i < n * d; ++i) points_[i] = std::ldexp(points[i], -exponent);
     }
     for (int64_t i = 0; i < n; ++i) index_[i] = i;
-    nodes_.reserve(static_cast<size_t>(4 * (n / std::max<int64_t>(leaf_size, 1) + 1)));
-    // Split each node at the median of the widest side of its *cell* (the parent's cell cut at the
-    // parent's median): no pass over the points per node. Tight boxes come after, bottom up.
-    std::vector<double> cell_lo(d, std::numeric_limits<double>::infinity());
-    std::vector<double> cell_hi(d, -std::numeric_limits<double>::infinity());
+    nodes_.reserve(static_cast<size_t>(4 * (n / leaf_size + 1)));
+    // Level by level, each node's rows are partitioned from one buffer into the other around the
+    // median of a sample of its keys along the widest side of its *cell* (the parent's cell cut at
+    // the split). The partition is branch free (the side only selects the destination), so the
+    // build does not pay a mispredicted branch per point and level as a quickselect would. Which
+    // split is chosen never changes results (the search prunes with tight boxes), only speed.
+    std::vector<double> cell(2 * d);
+    for (int64_t j = 0; j < d; ++j) {
+      cell[j] = std::numeric_limits<double>::infinity();
+      cell[d + j] = -std::numeric_limits<double>::infinity();
+    }
     for (int64_t r = 0; r < n; ++r)
       for (int64_t j = 0; j < d; ++j) {
-        cell_lo[j] = std::min(cell_lo[j], points_[r * d + j]);
-        cell_hi[j] = std::max(cell_hi[j], points_[r * d + j]);
+        cell[j] = std::min(cell[j], points_[r * d + j]);
+        cell[d + j] = std::max(cell[d + j], points_[r * d + j]);
       }
+    std::vector<double> other_points(n * d);
+    std::vector<int64_t> other_index(n);
     nodes_.push_back({0, n, -1});
-    std::vector<int64_t> pending{0};
-    while (!pending.empty()) {
-      const int64_t id = pending.back();
-      pending.pop_back();
-      const int64_t begin = nodes_[id].begin, end = nodes_[id].end;
-      if (end - begin <= leaf_size) continue;
-      int64_t axis = 0;
-      double widest = -1.0;
-      for (int64_t j = 0; j < d; ++j) {
-        const double width = cell_hi[id * d + j] - cell_lo[id * d + j];
-        if (width > widest) widest = width, axis = j;
-      }
-      const int64_t mid = begin + (end - begin) / 2;
-      select(begin, end, mid, axis);
-      const double split = points_[mid * d + axis];
-      const int64_t left = static_cast<int64_t>(nodes_.size());
-      nodes_[id].left = left;
-      nodes_.push_back({begin, mid, -1});
-      nodes_.push_back({mid, end, -1});
-      for (int child = 0; child < 2; ++child) {
-        for (int64_t j = 0; j < d; ++j) {
-          cell_lo.push_back(cell_lo[id * d + j]);
-          cell_hi.push_back(cell_hi[id * d + j]);
+    std::vector<int64_t> level{0}, next;
+    std::vector<double> sample;
+    while (!level.empty()) {
+      next.clear();
+      for (const int64_t id : level) {
+        const int64_t begin = nodes_[id].begin, end = nodes_[id].end;
+        if (end - begin <= leaf_size) {  // a leaf: its rows move over unchanged
+          std::copy(&points_[begin * d], &points_[end * d], &other_points[begin * d]);
+          std::copy(&index_[begin], &index_[end], &other_index[begin]);
+          continue;
         }
+        int64_t axis = 0;
+        double widest = -1.0;
+        for (int64_t j = 0; j < d; ++j) {
+          const double width = cell[id * 2 * d + d + j] - cell[id * 2 * d + j];
+          if (width > widest) widest = width, axis = j;
+        }
+        const int64_t count = end - begin;
+        const int64_t step = (count + 30) / 31;  // at most 31 keys
+        sample.clear();
+        for (int64_t r = begin; r < end; r += step) sample.push_back(points_[r * d + axis]);
+        std::nth_element(sample.begin(), sample.begin() + sample.size() / 2, sample.end());
+        const double split = sample[sample.size() / 2];
+        int64_t front = begin, back = end;
+        for (int64_t r = begin; r < end; ++r) {
+          const double* src = &points_[r * d];
+          const bool left = src[axis] < split;
+          const int64_t to = left ? front : back - 1;
+          for (int64_t j = 0; j < d; ++j) other_points[to * d + j] = src[j];
+          other_index[to] = index_[r];
+          front += left;
+          back -= !left;
+        }
+        int64_t mid = front;
+        bool cut = true;
+        if (mid - begin < count / 8 || end - mid < count / 8) {  // many ties at the split: halve by position
+          std::copy(&points_[begin * d], &points_[end * d], &other_points[begin * d]);
+          std::copy(&index_[begin], &index_[end], &other_index[begin]);
+          mid = begin + count / 2;
+          cut = false;
+        }
+        const int64_t left = static_cast<int64_t>(nodes_.size());
+        nodes_[id].left = left;
+        nodes_.push_back({begin, mid, -1});
+        nodes_.push_back({mid, end, -1});
+        for (int child = 0; child < 2; ++child)
+          for (int64_t j = 0; j < 2 * d; ++j) cell.push_back(cell[id * 2 * d + j]);
+        if (cut) {
+          cell[left * 2 * d + d + axis] = split;
+          cell[(left + 1) * 2 * d + axis] = split;
+        }
+        next.push_back(left);
+        next.push_back(left + 1);
       }
-      cell_hi[left * d + axis] = split;
-      cell_lo[(left + 1) * d + axis] = split;
-      pending.push_back(left + 1);
-      pending.push_back(left);
+      points_.swap(other_points);
+      index_.swap(other_index);
+      level.swap(next);
     }
-    // Tight boxes, children before parents (children always have the larger ids).
+    parent_.assign(nodes_.size(), -1);
+    leaf_of_.resize(n);
+    for (int64_t id = 0; id < static_cast<int64_t>(nodes_.size()); ++id) {
+      const Node& node = nodes_[id];
+      if (node.left >= 0) {
+        parent_[node.left] = parent_[node.left + 1] = id;
+      } else {
+        for (int64_t r = node.begin; r < node.end; ++r) leaf_of_[r] = id;
+      }
+    }
+    // Tight boxes (lo[0..d), hi[0..d) per node, siblings adjacent), children before parents
+    // (children always have the larger ids).
     const int64_t count = static_cast<int64_t>(nodes_.size());
-    lo_.assign(count * d, std::numeric_limits<double>::infinity());
-    hi_.assign(count * d, -std::numeric_limits<double>::infinity());
+    box_.resize(count * 2 * d);
     for (int64_t id = count - 1; id >= 0; --id) {
       const Node& node = nodes_[id];
-      double* lo = &lo_[id * d];
-      double* hi = &hi_[id * d];
+      double* lo = &box_[id * 2 * d];
+      double* hi = lo + d;
+      for (int64_t j = 0; j < d; ++j) {
+        lo[j] = std::numeric_limits<double>::infinity();
+        hi[j] = -std::numeric_limits<double>::infinity();
+      }
       if (node.left < 0) {
         for (int64_t r = node.begin; r < node.end; ++r)
           for (int64_t j = 0; j < d; ++j) {
@@ -110,9 +161,11 @@ class KDTree {
             hi[j] = std::max(hi[j], points_[r * d + j]);
           }
       } else {
+        const double* a = &box_[node.left * 2 * d];
+        const double* b = a + 2 * d;
         for (int64_t j = 0; j < d; ++j) {
-          lo[j] = std::min(lo_[node.left * d + j], lo_[(node.left + 1) * d + j]);
-          hi[j] = std::max(hi_[node.left * d + j], hi_[(node.left + 1) * d + j]);
+          lo[j] = std::min(a[j], b[j]);
+          hi[j] = std::max(a[d + j], b[d + j]);
         }
       }
     }
@@ -127,94 +180,104 @@ class KDTree {
   /// Squared distance from q to node id's box (0 when q lies inside it).
   double box_distance2(const double* q, int64_t id) const {
     const int64_t d = dim_;
-    const double* lo = &lo_[id * d];
-    const double* hi = &hi_[id * d];
+    const double* lo = &box_[id * 2 * d];
+    const double* hi = lo + d;
     double s = 0.0;
     for (int64_t j = 0; j < d; ++j) {
+      // Whether q lies below, inside or above the box is unpredictable, so no branches (compilers
+      // keep them for std::max): relu(t) = (t + |t|) / 2 is exact, and at most one side is > 0.
       const double below = lo[j] - q[j], above = q[j] - hi[j];
-      const double gap = below > 0.0 ? below : (above > 0.0 ? above : 0.0);
+      const double gap = 0.5 * ((below + std::abs(below)) + (above + std::abs(above)));
       s += gap * gap;
     }
     return s;
   }
 
+  /// Leaf holding tree row r.
+  int64_t leaf_of(int64_t r) const { return leaf_of_[r]; }
+
   /// The k smallest strictly positive squared distances from q to the tree's points, ascending, in
-  /// best[0..k) (+inf where fewer exist), and the number of points at squared distance 0.
-  int64_t search(const double* q, int64_t k, double* best) const {
+  /// best[0..k) (+inf where fewer exist); returns the number of points at squared distance 0.
+  ///
+  /// `start` is a leaf to begin with (-1: none, search from the root). From a leaf the search
+  /// climbs to the root and searches each sibling subtree on the way that is not pruned: the leaf
+  /// and those siblings cover the tree, so the result is exact for any start, and a start near q
+  /// (q's own leaf, or the previous nearby query's nearest leaf) saves the descent and its
+  /// mispredicted branches. `nearest` receives the leaf of the nearest positive-distance point.
+  int64_t search(const double* q, int64_t k, double* best, int64_t start, int64_t& nearest) const {
     for (int64_t i = 0; i < k; ++i) best[i] = std::numeric_limits<double>::infinity();
-    int64_t zeros = 0;
-    visit(0, q, k, best, zeros);
-    return zeros;
+    Query query{q, k, best, 0, start < 0 ? 0 : start};
+    if (start < 0) {
+      visit(0, query);
+    } else {
+      scan(start, query);
+      for (int64_t id = start; id != 0; id = parent_[id]) {
+        const int64_t sibling = (id & 1) ? id + 1 : id - 1;  // siblings are (odd, odd + 1)
+        if (box_distance2(q, sibling) < best[k - 1]) visit(sibling, query);
+      }
+    }
+    nearest = query.nearest;
+    return query.zeros;
   }
 
  private:
-  void visit(int64_t id, const double* q, int64_t k, double* best, int64_t& zeros) const {
+  struct Query {
+    const double* q;
+    int64_t k;
+    double* best;
+    int64_t zeros;
+    int64_t nearest;
+  };
+
+  void scan(int64_t id, Query& query) const {
+    const Node& node = nodes_[id];
+    const int64_t d = dim_, k = query.k;
+    const double* q = query.q;
+    double* best = query.best;
+    const double* p = &points_[node.begin * d];
+    for (int64_t r = node.begin; r < node.end; ++r, p += d) {
+      double s = 0.0;
+      for (int64_t j = 0; j < d; ++j) {
+        const double diff = p[j] - q[j];
+        s += diff * diff;
+      }
+      if (s < best[k - 1]) {
+        if (s == 0.0) {
+          ++query.zeros;
+        } else {
+          int64_t i = k - 1;
+          for (; i > 0 && best[i - 1] > s; --i) best[i] = best[i - 1];
+          best[i] = s;
+          if (i == 0) query.nearest = id;
+        }
+      }
+    }
+  }
+
+  void visit(int64_t id, Query& query) const {
     const Node& node = nodes_[id];
     if (node.left < 0) {
-      const int64_t d = dim_;
-      const double* p = &points_[node.begin * d];
-      for (int64_t r = node.begin; r < node.end; ++r, p += d) {
-        double s = 0.0;
-        for (int64_t j = 0; j < d; ++j) {
-          const double diff = p[j] - q[j];
-          s += diff * diff;
-        }
-        if (s < best[k - 1]) {
-          if (s == 0.0) {
-            ++zeros;
-          } else {
-            int64_t i = k - 1;
-            for (; i > 0 && best[i - 1] > s; --i) best[i] = best[i - 1];
-            best[i] = s;
-          }
-        }
-      }
+      scan(id, query);
       return;
     }
-    const int64_t left = node.left, right = node.left + 1;
-    const double dl = box_distance2(q, left), dr = box_distance2(q, right);
-    // Strict comparisons: a node at exactly the k-th distance cannot change the k-th distance.
-    if (dl <= dr) {
-      if (dl < best[k - 1]) visit(left, q, k, best, zeros);
-      if (dr < best[k - 1]) visit(right, q, k, best, zeros);
-    } else {
-      if (dr < best[k - 1]) visit(right, q, k, best, zeros);
-      if (dl < best[k - 1]) visit(left, q, k, best, zeros);
-    }
-  }
-
-  double key(int64_t row, int64_t axis) const { return points_[row * dim_ + axis]; }
-
-  void swap_rows(int64_t a, int64_t b) {
-    const int64_t d = dim_;
-    for (int64_t j = 0; j < d; ++j) std::swap(points_[a * d + j], points_[b * d + j]);
-    std::swap(index_[a], index_[b]);
-  }
-
-  /// Quickselect (Hoare partition, median-of-three pivot) on rows [begin, end) by coordinate
-  /// `axis`: afterwards row nth holds the value it would hold if sorted, smaller-or-equal rows
-  /// before it and greater-or-equal after. Moves whole rows so the points stay contiguous.
-  void select(int64_t begin, int64_t end, int64_t nth, int64_t axis) {
-    while (end - begin > 1) {
-      const double a = key(begin, axis), b = key(begin + (end - begin) / 2, axis), c = key(end - 1, axis);
-      const double pivot = std::max(std::min(a, b), std::min(std::max(a, b), c));
-      int64_t i = begin, j = end - 1;
-      while (i <= j) {
-        while (key(i, axis) < pivot) ++i;
-        while (key(j, axis) > pivot) --j;
-        if (i <= j) swap_rows(i++, j--);
-      }
-      if (nth <= j) end = j + 1;
-      else if (nth >= i) begin = i;
-      else return;  // rows strictly between j and i equal the pivot
-    }
+    const int64_t left = node.left;
+    const double dl = box_distance2(query.q, left), dr = box_distance2(query.q, left + 1);
+    // Nearer child first, chosen without a branch (a data-dependent branch here mispredicts half
+    // the time). Strict comparisons: a node at exactly the k-th distance cannot change it.
+    const bool right_first = dr < dl;
+    const int64_t first = left + right_first, second = left + !right_first;
+    const double distance[2] = {dl, dr};  // selected by index: compilers branch on a ?: here
+    const double d_first = distance[right_first], d_second = distance[!right_first];
+    if (d_first < query.best[query.k - 1]) visit(first, query);
+    if (d_second < query.best[query.k - 1]) visit(second, query);
   }
 
   int64_t n_, dim_;
   std::vector<double> points_;
   std::vector<int64_t> index_;
   std::vector<Node> nodes_;
-  std::vector<double> lo_, hi_;
+  std::vector<double> box_;
+  std::vector<int64_t> parent_, leaf_of_;
 };
 
 }  // namespace pyvi::knn

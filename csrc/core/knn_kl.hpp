@@ -20,6 +20,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "kdtree.hpp"
@@ -39,8 +40,14 @@ struct KnnOutputs {
 template <int D>
 void knn_distances(const double* x, int64_t n, const double* y, int64_t m, int64_t dim, int exponent,
                    int64_t k, int64_t leaf_size, int num_threads, const KnnOutputs& out) {
-  const KDTree<D> tx(x, n, dim, exponent, leaf_size);
-  const KDTree<D> ty(y, m, dim, exponent, leaf_size);
+  // The two trees are independent: built side by side when there are threads for it.
+  std::unique_ptr<KDTree<D>> trees[2];
+  parallel_for(2, num_threads, [&](int64_t which) {
+    trees[which] = which == 0 ? std::make_unique<KDTree<D>>(x, n, dim, exponent, leaf_size)
+                              : std::make_unique<KDTree<D>>(y, m, dim, exponent, leaf_size);
+  });
+  const KDTree<D>& tx = *trees[0];
+  const KDTree<D>& ty = *trees[1];
   const int64_t d = tx.dim();
   const double* queries = tx.points();  // x in tree order
   const std::vector<int64_t>& original = tx.index();
@@ -50,8 +57,9 @@ void knn_distances(const double* x, int64_t n, const double* y, int64_t m, int64
   parallel_for(blocks, num_threads, [&](int64_t block) {
     std::vector<double> best(k);
     const int64_t end = std::min(n, (block + 1) * kBlock);
+    int64_t nearest;
     for (int64_t r = block * kBlock; r < end; ++r) {
-      const int64_t zeros = tx.search(queries + r * d, k, best.data());
+      const int64_t zeros = tx.search(queries + r * d, k, best.data(), tx.leaf_of(r), nearest);
       const int64_t i = original[r];
       out.rho2[i] = best[k - 1];
       out.copies_x[i] = zeros - 1;  // zeros counts x_i itself
@@ -60,8 +68,10 @@ void knn_distances(const double* x, int64_t n, const double* y, int64_t m, int64
   parallel_for(blocks, num_threads, [&](int64_t block) {
     std::vector<double> best(k);
     const int64_t end = std::min(n, (block + 1) * kBlock);
+    int64_t nearest = -1;  // the block's first query searches from the root, the next ones from
+                           // the leaf where the previous (nearby, tree-order) query found its nearest
     for (int64_t r = block * kBlock; r < end; ++r) {
-      const int64_t zeros = ty.search(queries + r * d, k, best.data());
+      const int64_t zeros = ty.search(queries + r * d, k, best.data(), nearest, nearest);
       const int64_t i = original[r];
       out.nu2[i] = best[k - 1];
       out.copies_y[i] = zeros;
