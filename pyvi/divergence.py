@@ -61,7 +61,8 @@ from pyvi._validate import as_float_array, choice, count
 __all__ = ["knn_kl", "KLEstimate", "gaussian_kl", "BACKENDS"]
 
 BACKENDS = ("cpp", "numba", "scipy")
-_LEAF_SIZE = 12
+#: Points per leaf (measured best in 2-D at n = 1e5: the C++ search is branch free inside a leaf).
+_LEAF_SIZE = {"cpp": 24, "numba": 12}
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,7 @@ def _numba(xs: np.ndarray, ys: np.ndarray, k: int, workers: int | None):
     previous = numba.get_num_threads()
     numba.set_num_threads(min(workers or limit, limit))
     try:
-        return numba_knn_kl(xs, ys, k, _LEAF_SIZE)
+        return numba_knn_kl(xs, ys, k, _LEAF_SIZE["numba"])
     finally:
         numba.set_num_threads(previous)
 
@@ -242,7 +243,7 @@ def knn_kl(x, y, k: int = 1, *, backend: str = "cpp", workers: int | None = None
     n, d = x.shape
     m = y.shape[0]
     if backend == "cpp":
-        out = require("cpp").knn_kl(x, y, k, 0 if workers is None else workers, _LEAF_SIZE)
+        out = require("cpp").knn_kl(x, y, k, 0 if workers is None else workers, _LEAF_SIZE["cpp"])
         value, terms, rho, nu = out["value"], out["terms"], out["rho"], out["nu"]
         copies_x, copies_y = out["copies_x"], out["copies_y"]
     else:

@@ -18,12 +18,32 @@
 
 #include <algorithm>
 #include <cmath>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <cstdint>
 #include <limits>
 #include <utility>
 #include <vector>
 
 namespace pyvi::knn {
+
+// min and max that compile to one instruction without branches (std::min/max of doubles often
+// compile to a branch, which mispredicts on unpredictable data). No NaNs reach them.
+inline double min_of(double a, double b) {
+#if defined(__SSE2__)
+  return _mm_cvtsd_f64(_mm_min_sd(_mm_set_sd(a), _mm_set_sd(b)));
+#else
+  return a < b ? a : b;
+#endif
+}
+inline double max_of(double a, double b) {
+#if defined(__SSE2__)
+  return _mm_cvtsd_f64(_mm_max_sd(_mm_set_sd(a), _mm_set_sd(b)));
+#else
+  return a < b ? b : a;
+#endif
+}
 
 template <int D>
 struct Dimension {
@@ -61,7 +81,9 @@ class KDTree {
     // the split). The partition is branch free (the side only selects the destination), so the
     // build does not pay a mispredicted branch per point and level as a quickselect would. Which
     // split is chosen never changes results (the search prunes with tight boxes), only speed.
-    std::vector<double> cell(2 * d);
+    std::vector<double>& cell = cell_;
+    cell.assign(2 * d, 0.0);
+    exact_.assign(1, 1);
     for (int64_t j = 0; j < d; ++j) {
       cell[j] = std::numeric_limits<double>::infinity();
       cell[d + j] = -std::numeric_limits<double>::infinity();
@@ -121,6 +143,8 @@ class KDTree {
         nodes_.push_back({mid, end, -1});
         for (int child = 0; child < 2; ++child)
           for (int64_t j = 0; j < 2 * d; ++j) cell.push_back(cell[id * 2 * d + j]);
+        exact_.push_back(exact_[id] && cut);
+        exact_.push_back(exact_[id] && cut);
         if (cut) {
           cell[left * 2 * d + d + axis] = split;
           cell[(left + 1) * 2 * d + axis] = split;
@@ -212,6 +236,7 @@ class KDTree {
     } else {
       scan(start, query);
       for (int64_t id = start; id != 0; id = parent_[id]) {
+        if (exact_[id] && ball_inside_cell(q, best[k - 1], id)) break;
         const int64_t sibling = (id & 1) ? id + 1 : id - 1;  // siblings are (odd, odd + 1)
         if (box_distance2(q, sibling) < best[k - 1]) visit(sibling, query);
       }
@@ -221,6 +246,20 @@ class KDTree {
   }
 
  private:
+  /// Whether the ball around q of squared radius r2 lies inside node id's cell, so that no point
+  /// outside the node is closer than the k-th distance (the split puts keys < split left and keys
+  /// >= split right, so a point beyond a cell face is at least as far as the face). Only for
+  /// `exact_` nodes: every split above them cut the cell (no tie fallback). The margin covers the
+  /// rounding of the face distances, so the answer errs only towards "no".
+  bool ball_inside_cell(const double* q, double r2, int64_t id) const {
+    const int64_t d = dim_;
+    const double* lo = &cell_[id * 2 * d];
+    const double* hi = lo + d;
+    double room = std::numeric_limits<double>::infinity();
+    for (int64_t j = 0; j < d; ++j) room = std::min(room, std::min(q[j] - lo[j], hi[j] - q[j]));
+    return room >= 0.0 && room * room >= r2 * (1.0 + 1e-9);
+  }
+
   struct Query {
     const double* q;
     int64_t k;
@@ -241,16 +280,14 @@ class KDTree {
         const double diff = p[j] - q[j];
         s += diff * diff;
       }
-      if (s < best[k - 1]) {
-        if (s == 0.0) {
-          ++query.zeros;
-        } else {
-          int64_t i = k - 1;
-          for (; i > 0 && best[i - 1] > s; --i) best[i] = best[i - 1];
-          best[i] = s;
-          if (i == 0) query.nearest = id;
-        }
-      }
+      // Branch free: whether a point enters the list, and where, is data dependent. Inserting
+      // into the sorted list as b[i] = min(b[i], max(b[i - 1], s)), from the top down, leaves it
+      // unchanged when s >= b[k - 1]. A point at distance 0 is counted and never inserted.
+      query.zeros += (s == 0.0);
+      if (s == 0.0) s = std::numeric_limits<double>::infinity();  // rare, predictable
+      query.nearest = s < best[0] ? id : query.nearest;
+      for (int64_t i = k - 1; i > 0; --i) best[i] = min_of(best[i], max_of(best[i - 1], s));
+      best[0] = min_of(best[0], s);
     }
   }
 
@@ -278,6 +315,8 @@ class KDTree {
   std::vector<Node> nodes_;
   std::vector<double> box_;
   std::vector<int64_t> parent_, leaf_of_;
+  std::vector<double> cell_;  // per node: lo[0..d), hi[0..d) of its cell
+  std::vector<char> exact_;   // every split above this node cut the cell
 };
 
 }  // namespace pyvi::knn
