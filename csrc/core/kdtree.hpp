@@ -6,11 +6,16 @@
 // the median (of a sample) of its cell's widest coordinate with a branch-free partition that moves
 // whole rows, so it streams through memory; the tree is balanced, depth about log2(n / leaf_size).
 //
-// Search: depth first, nearer child first, pruned by the squared box distance, optionally starting
-// from a leaf near the query and climbing (see search()); only squared distances are compared. The search keeps the k smallest *strictly positive* squared distances in
-// a sorted array (k is small) and counts the points at distance exactly 0 on the side: that is what
-// the estimator's duplicate rule needs (knn_kl.hpp). A node whose box holds the query has box
-// distance 0 < any kept distance, so it is never pruned and the zero count is exact.
+// Search: from a leaf near the query (its own leaf, or where the previous, nearby query found its
+// nearest point), climbing towards the root and searching each sibling subtree that the squared
+// box distance does not prune, depth first, nearer child first; the climb stops once the k-NN ball
+// lies inside the current node's cell. Only squared distances are compared, and the hot loops are
+// branch free where the data would make branches unpredictable (box distances, child order, the
+// sorted insertion), which is what a 2-D search spends its time on otherwise. The search keeps the
+// k smallest *strictly positive* squared distances in a sorted array (k is small) and counts the
+// points at distance exactly 0 on the side: that is what the estimator's duplicate rule needs
+// (knn_kl.hpp). A node whose box holds the query has box distance 0 < any kept distance, so it is
+// never pruned and the zero count is exact.
 //
 // D > 0 fixes the dimension at compile time (unrolled distance loops for d = 1, 2, 3); D == 0 reads
 // it at run time.
