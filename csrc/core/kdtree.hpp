@@ -261,7 +261,7 @@ class KDTree {
     const double* lo = &cell_[id * 2 * d];
     const double* hi = lo + d;
     double room = std::numeric_limits<double>::infinity();
-    for (int64_t j = 0; j < d; ++j) room = std::min(room, std::min(q[j] - lo[j], hi[j] - q[j]));
+    for (int64_t j = 0; j < d; ++j) room = min_of(room, min_of(q[j] - lo[j], hi[j] - q[j]));
     return room >= 0.0 && room * room >= r2 * (1.0 + 1e-9);
   }
 
