@@ -54,7 +54,7 @@ py::dict knn_kl_binding(const DoubleArray& x, const DoubleArray& y, int64_t k, i
   require_at_least(leaf_size, 1, "leaf_size");
 
   const int exponent = scale_exponent(x, y);
-  py::array_t<double> rho(n), nu(n), terms(n);
+  py::array_t<double> rho(n), nu(n), terms(n);  // rho, nu hold squared scaled distances until the end
   py::array_t<int64_t> copies_x(n), copies_y(n);
   const knn::KnnOutputs out{rho.mutable_data(), nu.mutable_data(), copies_x.mutable_data(),
                             copies_y.mutable_data()};
@@ -79,13 +79,9 @@ py::dict knn_kl_binding(const DoubleArray& x, const DoubleArray& y, int64_t k, i
   double value;
   {
     py::gil_scoped_release release;
-    knn::knn_terms(n, m, d, out, terms.mutable_data());
+    knn::knn_terms(n, m, d, exponent, num_threads, out, terms.mutable_data());
     value = knn::ordered_sum(terms.data(), n) / static_cast<double>(n) +
             std::log(static_cast<double>(m) / static_cast<double>(n - 1));
-    for (int64_t i = 0; i < n; ++i) {  // back to the caller's units
-      out.rho2[i] = std::ldexp(std::sqrt(out.rho2[i]), exponent);
-      out.nu2[i] = std::ldexp(std::sqrt(out.nu2[i]), exponent);
-    }
   }
   py::dict result;
   result["value"] = value;

@@ -18,6 +18,7 @@
 //   k-nearest-neighbor distances", IEEE Trans. Inf. Theory 55(5), 2009, eq. 5.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -80,16 +81,30 @@ void knn_distances(const double* x, int64_t n, const double* y, int64_t m, int64
 }
 
 /// t_i = d/2 (log nu2_i - log rho2_i) + log((m - w_i) / m) - log((n - 1 - z_i) / (n - 1)), so that
-/// D = mean(t) + log(m / (n - 1)); the copy terms vanish (exactly) without duplicates.
-inline void knn_terms(int64_t n, int64_t m, int64_t dim, const KnnOutputs& out, double* terms) {
+/// D = mean(t) + log(m / (n - 1)); the copy terms vanish (exactly) without duplicates. Then rho2 and
+/// nu2 become distances in the caller's units: sqrt times 2^exponent. Each slot on its own, so
+/// threads do not change results.
+inline void knn_terms(int64_t n, int64_t m, int64_t dim, int exponent, int num_threads,
+                      const KnnOutputs& out, double* terms) {
   const double half_d = 0.5 * static_cast<double>(dim);
-  for (int64_t i = 0; i < n; ++i) {
-    double t = half_d * (std::log(out.nu2[i]) - std::log(out.rho2[i]));
-    if (out.copies_y[i] != 0) t += std::log1p(-static_cast<double>(out.copies_y[i]) / static_cast<double>(m));
-    if (out.copies_x[i] != 0)
-      t -= std::log1p(-static_cast<double>(out.copies_x[i]) / static_cast<double>(n - 1));
-    terms[i] = t;
-  }
+  // A power of two times a double is correctly rounded, so this equals ldexp when 2^exponent is a
+  // normal double, and is much cheaper.
+  const bool plain = std::abs(exponent) < 1000;
+  const double back = std::ldexp(1.0, plain ? exponent : 0);
+  constexpr int64_t kBlock = 16384;
+  parallel_for((n + kBlock - 1) / kBlock, num_threads, [&](int64_t block) {
+    const int64_t end = std::min(n, (block + 1) * kBlock);
+    for (int64_t i = block * kBlock; i < end; ++i) {
+      double t = half_d * (std::log(out.nu2[i]) - std::log(out.rho2[i]));
+      if (out.copies_y[i] != 0) t += std::log1p(-static_cast<double>(out.copies_y[i]) / static_cast<double>(m));
+      if (out.copies_x[i] != 0)
+        t -= std::log1p(-static_cast<double>(out.copies_x[i]) / static_cast<double>(n - 1));
+      terms[i] = t;
+      const double rho = std::sqrt(out.rho2[i]), nu = std::sqrt(out.nu2[i]);
+      out.rho2[i] = plain ? rho * back : std::ldexp(rho, exponent);
+      out.nu2[i] = plain ? nu * back : std::ldexp(nu, exponent);
+    }
+  });
 }
 
 /// Neumaier-compensated sum in index order (fixed order: the same on every thread count).
