@@ -141,9 +141,10 @@ def build_tree(points, leaf_size):
 def _box_distance2(lo, hi, node, q):
     s = 0.0
     for j in range(q.shape[0]):
+        # relu(t) = (t + |t|) / 2, exact and branch free (q below, inside or above is unpredictable)
         below = lo[node, j] - q[j]
         above = q[j] - hi[node, j]
-        gap = below if below > 0.0 else (above if above > 0.0 else 0.0)
+        gap = 0.5 * ((below + abs(below)) + (above + abs(above)))
         s += gap * gap
     return s
 
@@ -171,15 +172,14 @@ def _search(points, begin, end, left, lo, hi, q, k, best, stack_node, stack_dist
                 for j in range(d):
                     diff = points[r, j] - q[j]
                     s += diff * diff
-                if s < best[k - 1]:
-                    if s == 0.0:
-                        zeros += 1
-                    else:
-                        i = k - 1
-                        while i > 0 and best[i - 1] > s:
-                            best[i] = best[i - 1]
-                            i -= 1
-                        best[i] = s
+                if s == 0.0:
+                    zeros += 1
+                    s = np.inf
+                # Branch-free sorted insertion: b[i] = min(b[i], max(b[i - 1], s)) from the top
+                # down leaves the list unchanged when s >= b[k - 1].
+                for i in range(k - 1, 0, -1):
+                    best[i] = min(best[i], max(best[i - 1], s))
+                best[0] = min(best[0], s)
             continue
         dl = _box_distance2(lo, hi, c, q)
         dr = _box_distance2(lo, hi, c + 1, q)
