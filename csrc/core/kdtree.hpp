@@ -233,17 +233,21 @@ class KDTree {
   /// and those siblings cover the tree, so the result is exact for any start, and a start near q
   /// (q's own leaf, or the previous nearby query's nearest leaf) saves the descent and its
   /// mispredicted branches. `nearest` receives the leaf of the nearest positive-distance point.
+  ///
+  /// K > 0 fixes k = K at compile time, so the list lives in registers during a leaf scan; K == 0
+  /// reads k at run time.
+  template <int K = 0>
   int64_t search(const double* q, int64_t k, double* best, int64_t start, int64_t& nearest) const {
     for (int64_t i = 0; i < k; ++i) best[i] = std::numeric_limits<double>::infinity();
     Query query{q, k, best, 0, start < 0 ? 0 : start};
     if (start < 0) {
-      visit(0, query);
+      visit<K>(0, query);
     } else {
-      scan(start, query);
+      scan<K>(start, query);
       for (int64_t id = start; id != 0; id = parent_[id]) {
         if (exact_[id] && ball_inside_cell(q, best[k - 1], id)) break;
         const int64_t sibling = (id & 1) ? id + 1 : id - 1;  // siblings are (odd, odd + 1)
-        if (box_distance2(q, sibling) < best[k - 1]) visit(sibling, query);
+        if (box_distance2(q, sibling) < best[k - 1]) visit<K>(sibling, query);
       }
     }
     nearest = query.nearest;
@@ -273,12 +277,19 @@ class KDTree {
     int64_t nearest;
   };
 
+  template <int K>
   void scan(int64_t id, Query& query) const {
     const Node& node = nodes_[id];
-    const int64_t d = dim_, k = query.k;
+    const int64_t d = dim_;
     const double* q = query.q;
-    double* best = query.best;
     const double* p = &points_[node.begin * d];
+    // The list in registers when K is known (a local array, fully unrolled), else in memory.
+    constexpr int64_t kLocal = K > 0 ? K : 1;
+    double local[kLocal];
+    double* best = K > 0 ? local : query.best;
+    const int64_t k = K > 0 ? K : query.k;
+    if constexpr (K > 0)
+      for (int64_t i = 0; i < K; ++i) local[i] = query.best[i];
     for (int64_t r = node.begin; r < node.end; ++r, p += d) {
       double s = 0.0;
       for (int64_t j = 0; j < d; ++j) {
@@ -294,12 +305,15 @@ class KDTree {
       for (int64_t i = k - 1; i > 0; --i) best[i] = min_of(best[i], max_of(best[i - 1], s));
       best[0] = min_of(best[0], s);
     }
+    if constexpr (K > 0)
+      for (int64_t i = 0; i < K; ++i) query.best[i] = local[i];
   }
 
+  template <int K>
   void visit(int64_t id, Query& query) const {
     const Node& node = nodes_[id];
     if (node.left < 0) {
-      scan(id, query);
+      scan<K>(id, query);
       return;
     }
     const int64_t left = node.left;
@@ -310,8 +324,8 @@ class KDTree {
     const int64_t first = left + right_first, second = left + !right_first;
     const double distance[2] = {dl, dr};  // selected by index: compilers branch on a ?: here
     const double d_first = distance[right_first], d_second = distance[!right_first];
-    if (d_first < query.best[query.k - 1]) visit(first, query);
-    if (d_second < query.best[query.k - 1]) visit(second, query);
+    if (d_first < query.best[query.k - 1]) visit<K>(first, query);
+    if (d_second < query.best[query.k - 1]) visit<K>(second, query);
   }
 
   int64_t n_, dim_;

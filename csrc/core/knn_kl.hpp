@@ -37,6 +37,42 @@ struct KnnOutputs {
   int64_t* copies_y;  // w_i
 };
 
+/// Both passes over x's points in tree order: rho against x's own tree (from the query's leaf),
+/// nu against y's tree (from where the previous query found its nearest point).
+template <int D, int K>
+void run_queries(const KDTree<D>& tx, const KDTree<D>& ty, int64_t k, int num_threads,
+                 const KnnOutputs& out) {
+  const int64_t n = tx.size(), d = tx.dim();
+  const double* queries = tx.points();  // x in tree order
+  const std::vector<int64_t>& original = tx.index();
+  constexpr int64_t kBlock = 256;  // consecutive tree-order queries per work item
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  // Two passes, so each pass streams through one tree only.
+  parallel_for(blocks, num_threads, [&](int64_t block) {
+    std::vector<double> best(k);
+    const int64_t end = std::min(n, (block + 1) * kBlock);
+    int64_t nearest;
+    for (int64_t r = block * kBlock; r < end; ++r) {
+      const int64_t zeros = tx.template search<K>(queries + r * d, k, best.data(), tx.leaf_of(r), nearest);
+      const int64_t i = original[r];
+      out.rho2[i] = best[k - 1];
+      out.copies_x[i] = zeros - 1;  // zeros counts x_i itself
+    }
+  });
+  parallel_for(blocks, num_threads, [&](int64_t block) {
+    std::vector<double> best(k);
+    const int64_t end = std::min(n, (block + 1) * kBlock);
+    int64_t nearest = -1;  // the block's first query searches from the root, the next ones from
+                           // the leaf where the previous (nearby, tree-order) query found its nearest
+    for (int64_t r = block * kBlock; r < end; ++r) {
+      const int64_t zeros = ty.template search<K>(queries + r * d, k, best.data(), nearest, nearest);
+      const int64_t i = original[r];
+      out.nu2[i] = best[k - 1];
+      out.copies_y[i] = zeros;
+    }
+  });
+}
+
 /// Fills `out` for every point of x (n x dim, scaled by 2^-exponent here) against x itself and y (m x dim).
 template <int D>
 void knn_distances(const double* x, int64_t n, const double* y, int64_t m, int64_t dim, int exponent,
@@ -49,35 +85,17 @@ void knn_distances(const double* x, int64_t n, const double* y, int64_t m, int64
   });
   const KDTree<D>& tx = *trees[0];
   const KDTree<D>& ty = *trees[1];
-  const int64_t d = tx.dim();
-  const double* queries = tx.points();  // x in tree order
-  const std::vector<int64_t>& original = tx.index();
-  constexpr int64_t kBlock = 256;  // consecutive tree-order queries per work item
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
-  // Two passes, so each pass streams through one tree only.
-  parallel_for(blocks, num_threads, [&](int64_t block) {
-    std::vector<double> best(k);
-    const int64_t end = std::min(n, (block + 1) * kBlock);
-    int64_t nearest;
-    for (int64_t r = block * kBlock; r < end; ++r) {
-      const int64_t zeros = tx.search(queries + r * d, k, best.data(), tx.leaf_of(r), nearest);
-      const int64_t i = original[r];
-      out.rho2[i] = best[k - 1];
-      out.copies_x[i] = zeros - 1;  // zeros counts x_i itself
-    }
-  });
-  parallel_for(blocks, num_threads, [&](int64_t block) {
-    std::vector<double> best(k);
-    const int64_t end = std::min(n, (block + 1) * kBlock);
-    int64_t nearest = -1;  // the block's first query searches from the root, the next ones from
-                           // the leaf where the previous (nearby, tree-order) query found its nearest
-    for (int64_t r = block * kBlock; r < end; ++r) {
-      const int64_t zeros = ty.search(queries + r * d, k, best.data(), nearest, nearest);
-      const int64_t i = original[r];
-      out.nu2[i] = best[k - 1];
-      out.copies_y[i] = zeros;
-    }
-  });
+  switch (k) {  // small k at compile time: the neighbour list stays in registers
+    case 1: run_queries<D, 1>(tx, ty, k, num_threads, out); break;
+    case 2: run_queries<D, 2>(tx, ty, k, num_threads, out); break;
+    case 3: run_queries<D, 3>(tx, ty, k, num_threads, out); break;
+    case 4: run_queries<D, 4>(tx, ty, k, num_threads, out); break;
+    case 5: run_queries<D, 5>(tx, ty, k, num_threads, out); break;
+    case 6: run_queries<D, 6>(tx, ty, k, num_threads, out); break;
+    case 7: run_queries<D, 7>(tx, ty, k, num_threads, out); break;
+    case 8: run_queries<D, 8>(tx, ty, k, num_threads, out); break;
+    default: run_queries<D, 0>(tx, ty, k, num_threads, out); break;
+  }
 }
 
 /// t_i = d/2 (log nu2_i - log rho2_i) + log((m - w_i) / m) - log((n - 1 - z_i) / (n - 1)), so that
