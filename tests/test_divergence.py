@@ -73,6 +73,19 @@ def test_backends_agree_with_each_other_and_the_reference(d, k, duplicates):
         np.testing.assert_allclose(small.nu, nu, rtol=1e-12)
 
 
+@pytest.mark.parametrize("k", [2, 4, 6, 7, 8, 9, 12])
+@pytest.mark.parametrize("d", [2, 4])
+def test_every_compiled_k_path_matches_scipy(d, k):
+    # pyvi._core compiles k <= 8 specially and runs larger k through a generic path.
+    rng = np.random.default_rng(k)
+    x, y = with_duplicates(rng, rng.normal(size=(400, d)), rng.normal(size=(300, d)))
+    cpp = knn_kl(x, y, k, return_details=True)
+    ref = knn_kl(x, y, k, backend="scipy", return_details=True)
+    assert cpp.value == pytest.approx(ref.value, rel=1e-10, abs=1e-12)
+    np.testing.assert_allclose(cpp.rho, ref.rho, rtol=1e-12)
+    np.testing.assert_allclose(cpp.nu, ref.nu, rtol=1e-12)
+
+
 def test_without_duplicates_it_is_eq5():
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(300, 2)), rng.normal(size=(250, 2))
