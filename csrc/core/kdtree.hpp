@@ -232,14 +232,15 @@ class KDTree {
   /// climbs to the root and searches each sibling subtree on the way that is not pruned: the leaf
   /// and those siblings cover the tree, so the result is exact for any start, and a start near q
   /// (q's own leaf, or the previous nearby query's nearest leaf) saves the descent and its
-  /// mispredicted branches. `nearest` receives the leaf of the nearest positive-distance point.
+  /// mispredicted branches. `nearest` receives the leaf of the nearest positive-distance point (-1
+  /// when there is none and the search began at the root).
   ///
   /// K > 0 fixes k = K at compile time, so the list lives in registers during a leaf scan; K == 0
   /// reads k at run time.
   template <int K = 0>
   int64_t search(const double* q, int64_t k, double* best, int64_t start, int64_t& nearest) const {
     for (int64_t i = 0; i < k; ++i) best[i] = std::numeric_limits<double>::infinity();
-    Query query{q, k, best, 0, start < 0 ? 0 : start};
+    Query query{q, k, best, 0, start};  // nearest stays -1 ("from the root") if nothing is found
     if (start < 0) {
       visit<K>(0, query);
     } else {
