@@ -1,6 +1,6 @@
 """Type stub of pyvi._core, the torch-free C++ core (pybind11). Validation errors are ValueError."""
 
-from typing import overload
+from typing import TypedDict, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -42,3 +42,17 @@ def hmc(target: Target, initial: npt.ArrayLike, num_samples: int, num_warmup: in
 
 def random_uint64(seed: int, stream: int, n: int) -> np.ndarray: ...
 def random_normal(seed: int, stream: int, n: int) -> np.ndarray: ...
+
+class KnnKLResult(TypedDict):
+    value: float
+    terms: npt.NDArray[np.float64]
+    rho: npt.NDArray[np.float64]
+    nu: npt.NDArray[np.float64]
+    copies_x: npt.NDArray[np.int64]
+    copies_y: npt.NDArray[np.int64]
+
+def knn_kl(
+    x: npt.ArrayLike, y: npt.ArrayLike, k: int = 1, num_threads: int = 1, leaf_size: int = 24
+) -> KnnKLResult:
+    """k-NN estimate of KL(P || Q) from x ~ P (n, d) and y ~ Q (m, d) (Wang et al. 2009, eq. 5;
+    copies of each x_i left out, as in pyvi.divergence). num_threads = 0 uses all cores."""

@@ -20,6 +20,8 @@
 namespace py = pybind11;
 using namespace pyvi;
 
+void bind_knn(pybind11::module_& m);
+
 namespace {
 
 BananaTarget make_banana(double num_data, double mean_y, double ss_y, double sigma_y,
@@ -221,6 +223,7 @@ PYBIND11_MODULE(_core, m) {
 
   bind_target_functions<BananaTarget>(m);
   bind_target_functions<GaussianTarget>(m);
+  bind_knn(m);
 
   // The random streams, exposed so tests can check the Numba twin bit for bit.
   m.def("random_uint64", [](uint64_t seed, uint64_t stream, int64_t n) {

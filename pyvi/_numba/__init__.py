@@ -4,4 +4,4 @@ Each kernel mirrors one header of ``csrc/`` (same algorithm, same random stream)
 checked against each other draw by draw.
 """
 
-__all__ = ["banana", "hmc", "rng"]
+__all__ = ["banana", "hmc", "knn", "rng"]

@@ -1,0 +1,139 @@
+// The k-NN estimator of KL(P || Q) of Wang, Kulkarni & Verdu (2009) from x ~ P (n x d) and
+// y ~ Q (m x d), with the duplicate rule of pyvi.divergence ("leave all copies out"):
+//
+//   z_i   = #{j != i : x_j == x_i},   w_i = #{j : y_j == x_i}   (copies of x_i),
+//   rho_i = k-th smallest distance from x_i to x without x_i's copies (z_i + 1 points removed),
+//   nu_i  = k-th smallest distance from x_i to y without x_i's copies (w_i points removed),
+//   D     = 1/n sum_i [d log(nu_i / rho_i) + log((m - w_i) / (n - 1 - z_i))],
+//
+// i.e. each point's term of eq. 5 computed against the samples with every copy of x_i left out, as
+// eq. 5's n - 1 already leaves x_i itself out. Without duplicates this is eq. 5 exactly.
+//
+// x and y are scaled by one power of two so that squared distances cannot overflow (the estimate is
+// scale free). Queries run in x's tree order (nearby queries in a row: warm caches), in blocks over
+// parallel_for; each query writes only its own slot, so results never depend on the thread count.
+//
+// References:
+//   Wang, Kulkarni & Verdu, "Divergence estimation for multidimensional densities via
+//   k-nearest-neighbor distances", IEEE Trans. Inf. Theory 55(5), 2009, eq. 5.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "kdtree.hpp"
+#include "parallel.hpp"
+
+namespace pyvi::knn {
+
+/// Per-point outputs, indexed by x's original row.
+struct KnnOutputs {
+  double* rho2;    // squared rho_i (scaled units); +inf: fewer than k points of x differ from x_i
+  double* nu2;     // squared nu_i (scaled units); +inf: fewer than k points of y differ from x_i
+  int64_t* copies_x;  // z_i
+  int64_t* copies_y;  // w_i
+};
+
+/// Both passes over x's points in tree order: rho against x's own tree (from the query's leaf),
+/// nu against y's tree (from where the previous query found its nearest point).
+template <int D, int K>
+void run_queries(const KDTree<D>& tx, const KDTree<D>& ty, int64_t k, int num_threads,
+                 const KnnOutputs& out) {
+  const int64_t n = tx.size(), d = tx.dim();
+  const double* queries = tx.points();  // x in tree order
+  const std::vector<int64_t>& original = tx.index();
+  constexpr int64_t kBlock = 256;  // consecutive tree-order queries per work item
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  // Two passes, so each pass streams through one tree only.
+  parallel_for(blocks, num_threads, [&](int64_t block) {
+    std::vector<double> best(k);
+    const int64_t end = std::min(n, (block + 1) * kBlock);
+    int64_t nearest;
+    for (int64_t r = block * kBlock; r < end; ++r) {
+      const int64_t zeros = tx.template search<K>(queries + r * d, k, best.data(), tx.leaf_of(r), nearest);
+      const int64_t i = original[r];
+      out.rho2[i] = best[k - 1];
+      out.copies_x[i] = zeros - 1;  // zeros counts x_i itself
+    }
+  });
+  parallel_for(blocks, num_threads, [&](int64_t block) {
+    std::vector<double> best(k);
+    const int64_t end = std::min(n, (block + 1) * kBlock);
+    int64_t nearest = -1;  // the block's first query searches from the root, the next ones from
+                           // the leaf where the previous (nearby, tree-order) query found its nearest
+    for (int64_t r = block * kBlock; r < end; ++r) {
+      const int64_t zeros = ty.template search<K>(queries + r * d, k, best.data(), nearest, nearest);
+      const int64_t i = original[r];
+      out.nu2[i] = best[k - 1];
+      out.copies_y[i] = zeros;
+    }
+  });
+}
+
+/// Fills `out` for every point of x (n x dim, scaled by 2^-exponent here) against x itself and y (m x dim).
+template <int D>
+void knn_distances(const double* x, int64_t n, const double* y, int64_t m, int64_t dim, int exponent,
+                   int64_t k, int64_t leaf_size, int num_threads, const KnnOutputs& out) {
+  // The two trees are independent: built side by side when there are threads for it.
+  std::unique_ptr<KDTree<D>> trees[2];
+  parallel_for(2, num_threads, [&](int64_t which) {
+    trees[which] = which == 0 ? std::make_unique<KDTree<D>>(x, n, dim, exponent, leaf_size)
+                              : std::make_unique<KDTree<D>>(y, m, dim, exponent, leaf_size);
+  });
+  const KDTree<D>& tx = *trees[0];
+  const KDTree<D>& ty = *trees[1];
+  switch (k) {  // small k at compile time: the neighbour list stays in registers
+    case 1: run_queries<D, 1>(tx, ty, k, num_threads, out); break;
+    case 2: run_queries<D, 2>(tx, ty, k, num_threads, out); break;
+    case 3: run_queries<D, 3>(tx, ty, k, num_threads, out); break;
+    case 4: run_queries<D, 4>(tx, ty, k, num_threads, out); break;
+    case 5: run_queries<D, 5>(tx, ty, k, num_threads, out); break;
+    case 6: run_queries<D, 6>(tx, ty, k, num_threads, out); break;
+    case 7: run_queries<D, 7>(tx, ty, k, num_threads, out); break;
+    case 8: run_queries<D, 8>(tx, ty, k, num_threads, out); break;
+    default: run_queries<D, 0>(tx, ty, k, num_threads, out); break;
+  }
+}
+
+/// t_i = d/2 (log nu2_i - log rho2_i) + log((m - w_i) / m) - log((n - 1 - z_i) / (n - 1)), so that
+/// D = mean(t) + log(m / (n - 1)); the copy terms vanish (exactly) without duplicates. Then rho2 and
+/// nu2 become distances in the caller's units: sqrt times 2^exponent. Each slot on its own, so
+/// threads do not change results.
+inline void knn_terms(int64_t n, int64_t m, int64_t dim, int exponent, int num_threads,
+                      const KnnOutputs& out, double* terms) {
+  const double half_d = 0.5 * static_cast<double>(dim);
+  // A power of two times a double is correctly rounded, so this equals ldexp when 2^exponent is a
+  // normal double, and is much cheaper.
+  const bool plain = std::abs(exponent) < 1000;
+  const double back = std::ldexp(1.0, plain ? exponent : 0);
+  constexpr int64_t kBlock = 16384;
+  parallel_for((n + kBlock - 1) / kBlock, num_threads, [&](int64_t block) {
+    const int64_t end = std::min(n, (block + 1) * kBlock);
+    for (int64_t i = block * kBlock; i < end; ++i) {
+      double t = half_d * (std::log(out.nu2[i]) - std::log(out.rho2[i]));
+      if (out.copies_y[i] != 0) t += std::log1p(-static_cast<double>(out.copies_y[i]) / static_cast<double>(m));
+      if (out.copies_x[i] != 0)
+        t -= std::log1p(-static_cast<double>(out.copies_x[i]) / static_cast<double>(n - 1));
+      terms[i] = t;
+      const double rho = std::sqrt(out.rho2[i]), nu = std::sqrt(out.nu2[i]);
+      out.rho2[i] = plain ? rho * back : std::ldexp(rho, exponent);
+      out.nu2[i] = plain ? nu * back : std::ldexp(nu, exponent);
+    }
+  });
+}
+
+/// Neumaier-compensated sum in index order (fixed order: the same on every thread count).
+inline double ordered_sum(const double* v, int64_t n) {
+  double sum = 0.0, carry = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double t = sum + v[i];
+    carry += std::abs(sum) >= std::abs(v[i]) ? (sum - t) + v[i] : (v[i] - t) + sum;
+    sum = t;
+  }
+  return sum + carry;
+}
+
+}  // namespace pyvi::knn
