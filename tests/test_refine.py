@@ -44,3 +44,16 @@ def test_zero_transitions_and_bad_input(default_banana):
         mcmc_refine(np.zeros((0, 2)), default_banana, 1, 0.05, 10)
     with pytest.raises(ValueError, match="step_size"):
         mcmc_refine(start, default_banana, 1, -0.05, 10)
+
+
+def test_knn_kl_to_exact_draws_stays_near_zero(homework_banana):
+    """Problem 1's equality case: q = p stays p, so the k-NN KL to fresh exact draws stays ~0 for
+    every t (|estimate| within 4 standard errors plus the estimator's small-sample bias)."""
+    from pyvi.divergence import knn_kl
+
+    start = homework_banana.sample_exact(5000, seed=3)
+    reference = homework_banana.sample_exact(5000, seed=4)
+    refined = mcmc_refine(start, homework_banana, 10, 0.05, 20, seed=5)
+    for t in (0, 1, 5, 10):
+        estimate = knn_kl(refined.samples[t], reference, k=5, return_details=True, workers=1)
+        assert abs(estimate.value) < 4 * estimate.standard_error + 0.02, (t, estimate.value, estimate.standard_error)
