@@ -22,7 +22,7 @@ from pyvi._backend import backends
 
 __version__ = "0.1.0"
 #: Public submodules, imported lazily by ``pyvi.<name>``.
-SUBMODULES = ("cli", "diagnostics", "hmc", "ops", "plots", "targets")
+SUBMODULES = ("cli", "diagnostics", "flows", "hmc", "ops", "plots", "targets", "vi")
 __all__ = ["backends", "__version__", *SUBMODULES]
 
 
