@@ -18,6 +18,9 @@
 
 namespace pyvi {
 
+/// Largest dim of the CUDA backward (its per-thread gradient vector lives in registers/local memory).
+constexpr int kPlanarMaxCudaDim = 64;
+
 /// Numbers per prepared layer and per accumulator layer.
 PYVI_HOST_DEVICE int planar_prep_size(int dim) { return 2 * dim + 2; }
 
