@@ -152,7 +152,9 @@ PYVI_HOST_DEVICE T coupling_forward_sample(const T* params, const CouplingShape&
     coupling_mlp_forward(params + offset, cn, s.hidden, s.depth, mn * (s.affine ? 2 : 1), x + cs, acts, out);
     if (s.affine) {
       for (int j = 0; j < mn; ++j) {
-        const T scale = scale_bound * flow_math::tanh(out[j] / scale_bound);
+        T th, sech2;
+        flow_math::tanh_and_sech2(out[j] / scale_bound, &th, &sech2);
+        const T scale = scale_bound * th;
         x[ms + j] = x[ms + j] * flow_math::exp(scale) + out[mn + j];
         log_det += scale;
       }
@@ -200,11 +202,12 @@ PYVI_HOST_DEVICE void coupling_backward_sample(const T* params, const CouplingSh
     coupling_mlp_forward(params + offset, cn, s.hidden, s.depth, num_out, input + cs, acts, out);
     if (s.affine) {
       for (int j = 0; j < mn; ++j) {
-        const T th = flow_math::tanh(out[j] / scale_bound);
+        T th, sech2;
+        flow_math::tanh_and_sech2(out[j] / scale_bound, &th, &sech2);
         const T e = flow_math::exp(scale_bound * th);
         const T g_moved = g[ms + j];
         // y = x e^s + t:  dy/ds = x e^s, and log|det| gains s;  s = bound tanh(raw / bound).
-        g_out[j] = (g_moved * input[ms + j] * e + grad_log_det) * (T(1) - th * th);
+        g_out[j] = (g_moved * input[ms + j] * e + grad_log_det) * sech2;
         g_out[mn + j] = g_moved;
         g[ms + j] = g_moved * e;
       }

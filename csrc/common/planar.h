@@ -5,6 +5,8 @@
 // Layer k: u_hat = u + c w with c = (softplus(w.u) - 1 - w.u) / max(|w|^2, tiny), so w.u_hat > -1;
 //   x = z + u_hat h,  h = tanh(w.z + b),  log|det| = log(h^2 + (1 - h^2) softplus(w.u)).
 // That form of 1 + (1 - h^2) w.u_hat is a sum of non-negative terms: no cancellation, never log < 0.
+// Speed: h and 1 - h^2 come from one exp, and the K determinants are multiplied and logged once
+// (LogOfProduct, folding before over/underflow): transcendentals were most of the kernel's time.
 //
 // "Prepared" layer constants, computed once per call (not per sample), are [u_hat, w, b, softplus]
 // (2D+2 numbers). The backward pass accumulates, per layer, the 2D+2 sums over samples
@@ -53,6 +55,21 @@ PYVI_HOST_DEVICE void planar_prepare(const T* row, int dim, T* prep) {
   prep[2 * dim + 1] = softplus;
 }
 
+/// One layer forward for one sample: x (D) moves in place, its input goes to state (D); returns
+/// this layer's |det| (its log is taken once per sample, see LogOfProduct).
+template <typename T>
+PYVI_HOST_DEVICE T planar_layer_forward(const T* p, int dim, T* x, T* state) {
+  T a = p[2 * dim];
+  for (int d = 0; d < dim; ++d) {
+    state[d] = x[d];
+    a += p[dim + d] * x[d];
+  }
+  T h, sech2;
+  flow_math::tanh_and_sech2(a, &h, &sech2);
+  for (int d = 0; d < dim; ++d) x[d] += p[d] * h;
+  return h * h + sech2 * p[2 * dim + 1];
+}
+
 /// Forward pass of one sample through all K layers: x (D) from z (D); the input of every layer
 /// goes to states (K x D). Returns the summed log|det|. x may alias z.
 template <typename T>
@@ -60,20 +77,37 @@ PYVI_HOST_DEVICE T planar_forward_sample(const T* prep, int num_layers, int dim,
                                          T* states) {
   const int stride = planar_prep_size(dim);
   for (int d = 0; d < dim; ++d) x[d] = z[d];
-  T log_det = 0;
-  for (int k = 0; k < num_layers; ++k) {
-    const T* p = prep + k * stride;
-    T a = p[2 * dim];
-    for (int d = 0; d < dim; ++d) {
-      states[k * dim + d] = x[d];
-      a += p[dim + d] * x[d];
-    }
-    const T h = flow_math::tanh(a);
-    const T h2 = h * h;
-    for (int d = 0; d < dim; ++d) x[d] += p[d] * h;
-    log_det += flow_math::log(h2 + (T(1) - h2) * p[2 * dim + 1]);
+  flow_math::LogOfProduct<T> log_det;
+  for (int k = 0; k < num_layers; ++k)
+    log_det.multiply(planar_layer_forward(prep + k * stride, dim, x, states + k * dim));
+  return log_det.value();
+}
+
+/// One layer backward for one sample (layer k, prepared constants p, its input z): g (D) holds
+/// dL/d(output) on entry and dL/d(input) on exit; the layer's sums go to accumulate(base + j, .).
+template <typename T, typename Accumulate>
+PYVI_HOST_DEVICE void planar_layer_backward(const T* p, int dim, const T* z, T grad_log_det, T* g, int base,
+                                            Accumulate& accumulate) {
+  const T softplus = p[2 * dim + 1];
+  T a = p[2 * dim];
+  T g_dot_uhat = 0;
+  for (int d = 0; d < dim; ++d) {
+    a += p[dim + d] * z[d];
+    g_dot_uhat += g[d] * p[d];
   }
-  return log_det;
+  T h, one_minus_h2;
+  flow_math::tanh_and_sech2(a, &h, &one_minus_h2);
+  const T inverse_det = T(1) / (h * h + one_minus_h2 * softplus);
+  // d log det / dh = 2 h (1 - softplus) / det;  d log det / d softplus = (1 - h^2) / det.
+  const T g_h = g_dot_uhat + grad_log_det * T(2) * h * (T(1) - softplus) * inverse_det;
+  const T g_a = g_h * one_minus_h2;
+  for (int d = 0; d < dim; ++d) {
+    accumulate(base + d, g[d] * h);          // dL/du_hat
+    accumulate(base + dim + d, g_a * z[d]);  // dL/dw through a = w.z + b
+  }
+  accumulate(base + 2 * dim, g_a);                                         // dL/db
+  accumulate(base + 2 * dim + 1, grad_log_det * one_minus_h2 * inverse_det);  // dL/dsoftplus
+  for (int d = 0; d < dim; ++d) g[d] += g_a * p[dim + d];
 }
 
 /// Backward pass of one sample. On entry g (D) holds dL/dx; on exit dL/dz. grad_log_det is dL/d
@@ -84,32 +118,8 @@ template <typename T, typename Accumulate>
 PYVI_HOST_DEVICE void planar_backward_sample(const T* prep, int num_layers, int dim, const T* states,
                                              T grad_log_det, T* g, Accumulate& accumulate) {
   const int stride = planar_prep_size(dim);
-  for (int k = num_layers - 1; k >= 0; --k) {
-    const T* p = prep + k * stride;
-    const T* z = states + k * dim;
-    const T softplus = p[2 * dim + 1];
-    T a = p[2 * dim];
-    T g_dot_uhat = 0;
-    for (int d = 0; d < dim; ++d) {
-      a += p[dim + d] * z[d];
-      g_dot_uhat += g[d] * p[d];
-    }
-    const T h = flow_math::tanh(a);
-    const T h2 = h * h;
-    const T one_minus_h2 = T(1) - h2;
-    const T det = h2 + one_minus_h2 * softplus;
-    // d log det / dh = 2 h (1 - softplus) / det;  d log det / d softplus = (1 - h^2) / det.
-    const T g_h = g_dot_uhat + grad_log_det * T(2) * h * (T(1) - softplus) / det;
-    const T g_a = g_h * one_minus_h2;
-    const int base = k * stride;
-    for (int d = 0; d < dim; ++d) {
-      accumulate(base + d, g[d] * h);           // dL/du_hat
-      accumulate(base + dim + d, g_a * z[d]);   // dL/dw through a = w.z + b
-    }
-    accumulate(base + 2 * dim, g_a);                                     // dL/db
-    accumulate(base + 2 * dim + 1, grad_log_det * one_minus_h2 / det);  // dL/dsoftplus
-    for (int d = 0; d < dim; ++d) g[d] += g_a * p[dim + d];
-  }
+  for (int k = num_layers - 1; k >= 0; --k)
+    planar_layer_backward(prep + k * stride, dim, states + k * dim, grad_log_det, g, k * stride, accumulate);
 }
 
 /// Chains one layer's accumulated sums through u_hat(u, w) and softplus(w.u) into dL/d[u, w, b].

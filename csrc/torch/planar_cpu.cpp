@@ -9,6 +9,7 @@
 #include <c10/util/Exception.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "../common/planar.h"
@@ -45,6 +46,8 @@ void check_planar_backward_args(const at::Tensor& grad_x, const at::Tensor& grad
 
 namespace {
 
+constexpr int64_t kPlanarTile = 64;  // samples interleaved per layer in the CPU forward
+
 template <typename T>
 std::vector<T> prepare_layers(const T* params, int64_t layers, int dim) {
   std::vector<T> prep(static_cast<size_t>(layers * planar_prep_size(dim)));
@@ -75,10 +78,21 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> planar_forward_cpu(const at::Tens
     scalar_t* xp = x.mutable_data_ptr<scalar_t>();
     scalar_t* lp = log_det.mutable_data_ptr<scalar_t>();
     scalar_t* sp = states.mutable_data_ptr<scalar_t>();
-    at::parallel_for(0, batch, 512, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i)
-        lp[i] = planar_forward_sample(prep.data(), static_cast<int>(layers), static_cast<int>(dim), zp + i * dim,
-                                      xp + i * dim, sp + i * layers * dim);
+    const int d = static_cast<int>(dim), stride = planar_prep_size(d);
+    // Layers outer, a tile of samples inner: each sample's layers form a serial dependency chain
+    // (exp, divide), so interleaving independent samples keeps the pipeline full.
+    at::parallel_for(0, batch, kPlanarTile, [&](int64_t begin, int64_t end) {
+      for (int64_t tile = begin; tile < end; tile += kPlanarTile) {
+        const int64_t stop = std::min(end, tile + kPlanarTile);
+        flow_math::LogOfProduct<scalar_t> det[kPlanarTile];
+        for (int64_t i = tile; i < stop; ++i)
+          for (int j = 0; j < d; ++j) xp[i * dim + j] = zp[i * dim + j];
+        for (int64_t k = 0; k < layers; ++k)
+          for (int64_t i = tile; i < stop; ++i)
+            det[i - tile].multiply(
+                planar_layer_forward(prep.data() + k * stride, d, xp + i * dim, sp + (i * layers + k) * dim));
+        for (int64_t i = tile; i < stop; ++i) lp[i] = det[i - tile].value();
+      }
     });
   });
   return {x, log_det, states};
@@ -108,11 +122,14 @@ std::tuple<at::Tensor, at::Tensor> planar_backward_cpu(const at::Tensor& grad_x_
       for (int64_t chunk = chunk_begin; chunk < chunk_end; ++chunk) {
         AddTo<scalar_t> add{partial.data() + chunk * width};
         const int64_t end = std::min(batch, (chunk + 1) * kGradChunk);
-        for (int64_t i = chunk * kGradChunk; i < end; ++i) {
-          scalar_t* g = gz + i * dim;
-          for (int j = 0; j < d; ++j) g[j] = gx[i * dim + j];
-          planar_backward_sample(prep.data(), k_layers, d, sp + i * layers * dim, gl[i], g, add);
-        }
+        const int stride = planar_prep_size(d);
+        for (int64_t i = chunk * kGradChunk; i < end; ++i)
+          for (int j = 0; j < d; ++j) gz[i * dim + j] = gx[i * dim + j];
+        // Layers outer, samples inner (independent chains overlap; see the forward).
+        for (int k = k_layers - 1; k >= 0; --k)
+          for (int64_t i = chunk * kGradChunk; i < end; ++i)
+            planar_layer_backward(prep.data() + k * stride, d, sp + (i * layers + k) * dim, gl[i], gz + i * dim,
+                                  k * stride, add);
       }
     });
     for (int64_t chunk = 1; chunk < num_chunks; ++chunk)

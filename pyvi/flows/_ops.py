@@ -2,9 +2,12 @@
 
 Each flow stack is one forward op (samples, log-det, and the per-layer inputs it saves for the
 backward) and one backward op (analytic; gradient of the inputs and the parameter-gradient
-reduction inside the kernel). Here they get their fake kernels (``torch.compile``, ``opcheck``) and
-their autograd formula with ``torch.library``. The backward ops are not themselves differentiable:
-double backward through a fused flow is not supported (the reference implementation has it).
+reduction inside the kernel). Here they get their fake kernels with ``torch.library``
+(``torch.compile``, ``opcheck``). Their autograd formula is registered in C++
+(csrc/torch/flows_autograd.cpp, the ``Autograd`` dispatch key): through Python's
+``torch.library.register_autograd`` each call cost ~100 us, more than the whole kernel at the
+student's sizes. The backward ops are not themselves differentiable: double backward through a
+fused flow is not supported (the reference implementation has it).
 """
 
 from __future__ import annotations
@@ -33,23 +36,6 @@ def _planar_backward_fake(grad_x, grad_log_det, params, states):
     return grad_x.new_empty(grad_x.shape), params.new_empty(params.shape)
 
 
-def _planar_setup_context(ctx, inputs, output):
-    _, params = inputs
-    _, _, states = output
-    ctx.save_for_backward(params, states)
-    ctx.mark_non_differentiable(states)
-
-
-def _planar_backward(ctx, grad_x, grad_log_det, grad_states):
-    params, states = ctx.saved_tensors
-    grad_x, grad_log_det = _dense_grads(grad_x, grad_log_det, states)
-    grad_z, grad_params = torch.ops.pyvi.planar_backward(grad_x, grad_log_det, params, states)
-    return grad_z, grad_params
-
-
-torch.library.register_autograd("pyvi::planar_forward", _planar_backward, setup_context=_planar_setup_context)
-
-
 def planar_flow(z: torch.Tensor, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(x, log_det)`` of a planar stack with packed ``params (K, 2 dim + 1)``, as one fused op."""
     x, log_det, _ = torch.ops.pyvi.planar_forward(z, params)
@@ -70,37 +56,9 @@ def _coupling_backward_fake(grad_x, grad_log_det, params, states, num_couplings,
     return grad_x.new_empty(grad_x.shape), params.new_empty(params.shape)
 
 
-def _coupling_setup_context(ctx, inputs, output):
-    _, params, *config = inputs
-    _, _, states = output
-    ctx.save_for_backward(params, states)
-    ctx.config = tuple(config)
-    ctx.mark_non_differentiable(states)
-
-
-def _coupling_backward(ctx, grad_x, grad_log_det, grad_states):
-    params, states = ctx.saved_tensors
-    grad_x, grad_log_det = _dense_grads(grad_x, grad_log_det, states)
-    grad_z, grad_params = torch.ops.pyvi.coupling_backward(grad_x, grad_log_det, params, states, *ctx.config)
-    return grad_z, grad_params, None, None, None, None, None
-
-
-torch.library.register_autograd("pyvi::coupling_forward", _coupling_backward, setup_context=_coupling_setup_context)
-
-
 def coupling_flow(
     z: torch.Tensor, params: torch.Tensor, num_couplings: int, hidden: int, depth: int, affine: bool, scale_bound: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(x, log_det)`` of a NICE (``affine=False``) or RealNVP stack with packed ``params``, fused."""
     x, log_det, _ = torch.ops.pyvi.coupling_forward(z, params, num_couplings, hidden, depth, affine, scale_bound)
     return x, log_det
-
-
-def _dense_grads(grad_x, grad_log_det, states):
-    """Upstream gradients with None (an unused output) replaced by zeros."""
-    batch, _, dim = states.shape
-    if grad_x is None:
-        grad_x = states.new_zeros(batch, dim)
-    if grad_log_det is None:
-        grad_log_det = states.new_zeros(batch)
-    return grad_x.contiguous(), grad_log_det.contiguous()
