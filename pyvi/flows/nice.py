@@ -7,6 +7,8 @@ References:
 
 from __future__ import annotations
 
+import torch  # noqa: F401  (used by the doctest)
+
 from pyvi.flows.coupling import CouplingFlow
 
 __all__ = ["NICE"]
@@ -28,18 +30,24 @@ class NICE(CouplingFlow):
         L. Dinh, D. Krueger and Y. Bengio, "NICE: Non-linear Independent Components Estimation",
         ICLR 2015 workshop (arXiv:1410.8516).
 
+    The Jacobian determinant is the same everywhere (``exp(sum(log_scale))``), which bounds how
+    close NICE can get to a non-Gaussian target: on the homework banana no NICE flow, of any size,
+    gets below KL = 0.0212 nats (:func:`pyvi.vi.constant_jacobian_kl_floor`); the defaults reach
+    about 0.03.
+
     Example:
-        >>> flow = NICE(2, num_couplings=4, hidden=16, depth=2, seed=0)
-        >>> x = flow.sample(5)
-        >>> bool((flow.inverse(x)[0] - flow.inverse(x)[0]).abs().max() == 0)
-        True
+        >>> flow = NICE(2, num_couplings=4, hidden=16, depth=2, seed=0).double()
+        >>> z = torch.randn(5, 2, dtype=torch.float64)
+        >>> x, log_det = flow(z)
+        >>> bool(torch.allclose(flow.inverse(x)[0], z)), bool(torch.allclose(log_det, log_det[0]))
+        (True, True)
     """
 
     def __init__(
         self,
         dim: int = 2,
-        num_couplings: int = 4,
-        hidden: int = 32,
+        num_couplings: int = 6,
+        hidden: int = 16,
         depth: int = 2,
         impl: str = "fused",
         seed: int | None = None,

@@ -77,7 +77,7 @@ class PlanarFlow(Flow):
         ((8, 2), (8,))
     """
 
-    def __init__(self, dim: int = 2, num_layers: int = 32, impl: str = "fused", seed: int | None = None):
+    def __init__(self, dim: int = 2, num_layers: int = 16, impl: str = "fused", seed: int | None = None):
         super().__init__(dim, impl)
         self.num_layers = count(num_layers, "num_layers", minimum=1)
         generator = torch.Generator().manual_seed(seed_value(seed)) if seed is not None else None

@@ -7,6 +7,8 @@ References:
 
 from __future__ import annotations
 
+import torch  # noqa: F401  (used by the doctest)
+
 from pyvi.flows.coupling import CouplingFlow
 
 __all__ = ["RealNVP"]
@@ -41,7 +43,7 @@ class RealNVP(CouplingFlow):
         self,
         dim: int = 2,
         num_couplings: int = 6,
-        hidden: int = 32,
+        hidden: int = 8,
         depth: int = 2,
         scale_bound: float = 3.0,
         impl: str = "fused",
