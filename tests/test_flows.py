@@ -20,6 +20,9 @@ FLOWS = {
     "nice": lambda impl: NICE(2, num_couplings=3, hidden=5, depth=3, impl=impl, seed=2),
     "realnvp": lambda impl: RealNVP(2, num_couplings=3, hidden=6, depth=3, impl=impl, seed=3),
     "realnvp3d": lambda impl: RealNVP(3, num_couplings=2, hidden=4, depth=1, impl=impl, seed=4),
+    # hidden >= 16: the CPU op evaluates the conditioners as whole-batch GEMMs (coupling_cpu.cpp)
+    "realnvp-wide": lambda impl: RealNVP(2, num_couplings=3, hidden=16, depth=2, impl=impl, seed=5),
+    "nice3d-wide": lambda impl: NICE(3, num_couplings=2, hidden=17, depth=1, impl=impl, seed=6),
 }
 
 
@@ -129,7 +132,7 @@ def test_fused_ops_gradcheck(name):
 
 # opcheck's AOT test reads .grad of its own non-leaf copies and warns about it: not our op's doing.
 @pytest.mark.filterwarnings("ignore:The .grad attribute of a Tensor that is not a leaf:UserWarning")
-@pytest.mark.parametrize("name", ["planar", "nice", "realnvp3d"])
+@pytest.mark.parametrize("name", ["planar", "nice", "realnvp3d", "realnvp-wide"])
 def test_fused_ops_opcheck(name):
     flow = make(name)
     z = base_points(flow, n=7)
