@@ -191,6 +191,17 @@ class CouplingFlow(Flow):
         layout = self.layout
         return coupling_flow(z, self.params, layout.num_couplings, layout.hidden, layout.depth, layout.affine, self.scale_bound)
 
+    def _fused_ops(self):
+        """(forward op, backward op, extra args) of the fused implementation, for fit's fast path;
+        None where the sizes exceed the fused kernels' limits."""
+        if not self.fused_supported:
+            return None
+        import pyvi.flows._ops  # noqa: F401  (loads pyvi._C)
+
+        layout = self.layout
+        config = (layout.num_couplings, layout.hidden, layout.depth, layout.affine, self.scale_bound)
+        return torch.ops.pyvi.coupling_forward, torch.ops.pyvi.coupling_backward, config
+
     def inverse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact inverse ``(z, log|det dz/dx|)``, differentiable (plain torch)."""
         x = self._check_points(x, "x")

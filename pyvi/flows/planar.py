@@ -96,9 +96,13 @@ class PlanarFlow(Flow):
         return z, log_det
 
     def _forward_fused(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        from pyvi.flows._ops import planar_flow
+        from pyvi.flows._ops import planar_flow  # loads pyvi._C and the fake kernels on first use
 
         return planar_flow(z, self.params)
+
+    def _fused_ops(self):
+        """(forward op, backward op, extra args) of the fused implementation, for fit's fast path."""
+        return torch.ops.pyvi.planar_forward, torch.ops.pyvi.planar_backward, ()
 
     @torch.no_grad()
     def inverse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
