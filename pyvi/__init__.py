@@ -22,8 +22,8 @@ from pyvi._backend import backends
 
 __version__ = "0.1.0"
 #: Public submodules, imported lazily by ``pyvi.<name>``.
-SUBMODULES = ("cli", "data", "diagnostics", "divergence", "hmc", "ops", "pipeline", "plots", "refine", "report",
-              "targets", "vae")
+SUBMODULES = ("cli", "data", "diagnostics", "divergence", "flows", "hmc", "ops", "pipeline", "plots", "refine",
+              "report", "targets", "vae", "vi")
 __all__ = ["backends", "__version__", *SUBMODULES]
 
 

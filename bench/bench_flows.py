@@ -1,0 +1,111 @@
+"""Flow training steps and sampling: fused custom ops vs the plain-torch reference, CPU.
+
+A training step is: draw z, push it through the flow (samples + log-det), evaluate the banana log
+joint, take the ELBO, backward, Adam. ``fused`` = fused flow op + fused banana op
+(``torch.ops.pyvi.banana_log_joint``) through autograd; ``fused (fit's step)`` = the same ops with
+their analytic gradients chained by hand and no autograd graph, plus Adam(fused=True), which is
+what ``pyvi.vi.fit`` runs; ``reference`` = the layer-by-layer torch flow + the torch banana density
+(the baseline); ``fused flow, torch target`` shows how much the target op matters.
+
+Configurations: the student solution's (batch 256; planar K=5; NICE 3 couplings width 5 depth 3;
+RealNVP 5 couplings width 5 depth 3) and two large ones at batch 4096 (planar K=32; RealNVP 8
+couplings width 64 depth 2). float64, 1 torch thread (bench/conftest.py).
+
+Run: ``python -m pytest bench/bench_flows.py --benchmark-enable --benchmark-json=bench/flows.json``
+then ``python bench/table.py bench/flows.json``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import size
+from pyvi import vi
+from pyvi.flows import NICE, PlanarFlow, RealNVP
+from pyvi.targets import Banana
+
+CONFIGS = {
+    "planar-K5-b256": (lambda: PlanarFlow(2, num_layers=5, seed=0), 256),
+    "nice-3x5x3-b256": (lambda: NICE(2, num_couplings=3, hidden=5, depth=3, seed=0), 256),
+    "realnvp-5x5x3-b256": (lambda: RealNVP(2, num_couplings=5, hidden=5, depth=3, seed=0), 256),
+    "planar-K32-b4096": (lambda: PlanarFlow(2, num_layers=32, seed=0), 4096),
+    "realnvp-8x64x2-b4096": (lambda: RealNVP(2, num_couplings=8, hidden=64, depth=2, seed=0), 4096),
+}
+VARIANTS = {  # name: (flow impl, target impl)
+    "fused (fit's step)": ("fused", "fused"),
+    "fused": ("fused", "fused"),
+    "reference": ("reference", "reference"),
+    "fused flow, torch target": ("fused", "reference"),
+}
+
+
+@pytest.fixture(scope="module")
+def banana() -> Banana:
+    return Banana.default()
+
+
+def _setup(config: str, variant: str, benchmark):
+    make, full_batch = CONFIGS[config]
+    batch = size(full_batch, 16)
+    flow = make().double()
+    flow_impl, target_impl = VARIANTS[variant]
+    # Correctness before timing: this flow's implementation agrees with the reference.
+    z = torch.randn(64, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    flow.impl = "reference"
+    expected = flow(z)
+    flow.impl = flow_impl
+    for got, want in zip(flow(z), expected):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+    benchmark.extra_info.update(
+        {"impl": variant, "config": config, "batch": batch, "num_params": flow.params.numel(), "dtype": "float64"}
+    )
+    if variant == "reference":
+        benchmark.extra_info["baseline"] = True
+    return flow, batch, target_impl
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_training_step(benchmark, banana, config, variant):
+    flow, batch, target_impl = _setup(config, variant, benchmark)
+    benchmark.group = f"flow training step: {config}"
+    generator = torch.Generator().manual_seed(1)
+    if variant == "fused (fit's step)":
+        # What pyvi.vi.fit runs: the autograd-free step (analytic gradients chained by hand) and
+        # Adam with fused=True.
+        optimizer = torch.optim.Adam(flow.parameters(), lr=1e-3, fused=True)
+        fast_step = vi._fast_path(flow, banana, "fused")
+        assert fast_step is not None
+
+        def step():
+            optimizer.zero_grad(set_to_none=True)
+            bound = fast_step(batch, 1, "elbo", generator)
+            optimizer.step()
+            return -bound
+
+        assert torch.isfinite(step())
+        benchmark(step)
+        return
+    optimizer = torch.optim.Adam(flow.parameters(), lr=1e-3)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        x, log_q = flow.rsample_and_log_prob(batch, generator)
+        loss = (log_q - banana.log_prob(x, impl=target_impl)).mean()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    assert torch.isfinite(step())
+    benchmark(step)
+
+
+@pytest.mark.parametrize("variant", ["fused", "reference"])
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_sampling(benchmark, config, variant):
+    flow, batch, _ = _setup(config, variant, benchmark)
+    benchmark.group = f"flow sampling: {config}"
+    generator = torch.Generator().manual_seed(2)
+    assert flow.sample(batch, generator).shape == (batch, 2)
+    benchmark(flow.sample, batch, generator)

@@ -1,0 +1,223 @@
+"""Coupling flows: the machinery NICE and RealNVP share.
+
+A coupling layer splits x into a conditioning half and a transformed half, and moves the
+transformed half by functions of the conditioning half only, so its Jacobian is triangular:
+
+- additive (NICE):  y_on = x_on + m(x_off),                          log|det| = 0;
+- affine (RealNVP): y_on = x_on * exp(s(x_off)) + t(x_off),          log|det| = sum s(x_off).
+
+Masks alternate: coupling k = 0, 2, 4, ... conditions on the first ``dim // 2`` coordinates and
+moves the rest, odd couplings the other way round (the student solution's "swap after each layer"
+in dim 2). The conditioner m or (s, t) is a ReLU MLP with ``depth`` hidden layers of width
+``hidden``; RealNVP's s and t share the MLP (its output has 2 x the transformed size, scale first),
+and the scale is bounded smoothly, ``s = bound * tanh(raw / bound)``, so that one bad step cannot
+blow the samples up. Every hidden layer is used: the student's ``Scale`` net skipped its middle
+layers (``off_ = mid_block[i](x)`` was computed and thrown away); here each feeds the next.
+
+All couplings' weights live in ONE packed parameter vector (layout in :class:`CouplingLayout`,
+mirrored by csrc/common/coupling.h), so the fused op reads one buffer and Adam updates one tensor.
+
+References:
+    L. Dinh, D. Krueger and Y. Bengio, "NICE: Non-linear Independent Components Estimation",
+    ICLR 2015 workshop (arXiv:1410.8516).
+    L. Dinh, J. Sohl-Dickstein and S. Bengio, "Density estimation using Real NVP", ICLR 2017
+    (arXiv:1605.08803).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pyvi._validate import count, positive_float, seed_value
+from pyvi.flows.base import Flow
+
+__all__ = ["CouplingFlow", "CouplingLayout", "MAX_FUSED_HIDDEN", "MAX_FUSED_DEPTH", "MAX_FUSED_DIM"]
+
+#: Largest sizes the fused kernels take (their per-sample scratch is fixed-size); beyond them the
+#: flow falls back to the reference implementation with a warning. Mirrors csrc/common/coupling.h.
+MAX_FUSED_HIDDEN = 64
+MAX_FUSED_DEPTH = 8
+MAX_FUSED_DIM = 16
+
+
+@dataclass(frozen=True)
+class CouplingLayout:
+    """Where each coupling's MLP weights sit in the packed parameter vector.
+
+    Coupling k has ``din`` inputs and ``dout`` transformed outputs (``num_out = dout`` for
+    additive couplings, ``2 dout`` for affine ones) and stores, in order,
+    ``W_0 (hidden, din), b_0 (hidden), [W_j (hidden, hidden), b_j (hidden)] * (depth - 1),
+    W_out (num_out, hidden), b_out (num_out)``, row-major. NICE appends its ``dim`` log-scales.
+    """
+
+    dim: int
+    num_couplings: int
+    hidden: int
+    depth: int
+    affine: bool
+
+    @property
+    def split(self) -> int:
+        return self.dim // 2
+
+    def halves(self, k: int) -> tuple[slice, slice]:
+        """(conditioning, transformed) coordinate slices of coupling k."""
+        first, second = slice(0, self.split), slice(self.split, self.dim)
+        return (first, second) if k % 2 == 0 else (second, first)
+
+    def sizes(self, k: int) -> tuple[int, int]:
+        cond, moved = self.halves(k)
+        return cond.stop - cond.start, moved.stop - moved.start
+
+    def coupling_size(self, k: int) -> int:
+        din, dout = self.sizes(k)
+        num_out = dout * (2 if self.affine else 1)
+        h = self.hidden
+        return h * din + h + (self.depth - 1) * (h * h + h) + num_out * h + num_out
+
+    def offset(self, k: int) -> int:
+        return sum(self.coupling_size(j) for j in range(k))
+
+    @property
+    def num_params(self) -> int:
+        return self.offset(self.num_couplings) + (0 if self.affine else self.dim)
+
+    def mlp(self, params: torch.Tensor, k: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Views ``[(W, b), ...]`` of coupling k's MLP layers into ``params``."""
+        din, dout = self.sizes(k)
+        num_out = dout * (2 if self.affine else 1)
+        shapes = [(self.hidden, din)] + [(self.hidden, self.hidden)] * (self.depth - 1) + [(num_out, self.hidden)]
+        layers, at = [], self.offset(k)
+        for rows, cols in shapes:
+            weight = params[at : at + rows * cols].view(rows, cols)
+            at += rows * cols
+            layers.append((weight, params[at : at + rows]))
+            at += rows
+        return layers
+
+
+class CouplingFlow(Flow):
+    """Alternating additive (NICE) or affine (RealNVP) couplings; see the module docstring."""
+
+    def __init__(
+        self,
+        dim: int,
+        num_couplings: int,
+        hidden: int,
+        depth: int,
+        affine: bool,
+        scale_bound: float,
+        impl: str,
+        seed: int | None,
+    ):
+        super().__init__(dim, impl)
+        if self.dim < 2:
+            raise ValueError(f"dim must be >= 2 for a coupling flow, got {self.dim}")
+        self.layout = CouplingLayout(
+            self.dim,
+            count(num_couplings, "num_couplings", minimum=1),
+            count(hidden, "hidden", minimum=1),
+            count(depth, "depth", minimum=1),
+            affine,
+        )
+        self.num_couplings, self.hidden, self.depth = num_couplings, hidden, depth
+        self.scale_bound = positive_float(scale_bound, "scale_bound")
+        generator = torch.Generator().manual_seed(seed_value(seed)) if seed is not None else None
+        params = torch.zeros(self.layout.num_params)
+        for k in range(num_couplings):
+            layers = self.layout.mlp(params, k)
+            for j, (weight, bias) in enumerate(layers):
+                bound = 1.0 / math.sqrt(weight.shape[1])  # nn.Linear's default range
+                if j == len(layers) - 1:
+                    bound *= 0.1  # start close to the identity map
+                weight.copy_((2 * torch.rand(weight.shape, generator=generator) - 1) * bound)
+                bias.copy_((2 * torch.rand(bias.shape, generator=generator) - 1) * bound)
+        self.params = nn.Parameter(params)
+
+    @property
+    def fused_supported(self) -> bool:
+        """Whether the fused kernels take these sizes (see MAX_FUSED_*)."""
+        return self.dim <= MAX_FUSED_DIM and self.hidden <= MAX_FUSED_HIDDEN and self.depth <= MAX_FUSED_DEPTH
+
+    def _conditioner(self, k: int, cond: torch.Tensor) -> torch.Tensor:
+        layers = self.layout.mlp(self.params, k)
+        h = cond
+        for weight, bias in layers[:-1]:
+            h = F.relu(F.linear(h, weight, bias))  # each hidden layer feeds the next
+        weight, bias = layers[-1]
+        return F.linear(h, weight, bias)
+
+    def _scale_shift(self, k: int, cond: torch.Tensor, dout: int) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self._conditioner(k, cond)
+        bound = self.scale_bound
+        return bound * torch.tanh(out[:, :dout] / bound), out[:, dout:]
+
+    def _forward_reference(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        log_det = z.new_zeros(z.shape[0])
+        for k in range(self.num_couplings):
+            cond_slice, moved_slice = self.layout.halves(k)
+            cond, moved = z[:, cond_slice], z[:, moved_slice]
+            if self.layout.affine:
+                scale, shift = self._scale_shift(k, cond, moved.shape[1])
+                moved = moved * torch.exp(scale) + shift
+                log_det = log_det + scale.sum(-1)
+            else:
+                moved = moved + self._conditioner(k, cond)
+            z = torch.cat([cond, moved], -1) if k % 2 == 0 else torch.cat([moved, cond], -1)
+        if not self.layout.affine:
+            log_scale = self.params[self.layout.offset(self.num_couplings) :]
+            z = z * torch.exp(log_scale)
+            log_det = log_det + log_scale.sum()
+        return z, log_det
+
+    def _forward_fused(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.fused_supported:
+            warnings.warn(
+                f"{type(self).__name__} with dim={self.dim}, hidden={self.hidden}, depth={self.depth} exceeds the "
+                f"fused kernels' limits (dim <= {MAX_FUSED_DIM}, hidden <= {MAX_FUSED_HIDDEN}, depth <= "
+                f"{MAX_FUSED_DEPTH}); using the reference implementation",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return self._forward_reference(z)
+        from pyvi.flows._ops import coupling_flow
+
+        layout = self.layout
+        return coupling_flow(z, self.params, layout.num_couplings, layout.hidden, layout.depth, layout.affine, self.scale_bound)
+
+    def _fused_ops(self):
+        """(forward op, backward op, extra args) of the fused implementation, for fit's fast path;
+        None where the sizes exceed the fused kernels' limits."""
+        if not self.fused_supported:
+            return None
+        import pyvi.flows._ops  # noqa: F401  (loads pyvi._C)
+
+        layout = self.layout
+        config = (layout.num_couplings, layout.hidden, layout.depth, layout.affine, self.scale_bound)
+        return torch.ops.pyvi.coupling_forward, torch.ops.pyvi.coupling_backward, config
+
+    def inverse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact inverse ``(z, log|det dz/dx|)``, differentiable (plain torch)."""
+        x = self._check_points(x, "x")
+        log_det = x.new_zeros(x.shape[0])
+        if not self.layout.affine:
+            log_scale = self.params[self.layout.offset(self.num_couplings) :]
+            x = x * torch.exp(-log_scale)
+            log_det = log_det - log_scale.sum()
+        for k in reversed(range(self.num_couplings)):
+            cond_slice, moved_slice = self.layout.halves(k)
+            cond, moved = x[:, cond_slice], x[:, moved_slice]
+            if self.layout.affine:
+                scale, shift = self._scale_shift(k, cond, moved.shape[1])
+                moved = (moved - shift) * torch.exp(-scale)
+                log_det = log_det - scale.sum(-1)
+            else:
+                moved = moved - self._conditioner(k, cond)
+            x = torch.cat([cond, moved], -1) if k % 2 == 0 else torch.cat([moved, cond], -1)
+        return x, log_det
