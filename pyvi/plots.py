@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-__all__ = ["banana_contours", "samples_over_posterior", "hmc_traces"]
+__all__ = ["banana_contours", "samples_over_posterior", "hmc_traces", "elbo_curves", "series_with_errors"]
 
 LIMITS = ((-2.5, 2.5), (-2.5, 2.5))
 
@@ -60,5 +60,49 @@ def hmc_traces(samples: np.ndarray, path: str | Path, names=(r"$\theta_1$", r"$\
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def elbo_curves(histories: dict[str, np.ndarray], log_evidence: float, path: str | Path, window: int = 100) -> Path:
+    """Per-step ELBO estimates of each flow (a ``window``-step running mean over the raw trace),
+    with the exact log p(y) as a line."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for name, trace in histories.items():
+        trace = np.asarray(trace, dtype=float)
+        steps = np.arange(1, trace.size + 1)
+        ax.plot(steps, trace, linewidth=0.4, alpha=0.25)
+        kernel = np.ones(window) / window
+        smooth = np.convolve(np.nan_to_num(trace, nan=np.nanmean(trace)), kernel, mode="valid")
+        ax.plot(steps[window - 1:], smooth, linewidth=1.4, label=name, color=ax.lines[-1].get_color())
+    ax.axhline(log_evidence, color="black", linestyle="--", linewidth=1, label=f"log p(y) = {log_evidence:.3f}")
+    ax.set_ylim(log_evidence - 8, log_evidence + 1)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("ELBO estimate (batch of 256)")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def series_with_errors(series: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], path: str | Path, xlabel: str,
+                       ylabel: str, title: str, logx: bool = False, hline: tuple[float, str] | None = None) -> Path:
+    """Lines with +-2 standard-error bars: ``series[name] = (x, value, standard_error)``."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.0))
+    for name, (x, value, error) in series.items():
+        ax.errorbar(x, value, yerr=2 * np.asarray(error), marker="o", markersize=3, capsize=3, label=name)
+    if hline is not None:
+        ax.axhline(hline[0], color="black", linestyle="--", linewidth=1, label=hline[1])
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

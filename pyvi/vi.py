@@ -34,8 +34,10 @@ import torch
 
 from pyvi._validate import as_float_array, choice, count, positive_float, seed_value
 from pyvi.flows.base import Flow
+from pyvi.refine import mcmc_refine  # noqa: F401  (Problem 1: part of the VI API)
 
-__all__ = ["FitResult", "Estimate", "fit", "elbo", "kl", "knn_kl", "log_density_fn", "constant_jacobian_kl_floor"]
+__all__ = ["FitResult", "Estimate", "fit", "elbo", "iwae_bound", "kl", "knn_kl", "log_density_fn", "mcmc_refine",
+           "constant_jacobian_kl_floor"]
 
 
 @dataclass
@@ -325,6 +327,32 @@ def elbo(flow: Flow, target, num_samples: int = 100_000, seed: int = 1, target_i
     return Estimate(
         float(log_weights.mean()), float(log_weights.std() / math.sqrt(log_weights.numel())), log_weights.numel()
     )
+
+
+def iwae_bound(flow: Flow, target, K: int, num_estimates: int = 2000, seed: int = 1,
+               target_impl: str | None = None) -> Estimate:
+    """The importance-weighted bound L_K = E log((1/K) sum_k p(y, theta_k) / q(theta_k)), theta_k ~ q
+    i.i.d., by ``num_estimates`` independent K-sample estimates, with its standard error.
+
+    L_1 is the ELBO; L_K <= L_{K+1} <= log p(y) (Problem 2; Burda et al. 2016, Theorem 1).
+
+    Example:
+        >>> from pyvi.flows import PlanarFlow
+        >>> from pyvi.targets import Banana
+        >>> flow, banana = PlanarFlow(num_layers=2, seed=0).double(), Banana.default()
+        >>> l1, l10 = (iwae_bound(flow, banana, K, 500).value for K in (1, 10))
+        >>> bool(l1 < l10 < banana.log_evidence())
+        True
+
+    References:
+        Y. Burda, R. Grosse and R. Salakhutdinov, "Importance Weighted Autoencoders", ICLR 2016
+        (arXiv:1509.00519).
+    """
+    K = count(K, "K", minimum=1)
+    num_estimates = count(num_estimates, "num_estimates", minimum=2)
+    log_weights = _log_weights(flow, target, K * num_estimates, seed, target_impl).view(num_estimates, K)
+    estimates = torch.logsumexp(log_weights, dim=1) - math.log(K)
+    return Estimate(float(estimates.mean()), float(estimates.std() / math.sqrt(num_estimates)), num_estimates)
 
 
 def kl(flow: Flow, target, num_samples: int = 100_000, seed: int = 1, target_impl: str | None = None) -> Estimate:

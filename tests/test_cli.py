@@ -35,3 +35,13 @@ def test_missing_data_file_is_a_clean_error(tmp_path, capsys):
 def test_python_dash_m_and_backends():
     out = subprocess.run([sys.executable, "-m", "pyvi", "backends"], capture_output=True, text=True, check=True)
     assert "cpp" in out.stdout and "numba" in out.stdout
+
+
+def test_banana_command(tmp_path):
+    assert main(["banana", "--out", str(tmp_path), "--steps", "100", "--no-progress"]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(metrics["flows"]["flows"]) == {"planar", "NICE", "RealNVP"}
+    for name in ("flows_elbo.png", "flows_samples.png", "hmc_scatter.png", "index.html", "report.md", "flows.pt"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    for scores in metrics["flows"]["flows"].values():
+        assert scores["exact_kl"] > 0 and np.isfinite(scores["knn_kl_exact"])

@@ -194,6 +194,8 @@ class CouplingFlow(Flow):
     def _fused_ops(self):
         """(forward op, backward op, extra args) of the fused implementation, for fit's fast path;
         None where the sizes exceed the fused kernels' limits."""
+        from pyvi.flows import _ops  # noqa: F401  (loads pyvi._C and the ops' Python registrations)
+
         if not self.fused_supported:
             return None
         import pyvi.flows._ops  # noqa: F401  (loads pyvi._C)

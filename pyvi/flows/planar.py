@@ -102,6 +102,8 @@ class PlanarFlow(Flow):
 
     def _fused_ops(self):
         """(forward op, backward op, extra args) of the fused implementation, for fit's fast path."""
+        from pyvi.flows import _ops  # noqa: F401  (loads pyvi._C and the ops' Python registrations)
+
         return torch.ops.pyvi.planar_forward, torch.ops.pyvi.planar_backward, ()
 
     @torch.no_grad()
