@@ -1,6 +1,7 @@
 // CPU kernels of pyvi::coupling_forward / pyvi::coupling_backward (NICE and RealNVP stacks): the
-// per-sample math of ../common/coupling.h over samples in parallel; parameter gradients reduced
-// per fixed chunk of samples, then chunk by chunk in order (deterministic for any thread count).
+// per-sample math of ../common/coupling.h, evaluated on tiles of interleaved samples
+// (coupling_tile_cpu.h) in parallel; parameter gradients reduced per fixed chunk of samples, then
+// chunk by chunk in order (deterministic for any thread count). Wide conditioners: batch GEMMs.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/ATen.h>
@@ -8,11 +9,13 @@
 #include <c10/util/Exception.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
 #include <vector>
 
 #include "../common/coupling.h"
+#include "coupling_tile_cpu.h"
 #include "flows.h"
 #include "no_cuda.h"
 
@@ -28,11 +31,7 @@ CouplingShape make_shape(int64_t dim, int64_t num_couplings, int64_t hidden, int
 /// Width from which the CPU op evaluates the conditioners as whole-batch GEMMs (see below).
 constexpr int64_t kGemmMinHidden = 16;
 
-template <typename T>
-struct AddTo {
-  T* sums;
-  void operator()(int64_t index, T value) { sums[index] += value; }
-};
+static_assert(kGemmMinHidden == coupling_tile::kMaxHidden + 1, "narrower conditioners take the tile kernels");
 
 
 // -- wide conditioners: the same math as whole-batch matrix products ---------------------------
@@ -218,9 +217,29 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> coupling_forward_cpu(const at::Te
     scalar_t* sp = states.mutable_data_ptr<scalar_t>();
     const auto bound = static_cast<scalar_t>(scale_bound);
     const int64_t state_stride = (num_couplings + 1) * dim;
-    at::parallel_for(0, batch, 64, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i)
-        lp[i] = coupling_forward_sample(pp, shape, bound, zp + i * dim, xp + i * dim, sp + i * state_stride);
+    constexpr int lanes = coupling_tile::kLanes;
+    using Row = coupling_tile::Row<scalar_t>;
+    const int64_t num_tiles = (batch + lanes - 1) / lanes;
+    at::parallel_for(0, num_tiles, 8, [&](int64_t tile_begin, int64_t tile_end) {
+      Row xt[kCouplingMaxDim];
+      scalar_t ld[lanes];
+      for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
+        const int64_t first = tile * lanes;
+        const int n = static_cast<int>(std::min<int64_t>(lanes, batch - first));
+        // Lanes past the batch's end run on zeros and are not written back.
+        for (int64_t d = 0; d < dim; ++d)
+          for (int lane = 0; lane < lanes; ++lane) xt[d][lane] = lane < n ? zp[(first + lane) * dim + d] : scalar_t(0);
+        coupling_tile::forward(pp, shape, bound, xt, ld, [&](int k, const Row* rows) {
+          for (int lane = 0; lane < n; ++lane) {
+            scalar_t* state = sp + (first + lane) * state_stride + k * dim;
+            for (int64_t d = 0; d < dim; ++d) state[d] = rows[d][lane];
+          }
+        });
+        for (int lane = 0; lane < n; ++lane) {
+          for (int64_t d = 0; d < dim; ++d) xp[(first + lane) * dim + d] = xt[d][lane];
+          lp[first + lane] = ld[lane];
+        }
+      }
     });
   });
   return {x, log_det, states};
@@ -253,17 +272,31 @@ std::tuple<at::Tensor, at::Tensor> coupling_backward_cpu(const at::Tensor& grad_
     // Chunk 0 sums straight into grad_params; the others into scratch, added in chunk order.
     std::vector<scalar_t> partial(static_cast<size_t>(std::max<int64_t>(num_chunks - 1, 0) * num_params));
     for (int64_t j = 0; j < num_params; ++j) gp[j] = scalar_t(0);
+    constexpr int lanes = coupling_tile::kLanes;
+    using Row = coupling_tile::Row<scalar_t>;
+    const int64_t state_rows = (num_couplings + 1) * dim;
     at::parallel_for(0, num_chunks, 1, [&](int64_t chunk_begin, int64_t chunk_end) {
+      std::vector<Row> st(static_cast<size_t>(state_rows));
+      Row gt[kCouplingMaxDim];
+      scalar_t glt[lanes];
       for (int64_t chunk = chunk_begin; chunk < chunk_end; ++chunk) {
         scalar_t* sums = chunk == 0 ? gp : partial.data() + (chunk - 1) * num_params;
         if (chunk > 0)
           for (int64_t j = 0; j < num_params; ++j) sums[j] = scalar_t(0);
-        AddTo<scalar_t> add{sums};
         const int64_t end = std::min(batch, (chunk + 1) * kGradChunk);
-        for (int64_t i = chunk * kGradChunk; i < end; ++i) {
-          scalar_t* g = gz + i * dim;
-          for (int64_t d = 0; d < dim; ++d) g[d] = gx[i * dim + d];
-          coupling_backward_sample(pp, shape, bound, sp + i * state_stride, gl[i], g, add);
+        // Tiles of kLanes samples in order; lanes past the end run on zeros (zero gradients).
+        for (int64_t first = chunk * kGradChunk; first < end; first += lanes) {
+          const int n = static_cast<int>(std::min<int64_t>(lanes, end - first));
+          for (int lane = 0; lane < lanes; ++lane) {
+            const bool live = lane < n;
+            const scalar_t* state = sp + (first + lane) * state_stride;
+            for (int64_t r = 0; r < state_rows; ++r) st[r][lane] = live ? state[r] : scalar_t(0);
+            for (int64_t d = 0; d < dim; ++d) gt[d][lane] = live ? gx[(first + lane) * dim + d] : scalar_t(0);
+            glt[lane] = live ? gl[first + lane] : scalar_t(0);
+          }
+          coupling_tile::backward(pp, shape, bound, st.data(), glt, gt, sums);
+          for (int lane = 0; lane < n; ++lane)
+            for (int64_t d = 0; d < dim; ++d) gz[(first + lane) * dim + d] = gt[d][lane];
         }
       }
     });
