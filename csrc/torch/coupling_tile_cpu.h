@@ -13,6 +13,7 @@
 // order given the batch size, whatever the thread count.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "../common/coupling.h"
@@ -243,6 +244,65 @@ inline void backward(const T* params, const CouplingShape& s, T scale_bound, con
     mlp_backward(params + offset, cn, s.hidden, s.depth, num_out, input + cs, acts, g_out, g_cond, grad + offset);
     for (int j = 0; j < cn; ++j)
       for (int lane = 0; lane < kLanes; ++lane) g[cs + j][lane] += g_cond[j][lane];
+  }
+}
+
+/// Forward of samples [tile_begin * kLanes, min(tile_end * kLanes, batch)): z, x (batch, dim),
+/// log_det (batch), states (batch, num_couplings + 1, dim), all contiguous.
+template <typename T>
+inline void forward_tiles(const T* params, const CouplingShape& s, T scale_bound, const T* z, T* x, T* log_det,
+                          T* states, int64_t batch, int64_t tile_begin, int64_t tile_end) {
+  const int dim = s.dim;
+  const int64_t state_stride = int64_t(s.num_couplings + 1) * dim;
+  Row<T> xt[kCouplingMaxDim];
+  T ld[kLanes];
+  for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
+    const int64_t first = tile * kLanes;
+    const int n = static_cast<int>(std::min<int64_t>(kLanes, batch - first));
+    // Lanes past the batch's end run on zeros and are not written back.
+    for (int d = 0; d < dim; ++d)
+      for (int lane = 0; lane < kLanes; ++lane) xt[d][lane] = lane < n ? z[(first + lane) * dim + d] : T(0);
+    forward(params, s, scale_bound, xt, ld, [&](int k, const Row<T>* rows) {
+      for (int lane = 0; lane < n; ++lane) {
+        T* state = states + (first + lane) * state_stride + k * dim;
+        for (int d = 0; d < dim; ++d) state[d] = rows[d][lane];
+      }
+    });
+    for (int lane = 0; lane < n; ++lane) {
+      for (int d = 0; d < dim; ++d) x[(first + lane) * dim + d] = xt[d][lane];
+      log_det[first + lane] = ld[lane];
+    }
+  }
+}
+
+/// Backward of samples [begin, end) in tiles of kLanes (lanes past the end run on zeros, so add
+/// zero gradients): grad_z (batch, dim) written, parameter gradients added to grad. scratch holds
+/// (num_couplings + 1) * dim rows.
+template <typename T>
+inline void backward_samples(const T* params, const CouplingShape& s, T scale_bound, const T* grad_x,
+                             const T* grad_log_det, const T* states, T* grad_z, T* grad, int64_t begin, int64_t end,
+                             Row<T>* scratch) {
+  const int dim = s.dim;
+  const int64_t state_rows = int64_t(s.num_couplings + 1) * dim;
+  Row<T> gt[kCouplingMaxDim];
+  T glt[kLanes];
+  for (int64_t first = begin; first < end; first += kLanes) {
+    const int n = static_cast<int>(std::min<int64_t>(kLanes, end - first));
+    for (int lane = 0; lane < kLanes; ++lane) {
+      if (lane < n) {
+        const T* state = states + (first + lane) * state_rows;
+        for (int64_t r = 0; r < state_rows; ++r) scratch[r][lane] = state[r];
+        for (int d = 0; d < dim; ++d) gt[d][lane] = grad_x[(first + lane) * dim + d];
+        glt[lane] = grad_log_det[first + lane];
+      } else {
+        for (int64_t r = 0; r < state_rows; ++r) scratch[r][lane] = T(0);
+        for (int d = 0; d < dim; ++d) gt[d][lane] = T(0);
+        glt[lane] = T(0);
+      }
+    }
+    backward(params, s, scale_bound, scratch, glt, gt, grad);
+    for (int lane = 0; lane < n; ++lane)
+      for (int d = 0; d < dim; ++d) grad_z[(first + lane) * dim + d] = gt[d][lane];
   }
 }
 
