@@ -22,21 +22,22 @@ namespace pyvi {
 namespace coupling_tile {
 
 /// Samples per tile; the fixed lane count of every tile array.
-constexpr int kLanes = 8;
+constexpr int kLanes = 32;
 /// Widest conditioner the tile kernels take (wider ones go to the CPU op's GEMM path).
 constexpr int kMaxHidden = 15;
 
 template <typename T>
 using Row = T[kLanes];
 
-/// Sum of the kLanes entries of v, in a fixed tree order.
+/// Sum of the kLanes entries of v, in a fixed tree order (halves added lane-wise until one is left).
 template <typename T>
 inline T lane_sum(const T* v) {
-  T half[kLanes / 2];
-  for (int s = 0; s < kLanes / 2; ++s) half[s] = v[s] + v[s + kLanes / 2];
-  T quarter[kLanes / 4];
-  for (int s = 0; s < kLanes / 4; ++s) quarter[s] = half[s] + half[s + kLanes / 4];
-  return quarter[0] + quarter[1];
+  static_assert(kLanes >= 2 && (kLanes & (kLanes - 1)) == 0, "kLanes must be a power of two");
+  T part[kLanes / 2];
+  for (int s = 0; s < kLanes / 2; ++s) part[s] = v[s] + v[s + kLanes / 2];
+  for (int width = kLanes / 4; width >= 1; width /= 2)
+    for (int s = 0; s < width; ++s) part[s] += part[s + width];
+  return part[0];
 }
 
 /// sum over lanes of a[s] * b[s] (fixed order).
