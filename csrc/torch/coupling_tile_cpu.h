@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "../common/coupling.h"
 
@@ -23,8 +24,6 @@ namespace coupling_tile {
 
 /// Samples per tile; the fixed lane count of every tile array.
 constexpr int kLanes = 32;
-/// Widest conditioner the tile kernels take (wider ones go to the CPU op's GEMM path).
-constexpr int kMaxHidden = 15;
 
 template <typename T>
 using Row = T[kLanes];
@@ -94,12 +93,13 @@ inline void mlp_forward(const T* w, int din, int hidden, int depth, int num_out,
 
 /// MLP backward on a tile: adds dL/dinput to g_input (din rows) and each parameter's gradient,
 /// summed over the tile, to grad[index]. Per sample the same order as coupling_mlp_backward.
+/// work: 3 * hidden rows of scratch.
 template <typename T>
 inline void mlp_backward(const T* w, int din, int hidden, int depth, int num_out, const Row<T>* input,
-                         const Row<T>* acts, const Row<T>* g_out, Row<T>* g_input, T* grad) {
-  Row<T> g_h[kMaxHidden];
-  Row<T> g_prev[kMaxHidden];
-  Row<T> g_pre[kMaxHidden];  // gradient before the ReLU of the current layer
+                         const Row<T>* acts, const Row<T>* g_out, Row<T>* g_input, T* grad, Row<T>* work) {
+  Row<T>* g_h = work;
+  Row<T>* g_prev = work + hidden;
+  Row<T>* g_pre = work + 2 * hidden;  // gradient before the ReLU of the current layer
   const int64_t first = int64_t(hidden) * din + hidden;
   const int64_t per_layer = int64_t(hidden) * hidden + hidden;
   const int64_t out_at = first + (depth - 1) * per_layer;
@@ -155,8 +155,7 @@ inline void mlp_backward(const T* w, int din, int hidden, int depth, int num_out
 /// (written through store_state(k, x)).
 template <typename T, typename StoreState>
 inline void forward(const T* params, const CouplingShape& s, T scale_bound, Row<T>* x, T* log_det,
-                    StoreState&& store_state) {
-  Row<T> acts[kCouplingMaxDepth * kMaxHidden];
+                    StoreState&& store_state, Row<T>* acts) {
   Row<T> out[2 * kCouplingMaxDim];
   for (int lane = 0; lane < kLanes; ++lane) log_det[lane] = T(0);
   int64_t offset = 0;
@@ -198,8 +197,8 @@ inline void forward(const T* params, const CouplingShape& s, T scale_bound, Row<
 /// parameter gradients summed over the tile are added to grad.
 template <typename T>
 inline void backward(const T* params, const CouplingShape& s, T scale_bound, const Row<T>* states,
-                     const T* grad_log_det, Row<T>* g, T* grad) {
-  Row<T> acts[kCouplingMaxDepth * kMaxHidden];
+                     const T* grad_log_det, Row<T>* g, T* grad, Row<T>* work) {
+  Row<T>* acts = work;
   Row<T> out[2 * kCouplingMaxDim];
   Row<T> g_out[2 * kCouplingMaxDim];
   Row<T> g_cond[kCouplingMaxDim];
@@ -242,7 +241,8 @@ inline void backward(const T* params, const CouplingShape& s, T scale_bound, con
     }
     for (int j = 0; j < cn; ++j)
       for (int lane = 0; lane < kLanes; ++lane) g_cond[j][lane] = T(0);
-    mlp_backward(params + offset, cn, s.hidden, s.depth, num_out, input + cs, acts, g_out, g_cond, grad + offset);
+    mlp_backward(params + offset, cn, s.hidden, s.depth, num_out, input + cs, acts, g_out, g_cond, grad + offset,
+                 acts + s.depth * s.hidden);
     for (int j = 0; j < cn; ++j)
       for (int lane = 0; lane < kLanes; ++lane) g[cs + j][lane] += g_cond[j][lane];
   }
@@ -257,6 +257,7 @@ inline void forward_tiles(const T* params, const CouplingShape& s, T scale_bound
   const int64_t state_stride = int64_t(s.num_couplings + 1) * dim;
   Row<T> xt[kCouplingMaxDim];
   T ld[kLanes];
+  std::vector<Row<T>> acts(static_cast<size_t>(s.depth) * s.hidden);
   for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
     const int64_t first = tile * kLanes;
     const int n = static_cast<int>(std::min<int64_t>(kLanes, batch - first));
@@ -268,7 +269,7 @@ inline void forward_tiles(const T* params, const CouplingShape& s, T scale_bound
         T* state = states + (first + lane) * state_stride + k * dim;
         for (int d = 0; d < dim; ++d) state[d] = rows[d][lane];
       }
-    });
+    }, acts.data());
     for (int lane = 0; lane < n; ++lane) {
       for (int d = 0; d < dim; ++d) x[(first + lane) * dim + d] = xt[d][lane];
       log_det[first + lane] = ld[lane];
@@ -277,14 +278,15 @@ inline void forward_tiles(const T* params, const CouplingShape& s, T scale_bound
 }
 
 /// Backward of samples [begin, end) in tiles of kLanes (lanes past the end run on zeros, so add
-/// zero gradients): grad_z (batch, dim) written, parameter gradients added to grad. scratch holds
-/// (num_couplings + 1) * dim rows.
+/// zero gradients): grad_z (batch, dim) written, parameter gradients added to grad.
 template <typename T>
 inline void backward_samples(const T* params, const CouplingShape& s, T scale_bound, const T* grad_x,
-                             const T* grad_log_det, const T* states, T* grad_z, T* grad, int64_t begin, int64_t end,
-                             Row<T>* scratch) {
+                             const T* grad_log_det, const T* states, T* grad_z, T* grad, int64_t begin, int64_t end) {
   const int dim = s.dim;
   const int64_t state_rows = int64_t(s.num_couplings + 1) * dim;
+  // The tile's states, then the MLP's activations and backward scratch.
+  std::vector<Row<T>> buffer(static_cast<size_t>(state_rows + (s.depth + 3) * s.hidden));
+  Row<T>* scratch = buffer.data();
   Row<T> gt[kCouplingMaxDim];
   T glt[kLanes];
   for (int64_t first = begin; first < end; first += kLanes) {
@@ -301,7 +303,7 @@ inline void backward_samples(const T* params, const CouplingShape& s, T scale_bo
         glt[lane] = T(0);
       }
     }
-    backward(params, s, scale_bound, scratch, glt, gt, grad);
+    backward(params, s, scale_bound, scratch, glt, gt, grad, scratch + state_rows);
     for (int lane = 0; lane < n; ++lane)
       for (int d = 0; d < dim; ++d) grad_z[(first + lane) * dim + d] = gt[d][lane];
   }
