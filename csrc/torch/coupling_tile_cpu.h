@@ -1,16 +1,19 @@
 // CPU per-tile math of the coupling stacks (NICE, Dinh et al. 2014, arXiv:1410.8516; RealNVP,
-// Dinh et al. 2016, arXiv:1605.08803) for narrow conditioners: the math of ../common/coupling.h
-// for kCouplingTile samples at once, in a structure-of-arrays layout (row r of a tile array holds
-// one quantity for every sample of the tile, samples contiguous).
+// Dinh et al. 2016, arXiv:1605.08803): the math of ../common/coupling.h for kLanes samples at
+// once, in a structure-of-arrays layout (row r of a tile array holds one quantity for every
+// sample of the tile, samples contiguous). The forward serves every width; the backward the
+// narrow conditioners (coupling_cpu.cpp runs wide ones' backward as batch GEMMs).
 //
 // Why: with widths of a few units, one sample's MLP is a chain of short dependent dot products,
 // so the per-sample kernel waits on floating-point latency. Interleaving independent samples in
-// the innermost loop hides that latency and lets the compiler vectorise over samples.
+// the innermost loop hides that latency and lets the compiler vectorise over samples (a weight
+// broadcast times kLanes contiguous inputs).
 //
-// Values: every per-sample quantity (x, log|det|, dL/dz) is summed in exactly the order of
-// ../common/coupling.h, so results are bit-identical to the per-sample kernel. Parameter gradients
-// are first summed over the tile's lanes in a fixed tree order, then added tile by tile: a fixed
-// order given the batch size, whatever the thread count.
+// Values: every per-sample quantity (x, log|det|, dL/dz) is summed in the order of
+// ../common/coupling.h (bit-identical to the per-sample kernel when built for the same ISA;
+// coupling_cpu.cpp's AVX2 + FMA build contracts multiply-adds). Parameter gradients are first
+// summed over the tile's lanes in a fixed tree order, then added tile by tile: a fixed order given
+// the batch size, whatever the thread count.
 #pragma once
 
 #include <algorithm>
