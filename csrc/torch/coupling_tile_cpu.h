@@ -17,6 +17,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cstdint>
 #include <vector>
 
@@ -48,6 +49,67 @@ inline T lane_dot(const T* a, const T* b) {
   T product[kLanes];
   for (int s = 0; s < kLanes; ++s) product[s] = a[s] * b[s];
   return lane_sum(product);
+}
+
+/// exp(x) in straight-line code that vectorises over lanes (std::exp is a scalar libm call, and
+/// RealNVP needs two per sample and coupling): x = n ln2 + r with |r| <= ln2 / 2, e^r by its
+/// Taylor polynomial (degree 13 for double, 7 for float: truncation below 1e-17 / 1e-8 relative),
+/// 2^n built in the exponent bits. Inputs are clamped to [-708, 709] ([-87, 88] for float): the
+/// couplings only take exponentials of bounded scales and of -2|a| <= 0, where the clamp turns
+/// results below ~1e-308 (1e-38) into those bounds' values instead of underflowing.
+template <typename T>
+struct ExpLane;
+template <>
+struct ExpLane<double> {
+  using Bits = uint64_t;
+  static constexpr double kLow = -708.0, kHigh = 709.0, kShifter = 0x1.8p52;
+  static constexpr double kLog2e = 0x1.71547652b82fep0, kLn2High = 0x1.62e42fee00000p-1,
+                          kLn2Low = 0x1.a39ef35793c76p-33;
+  static constexpr int kDegree = 13, kMantissaBits = 52;
+  static constexpr Bits kBias = 1023;
+};
+template <>
+struct ExpLane<float> {
+  using Bits = uint32_t;
+  static constexpr float kLow = -87.0f, kHigh = 88.0f, kShifter = 0x1.8p23f;
+  static constexpr float kLog2e = 0x1.715476p0f, kLn2High = 0x1.62e4p-1f, kLn2Low = 0x1.7f7d1cp-20f;
+  static constexpr int kDegree = 7, kMantissaBits = 23;
+  static constexpr Bits kBias = 127;
+};
+
+template <typename T>
+inline T exp_lane(T x) {
+  using C = ExpLane<T>;
+  using Bits = typename C::Bits;
+  x = x < C::kLow ? C::kLow : (x > C::kHigh ? C::kHigh : x);
+  const T shifted = x * C::kLog2e + C::kShifter;  // the nearest integer n sits in the low bits
+  const T n = shifted - C::kShifter;
+  const T r = (x - n * C::kLn2High) - n * C::kLn2Low;
+  T inverse_factorial[C::kDegree + 1];
+  inverse_factorial[0] = T(1);
+  for (int k = 1; k <= C::kDegree; ++k) inverse_factorial[k] = inverse_factorial[k - 1] / T(k);
+  T p = inverse_factorial[C::kDegree];
+  for (int k = C::kDegree - 1; k >= 0; --k) p = p * r + inverse_factorial[k];
+  const Bits exponent = std::bit_cast<Bits>(shifted) - std::bit_cast<Bits>(C::kShifter) + C::kBias;
+  return p * std::bit_cast<T>(exponent << C::kMantissaBits);
+}
+
+/// For each lane: scale = bound tanh(raw / bound), its derivative factor sech^2(raw / bound) and
+/// e^scale (tanh and sech^2 from one exponential as in flow_math::tanh_and_sech2).
+template <typename T>
+inline void affine_scale_lanes(const T* raw, T bound, T* scale, T* sech2, T* exp_scale) {
+  T e[kLanes];
+  for (int s = 0; s < kLanes; ++s) {
+    const T a = raw[s] / bound;
+    e[s] = exp_lane(T(-2) * (a < T(0) ? -a : a));
+  }
+  for (int s = 0; s < kLanes; ++s) {
+    const T inverse = T(1) / (T(1) + e[s]);
+    const T t = (T(1) - e[s]) * inverse;
+    scale[s] = bound * (raw[s] < T(0) ? -t : t);
+    sech2[s] = T(4) * e[s] * inverse * inverse;
+  }
+  for (int s = 0; s < kLanes; ++s) exp_scale[s] = exp_lane(scale[s]);
 }
 
 /// MLP forward on a tile: input (din rows), post-ReLU activations (depth * hidden rows), outputs
@@ -168,14 +230,14 @@ inline void forward(const T* params, const CouplingShape& s, T scale_bound, Row<
     coupling_halves(s, k, &cs, &cn, &ms, &mn);
     mlp_forward(params + offset, cn, s.hidden, s.depth, mn * (s.affine ? 2 : 1), x + cs, acts, out);
     if (s.affine) {
-      for (int j = 0; j < mn; ++j)
+      for (int j = 0; j < mn; ++j) {
+        T scale[kLanes], sech2[kLanes], e[kLanes];
+        affine_scale_lanes(out[j], scale_bound, scale, sech2, e);
         for (int lane = 0; lane < kLanes; ++lane) {
-          T th, sech2;
-          flow_math::tanh_and_sech2(out[j][lane] / scale_bound, &th, &sech2);
-          const T scale = scale_bound * th;
-          x[ms + j][lane] = x[ms + j][lane] * flow_math::exp(scale) + out[mn + j][lane];
-          log_det[lane] += scale;
+          x[ms + j][lane] = x[ms + j][lane] * e[lane] + out[mn + j][lane];
+          log_det[lane] += scale[lane];
         }
+      }
     } else {
       for (int j = 0; j < mn; ++j)
         for (int lane = 0; lane < kLanes; ++lane) x[ms + j][lane] += out[j][lane];
@@ -227,17 +289,17 @@ inline void backward(const T* params, const CouplingShape& s, T scale_bound, con
     const int num_out = mn * (s.affine ? 2 : 1);
     mlp_forward(params + offset, cn, s.hidden, s.depth, num_out, input + cs, acts, out);
     if (s.affine) {
-      for (int j = 0; j < mn; ++j)
+      for (int j = 0; j < mn; ++j) {
+        T scale[kLanes], sech2[kLanes], e[kLanes];
+        affine_scale_lanes(out[j], scale_bound, scale, sech2, e);
         for (int lane = 0; lane < kLanes; ++lane) {
-          T th, sech2;
-          flow_math::tanh_and_sech2(out[j][lane] / scale_bound, &th, &sech2);
-          const T e = flow_math::exp(scale_bound * th);
           const T g_moved = g[ms + j][lane];
           // y = x e^s + t:  dy/ds = x e^s, and log|det| gains s;  s = bound tanh(raw / bound).
-          g_out[j][lane] = (g_moved * input[ms + j][lane] * e + grad_log_det[lane]) * sech2;
+          g_out[j][lane] = (g_moved * input[ms + j][lane] * e[lane] + grad_log_det[lane]) * sech2[lane];
           g_out[mn + j][lane] = g_moved;
-          g[ms + j][lane] = g_moved * e;
+          g[ms + j][lane] = g_moved * e[lane];
         }
+      }
     } else {
       for (int j = 0; j < mn; ++j)
         for (int lane = 0; lane < kLanes; ++lane) g_out[j][lane] = g[ms + j][lane];
