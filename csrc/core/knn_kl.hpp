@@ -44,16 +44,17 @@ void run_queries(const KDTree<D>& tx, const KDTree<D>& ty, int64_t k, int num_th
                  const KnnOutputs& out) {
   const int64_t n = tx.size(), d = tx.dim();
   const double* queries = tx.points();  // x in tree order
-  const std::vector<int64_t>& original = tx.index();
+  const int64_t* original = tx.index();
   constexpr int64_t kBlock = 256;  // consecutive tree-order queries per work item
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   // Two passes, so each pass streams through one tree only.
   parallel_for(blocks, num_threads, [&](int64_t block) {
     std::vector<double> best(k);
     const int64_t end = std::min(n, (block + 1) * kBlock);
-    int64_t nearest;
+    int64_t nearest, leaf = -1, leaf_end = 0;
     for (int64_t r = block * kBlock; r < end; ++r) {
-      const int64_t zeros = tx.template search<K>(queries + r * d, k, best.data(), tx.leaf_of(r), nearest);
+      if (r >= leaf_end) leaf = tx.leaf_of(r), leaf_end = tx.end(leaf);  // each query from its own leaf
+      const int64_t zeros = tx.template search<K>(queries + r * d, k, best.data(), leaf, nearest);
       const int64_t i = original[r];
       out.rho2[i] = best[k - 1];
       out.copies_x[i] = zeros - 1;  // zeros counts x_i itself
@@ -77,12 +78,21 @@ void run_queries(const KDTree<D>& tx, const KDTree<D>& ty, int64_t k, int num_th
 template <int D>
 void knn_distances(const double* x, int64_t n, const double* y, int64_t m, int64_t dim, int exponent,
                    int64_t k, int64_t leaf_size, int num_threads, const KnnOutputs& out) {
-  // The two trees are independent: built side by side when there are threads for it.
+  // The two trees are independent: their tops are built side by side, then the cache-sized
+  // subtrees of both are shared out over the threads, then each is joined up (kdtree.hpp).
   std::unique_ptr<KDTree<D>> trees[2];
   parallel_for(2, num_threads, [&](int64_t which) {
     trees[which] = which == 0 ? std::make_unique<KDTree<D>>(x, n, dim, exponent, leaf_size)
                               : std::make_unique<KDTree<D>>(y, m, dim, exponent, leaf_size);
   });
+  const int64_t subtrees_x = trees[0]->subtrees();
+  parallel_for(subtrees_x + trees[1]->subtrees(), num_threads, [&](int64_t f) {
+    if (f < subtrees_x)
+      trees[0]->build_subtree(f);
+    else
+      trees[1]->build_subtree(f - subtrees_x);
+  });
+  parallel_for(2, num_threads, [&](int64_t which) { trees[which]->finish(); });
   const KDTree<D>& tx = *trees[0];
   const KDTree<D>& ty = *trees[1];
   switch (k) {  // small k at compile time: the neighbour list stays in registers
