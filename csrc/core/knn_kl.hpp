@@ -21,7 +21,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "kdtree.hpp"
@@ -108,42 +110,93 @@ void knn_distances(const double* x, int64_t n, const double* y, int64_t m, int64
   }
 }
 
+/// Neumaier-compensated running sum (Neumaier 1974): sum + carry.
+struct CompensatedSum {
+  double sum = 0.0, carry = 0.0;
+  void add(double v) {
+    const double t = sum + v;
+    carry += std::abs(sum) >= std::abs(v) ? (sum - t) + v : (v - t) + sum;
+    sum = t;
+  }
+};
+
+/// What knn_terms returns besides the terms: their compensated sum, and the first point whose rho
+/// (bad_rho) or nu (bad_nu) does not exist (+inf), n when none.
+struct TermsSummary {
+  double sum;
+  int64_t bad_rho, bad_nu;
+};
+
 /// t_i = d/2 (log nu2_i - log rho2_i) + log((m - w_i) / m) - log((n - 1 - z_i) / (n - 1)), so that
 /// D = mean(t) + log(m / (n - 1)); the copy terms vanish (exactly) without duplicates. Then rho2 and
-/// nu2 become distances in the caller's units: sqrt times 2^exponent. Each slot on its own, so
-/// threads do not change results.
-inline void knn_terms(int64_t n, int64_t m, int64_t dim, int exponent, int num_threads,
-                      const KnnOutputs& out, double* terms) {
+/// nu2 become distances in the caller's units: sqrt times 2^exponent. In one parallel pass, so that
+/// nothing O(n) is left on one thread: each block of kBlock points also sums its terms and finds
+/// its first missing rho and nu; the block sums are added in block order. Blocks are fixed, so
+/// results do not depend on the thread count.
+inline TermsSummary knn_terms(int64_t n, int64_t m, int64_t dim, int exponent, int num_threads,
+                              const KnnOutputs& out, double* terms) {
   const double half_d = 0.5 * static_cast<double>(dim);
   // A power of two times a double is correctly rounded, so this equals ldexp when 2^exponent is a
   // normal double, and is much cheaper.
   const bool plain = std::abs(exponent) < 1000;
   const double back = std::ldexp(1.0, plain ? exponent : 0);
   constexpr int64_t kBlock = 16384;
-  parallel_for((n + kBlock - 1) / kBlock, num_threads, [&](int64_t block) {
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  std::vector<CompensatedSum> sums(blocks);
+  std::vector<int64_t> bad_rho(blocks, n), bad_nu(blocks, n);
+  parallel_for(blocks, num_threads, [&](int64_t block) {
     const int64_t end = std::min(n, (block + 1) * kBlock);
+    CompensatedSum sum;
+    int64_t first_rho = n, first_nu = n;
     for (int64_t i = block * kBlock; i < end; ++i) {
+      if (std::isinf(out.rho2[i]) && first_rho == n) first_rho = i;  // rare, predictable
+      if (std::isinf(out.nu2[i]) && first_nu == n) first_nu = i;
       double t = half_d * (std::log(out.nu2[i]) - std::log(out.rho2[i]));
       if (out.copies_y[i] != 0) t += std::log1p(-static_cast<double>(out.copies_y[i]) / static_cast<double>(m));
       if (out.copies_x[i] != 0)
         t -= std::log1p(-static_cast<double>(out.copies_x[i]) / static_cast<double>(n - 1));
       terms[i] = t;
+      sum.add(t);
       const double rho = std::sqrt(out.rho2[i]), nu = std::sqrt(out.nu2[i]);
       out.rho2[i] = plain ? rho * back : std::ldexp(rho, exponent);
       out.nu2[i] = plain ? nu * back : std::ldexp(nu, exponent);
     }
+    sums[block] = sum;
+    bad_rho[block] = first_rho;
+    bad_nu[block] = first_nu;
   });
+  CompensatedSum total;
+  for (const CompensatedSum& sum : sums) {
+    total.add(sum.sum);
+    total.add(sum.carry);
+  }
+  return {total.sum + total.carry, *std::min_element(bad_rho.begin(), bad_rho.end()),
+          *std::min_element(bad_nu.begin(), bad_nu.end())};
 }
 
-/// Neumaier-compensated sum in index order (fixed order: the same on every thread count).
-inline double ordered_sum(const double* v, int64_t n) {
-  double sum = 0.0, carry = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
-    const double t = sum + v[i];
-    carry += std::abs(sum) >= std::abs(v[i]) ? (sum - t) + v[i] : (v[i] - t) + sum;
-    sum = t;
-  }
-  return sum + carry;
+/// The largest |value| of a[0..size) and whether all values are finite, in one parallel pass over
+/// fixed chunks (a max and an "and" do not depend on the order, so neither on the threads).
+inline std::pair<double, bool> largest_magnitude(const double* a, int64_t size, int num_threads) {
+  constexpr int64_t kChunk = 1 << 16;
+  const int64_t chunks = (size + kChunk - 1) / kChunk;
+  std::vector<double> largest(chunks, 0.0);
+  std::vector<char> finite(chunks, 1);
+  parallel_for(chunks, num_threads, [&](int64_t chunk) {
+    const int64_t end = std::min(size, (chunk + 1) * kChunk);
+    double big = 0.0;
+    int64_t bad = 0;
+    for (int64_t i = chunk * kChunk; i < end; ++i) {
+      const double v = std::abs(a[i]);
+      bad += !(v <= std::numeric_limits<double>::max());  // inf or NaN; branch free, vectorises
+      big = v > big ? v : big;
+    }
+    largest[chunk] = big;
+    finite[chunk] = bad == 0;
+  });
+  double big = 0.0;
+  bool all_finite = true;
+  for (int64_t c = 0; c < chunks; ++c) big = std::max(big, largest[c]), all_finite &= finite[c] != 0;
+  return {big, all_finite};
 }
 
 }  // namespace pyvi::knn
