@@ -47,15 +47,14 @@ py::dict knn_kl_binding(const DoubleArray& x, const DoubleArray& y, int64_t k, i
   if (k > m) fail("k must be <= len(y) = " + std::to_string(m) + ", got " + std::to_string(k));
   require_at_least(num_threads, 0, "num_threads");
   require_at_least(leaf_size, 1, "leaf_size");
-  std::pair<double, bool> in_x, in_y;  // (max |value|, all finite): one parallel pass each
+  knn::Magnitudes magnitudes;  // one parallel pass over x and y
   {
     py::gil_scoped_release release;
-    in_x = knn::largest_magnitude(x.data(), x.size(), num_threads);
-    in_y = knn::largest_magnitude(y.data(), y.size(), num_threads);
+    magnitudes = knn::largest_magnitude(x.data(), x.size(), y.data(), y.size(), num_threads);
   }
-  if (!in_x.second) fail("x must contain only finite values");
-  if (!in_y.second) fail("y must contain only finite values");
-  const int exponent = scale_exponent(std::max(in_x.first, in_y.first));
+  if (!magnitudes.finite_a) fail("x must contain only finite values");
+  if (!magnitudes.finite_b) fail("y must contain only finite values");
+  const int exponent = scale_exponent(magnitudes.largest);
   py::array_t<double> rho(n), nu(n), terms(n);  // rho, nu hold squared scaled distances until the end
   py::array_t<int64_t> copies_x(n), copies_y(n);
   const knn::KnnOutputs out{rho.mutable_data(), nu.mutable_data(), copies_x.mutable_data(),

@@ -49,29 +49,34 @@ void run_queries(const KDTree<D>& tx, const KDTree<D>& ty, int64_t k, int num_th
   const int64_t* original = tx.index();
   constexpr int64_t kBlock = 256;  // consecutive tree-order queries per work item
   const int64_t blocks = (n + kBlock - 1) / kBlock;
-  // Two passes, so each pass streams through one tree only.
-  parallel_for(blocks, num_threads, [&](int64_t block) {
-    std::vector<double> best(k);
+  // Items [0, blocks) search x's tree, [blocks, 2 blocks) y's: one parallel region (one barrier,
+  // which matters when another process holds a core), and items are handed out in order, so the
+  // threads still stream through one tree at a time.
+  parallel_for(2 * blocks, num_threads, [&](int64_t item) {
+    double best[K > 0 ? K : 1];
+    std::vector<double> dynamic_best(K > 0 ? 0 : k);
+    double* list = K > 0 ? best : dynamic_best.data();
+    const bool own = item < blocks;
+    const int64_t block = own ? item : item - blocks;
     const int64_t end = std::min(n, (block + 1) * kBlock);
-    int64_t nearest, leaf = -1, leaf_end = 0;
-    for (int64_t r = block * kBlock; r < end; ++r) {
-      if (r >= leaf_end) leaf = tx.leaf_of(r), leaf_end = tx.end(leaf);  // each query from its own leaf
-      const int64_t zeros = tx.template search<K>(queries + r * d, k, best.data(), leaf, nearest);
-      const int64_t i = original[r];
-      out.rho2[i] = best[k - 1];
-      out.copies_x[i] = zeros - 1;  // zeros counts x_i itself
-    }
-  });
-  parallel_for(blocks, num_threads, [&](int64_t block) {
-    std::vector<double> best(k);
-    const int64_t end = std::min(n, (block + 1) * kBlock);
-    int64_t nearest = -1;  // the block's first query searches from the root, the next ones from
-                           // the leaf where the previous (nearby, tree-order) query found its nearest
-    for (int64_t r = block * kBlock; r < end; ++r) {
-      const int64_t zeros = ty.template search<K>(queries + r * d, k, best.data(), nearest, nearest);
-      const int64_t i = original[r];
-      out.nu2[i] = best[k - 1];
-      out.copies_y[i] = zeros;
+    if (own) {
+      int64_t nearest, leaf = -1, leaf_end = 0;
+      for (int64_t r = block * kBlock; r < end; ++r) {
+        if (r >= leaf_end) leaf = tx.leaf_of(r), leaf_end = tx.end(leaf);  // each query from its own leaf
+        const int64_t zeros = tx.template search<K>(queries + r * d, k, list, leaf, nearest);
+        const int64_t i = original[r];
+        out.rho2[i] = list[k - 1];
+        out.copies_x[i] = zeros - 1;  // zeros counts x_i itself
+      }
+    } else {
+      int64_t nearest = -1;  // the block's first query searches from the root, the next ones from
+                             // the leaf where the previous (nearby, tree-order) query found its nearest
+      for (int64_t r = block * kBlock; r < end; ++r) {
+        const int64_t zeros = ty.template search<K>(queries + r * d, k, list, nearest, nearest);
+        const int64_t i = original[r];
+        out.nu2[i] = list[k - 1];
+        out.copies_y[i] = zeros;
+      }
     }
   });
 }
@@ -174,29 +179,40 @@ inline TermsSummary knn_terms(int64_t n, int64_t m, int64_t dim, int exponent, i
           *std::min_element(bad_nu.begin(), bad_nu.end())};
 }
 
-/// The largest |value| of a[0..size) and whether all values are finite, in one parallel pass over
-/// fixed chunks (a max and an "and" do not depend on the order, so neither on the threads).
-inline std::pair<double, bool> largest_magnitude(const double* a, int64_t size, int num_threads) {
+/// The largest |value| of a[0..size) and b[0..size_b), and whether all values of each are finite,
+/// in one parallel pass over fixed chunks (a max and an "and" do not depend on the order, so
+/// neither on the threads).
+struct Magnitudes {
+  double largest;
+  bool finite_a, finite_b;
+};
+inline Magnitudes largest_magnitude(const double* a, int64_t size_a, const double* b, int64_t size_b,
+                                    int num_threads) {
   constexpr int64_t kChunk = 1 << 16;
-  const int64_t chunks = (size + kChunk - 1) / kChunk;
+  const int64_t chunks_a = (size_a + kChunk - 1) / kChunk, chunks = chunks_a + (size_b + kChunk - 1) / kChunk;
   std::vector<double> largest(chunks, 0.0);
   std::vector<char> finite(chunks, 1);
   parallel_for(chunks, num_threads, [&](int64_t chunk) {
-    const int64_t end = std::min(size, (chunk + 1) * kChunk);
+    const bool in_a = chunk < chunks_a;
+    const double* v = in_a ? a : b;
+    const int64_t c = in_a ? chunk : chunk - chunks_a, size = in_a ? size_a : size_b;
+    const int64_t end = std::min(size, (c + 1) * kChunk);
     double big = 0.0;
     int64_t bad = 0;
-    for (int64_t i = chunk * kChunk; i < end; ++i) {
-      const double v = std::abs(a[i]);
-      bad += !(v <= std::numeric_limits<double>::max());  // inf or NaN; branch free, vectorises
-      big = v > big ? v : big;
+    for (int64_t i = c * kChunk; i < end; ++i) {
+      const double magnitude = std::abs(v[i]);
+      bad += !(magnitude <= std::numeric_limits<double>::max());  // inf or NaN; branch free, vectorises
+      big = magnitude > big ? magnitude : big;
     }
     largest[chunk] = big;
     finite[chunk] = bad == 0;
   });
-  double big = 0.0;
-  bool all_finite = true;
-  for (int64_t c = 0; c < chunks; ++c) big = std::max(big, largest[c]), all_finite &= finite[c] != 0;
-  return {big, all_finite};
+  Magnitudes result{0.0, true, true};
+  for (int64_t c = 0; c < chunks; ++c) {
+    result.largest = std::max(result.largest, largest[c]);
+    (c < chunks_a ? result.finite_a : result.finite_b) &= finite[c] != 0;
+  }
+  return result;
 }
 
 }  // namespace pyvi::knn
