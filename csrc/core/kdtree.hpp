@@ -5,6 +5,9 @@
 // nearby memory. Nodes keep their tight bounding box for pruning. The build splits each node at
 // the median (of a sample) of its cell's widest coordinate with a branch-free partition that moves
 // whole rows, so it streams through memory; the tree is balanced, depth about log2(n / leaf_size).
+// Nodes of more than kSubtree points are split level by level; the subtrees below are built depth
+// first, each within a core's cache and independent of the others, so callers can share them out
+// over threads (knn_kl.hpp builds the subtrees of both trees in one parallel loop).
 //
 // Search: from a leaf near the query (its own leaf, or where the previous, nearby query found its
 // nearest point), climbing towards the root and searching each sibling subtree that the squared
