@@ -387,7 +387,10 @@ class KDTree {
       front += left;
       back -= !left;
     }
-    if (front - begin < count / 8 || end - front < count / 8) {  // many ties at the split: halve by position
+    // Many ties at the split (or a side left empty, which small nodes would otherwise split forever
+    // when all their keys are equal): halve by position.
+    const int64_t least = std::max<int64_t>(count / 8, 1);
+    if (front - begin < least || end - front < least) {
       std::copy(&src[begin * d], &src[end * d], &dst[begin * d]);
       std::copy(&src_index[begin], &src_index[end], &dst_index[begin]);
       return {begin + count / 2, axis, split, false};

@@ -11,7 +11,7 @@
 //
 // x and y are scaled by one power of two so that squared distances cannot overflow (the estimate is
 // scale free). Queries run in x's tree order (nearby queries in a row: warm caches), in blocks over
-// parallel_for; each query writes only its own slot, so results never depend on the thread count.
+// parallel_for_elastic (parallel.hpp); each query writes only its own slot, so results never depend on the thread count.
 //
 // References:
 //   Wang, Kulkarni & Verdu, "Divergence estimation for multidimensional densities via
@@ -52,7 +52,7 @@ void run_queries(const KDTree<D>& tx, const KDTree<D>& ty, int64_t k, int num_th
   // Items [0, blocks) search x's tree, [blocks, 2 blocks) y's: one parallel region (one barrier,
   // which matters when another process holds a core), and items are handed out in order, so the
   // threads still stream through one tree at a time.
-  parallel_for(2 * blocks, num_threads, [&](int64_t item) {
+  parallel_for_elastic(2 * blocks, num_threads, [&](int64_t item) {
     double best[K > 0 ? K : 1];
     std::vector<double> dynamic_best(K > 0 ? 0 : k);
     double* list = K > 0 ? best : dynamic_best.data();
@@ -88,18 +88,18 @@ void knn_distances(const double* x, int64_t n, const double* y, int64_t m, int64
   // The two trees are independent: their tops are built side by side, then the cache-sized
   // subtrees of both are shared out over the threads, then each is joined up (kdtree.hpp).
   std::unique_ptr<KDTree<D>> trees[2];
-  parallel_for(2, num_threads, [&](int64_t which) {
+  parallel_for_elastic(2, num_threads, [&](int64_t which) {
     trees[which] = which == 0 ? std::make_unique<KDTree<D>>(x, n, dim, exponent, leaf_size)
                               : std::make_unique<KDTree<D>>(y, m, dim, exponent, leaf_size);
   });
   const int64_t subtrees_x = trees[0]->subtrees();
-  parallel_for(subtrees_x + trees[1]->subtrees(), num_threads, [&](int64_t f) {
+  parallel_for_elastic(subtrees_x + trees[1]->subtrees(), num_threads, [&](int64_t f) {
     if (f < subtrees_x)
       trees[0]->build_subtree(f);
     else
       trees[1]->build_subtree(f - subtrees_x);
   });
-  parallel_for(2, num_threads, [&](int64_t which) { trees[which]->finish(); });
+  parallel_for_elastic(2, num_threads, [&](int64_t which) { trees[which]->finish(); });
   const KDTree<D>& tx = *trees[0];
   const KDTree<D>& ty = *trees[1];
   switch (k) {  // small k at compile time: the neighbour list stays in registers
@@ -149,7 +149,7 @@ inline TermsSummary knn_terms(int64_t n, int64_t m, int64_t dim, int exponent, i
   const int64_t blocks = (n + kBlock - 1) / kBlock;
   std::vector<CompensatedSum> sums(blocks);
   std::vector<int64_t> bad_rho(blocks, n), bad_nu(blocks, n);
-  parallel_for(blocks, num_threads, [&](int64_t block) {
+  parallel_for_elastic(blocks, num_threads, [&](int64_t block) {
     const int64_t end = std::min(n, (block + 1) * kBlock);
     CompensatedSum sum;
     int64_t first_rho = n, first_nu = n;
@@ -192,7 +192,7 @@ inline Magnitudes largest_magnitude(const double* a, int64_t size_a, const doubl
   const int64_t chunks_a = (size_a + kChunk - 1) / kChunk, chunks = chunks_a + (size_b + kChunk - 1) / kChunk;
   std::vector<double> largest(chunks, 0.0);
   std::vector<char> finite(chunks, 1);
-  parallel_for(chunks, num_threads, [&](int64_t chunk) {
+  parallel_for_elastic(chunks, num_threads, [&](int64_t chunk) {
     const bool in_a = chunk < chunks_a;
     const double* v = in_a ? a : b;
     const int64_t c = in_a ? chunk : chunk - chunks_a, size = in_a ? size_a : size_b;
