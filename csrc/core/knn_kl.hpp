@@ -11,7 +11,8 @@
 //
 // x and y are scaled by one power of two so that squared distances cannot overflow (the estimate is
 // scale free). Queries run in x's tree order (nearby queries in a row: warm caches), in blocks over
-// parallel_for_elastic (parallel.hpp); each query writes only its own slot, so results never depend on the thread count.
+// parallel_for_elastic (parallel.hpp); each query writes only its own slot, so results never
+// depend on the thread count.
 //
 // References:
 //   Wang, Kulkarni & Verdu, "Divergence estimation for multidimensional densities via

@@ -2,9 +2,10 @@
 
 Same algorithm as ``csrc/core/kdtree.hpp`` and ``knn_kl.hpp`` (median split of the widest cell
 side, leaves stored contiguously in tree order, tight boxes, nearer-child-first search over the
-squared box distance, queries in tree order starting from a nearby leaf and climbing), same duplicate rule (see :mod:`pyvi.divergence`):
-per point, the k smallest *positive* squared distances and a count of exact copies. The search
-uses an explicit stack instead of recursion. Inputs arrive already scaled by a power of two.
+squared box distance, queries in tree order, each starting from a nearby leaf and climbing towards
+the root), same duplicate rule (see :mod:`pyvi.divergence`): per point, the k smallest *positive*
+squared distances and a count of exact copies. Subtrees are searched with an explicit stack
+instead of recursion. Inputs arrive already scaled by a power of two.
 
 References:
     Wang, Kulkarni & Verdu, "Divergence estimation for multidimensional densities via
