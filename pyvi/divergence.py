@@ -97,8 +97,9 @@ class KLEstimate:
         return self.value
 
 
-def _check(x, y, k) -> tuple[np.ndarray, np.ndarray, int]:
-    """The checks of every backend, in the documented order."""
+def _check(x, y, k, finite: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
+    """The checks of every backend, in the documented order (``finite=False``: all but the last,
+    finiteness, which pyvi._core checks itself in a parallel pass, with the same messages)."""
     x = as_float_array(x, "x", finite=False)
     y = as_float_array(y, "y", finite=False)
     if x.ndim != 2:
@@ -119,9 +120,9 @@ def _check(x, y, k) -> tuple[np.ndarray, np.ndarray, int]:
         raise ValueError(f"k must be < len(x) = {n}, got {k}")
     if k > m:
         raise ValueError(f"k must be <= len(y) = {m}, got {k}")
-    if not np.isfinite(x).all():
+    if finite and not np.isfinite(x).all():
         raise ValueError("x must contain only finite values")
-    if not np.isfinite(y).all():
+    if finite and not np.isfinite(y).all():
         raise ValueError("y must contain only finite values")
     return np.ascontiguousarray(x), np.ascontiguousarray(y), k
 
@@ -239,7 +240,7 @@ def knn_kl(x, y, k: int = 1, *, backend: str = "cpp", workers: int | None = None
         workers = count(workers, "workers", minimum=1)
     if not isinstance(return_details, bool | np.bool_):
         raise TypeError("return_details must be a bool")
-    x, y, k = _check(x, y, k)
+    x, y, k = _check(x, y, k, finite=backend != "cpp")
     n, d = x.shape
     m = y.shape[0]
     if backend == "cpp":

@@ -163,6 +163,21 @@ def test_results_do_not_depend_on_workers():
     assert knn_kl(x, y, 3) == knn_kl(x, y, 3, workers=1)
 
 
+def test_core_tree_shapes_and_threads_do_not_change_results():
+    # n above the C++ tree's subtree size (8192), so the build splits top levels and shares out
+    # subtrees; leaf sizes below 8 with many equal points used to split a node of equal keys forever.
+    rng = np.random.default_rng(8)
+    x, y = with_duplicates(rng, rng.normal(size=(20000, 2)), rng.normal(size=(12000, 2)))
+    x[:300] = x[0]  # 300 copies of one point: nodes whose keys are all equal
+    ref = _core.knn_kl(x, y, 4, 1, 24)
+    for threads, leaf_size in [(1, 1), (2, 1), (2, 2), (3, 5), (8, 24), (0, 24)]:
+        got = _core.knn_kl(x, y, 4, threads, leaf_size)
+        assert got["value"] == ref["value"], (threads, leaf_size)
+        for key in ("terms", "rho", "nu", "copies_x", "copies_y"):
+            np.testing.assert_array_equal(got[key], ref[key], err_msg=f"{key} {threads} {leaf_size}")
+    assert ref["value"] == pytest.approx(knn_kl(x, y, 4, backend="scipy"), rel=1e-10, abs=1e-12)
+
+
 def test_scale_free_and_extreme_magnitudes():
     rng = np.random.default_rng(4)
     x, y = rng.normal(size=(400, 3)), rng.normal(0.5, 1.0, size=(300, 3))

@@ -5,6 +5,9 @@
 // nearby memory. Nodes keep their tight bounding box for pruning. The build splits each node at
 // the median (of a sample) of its cell's widest coordinate with a branch-free partition that moves
 // whole rows, so it streams through memory; the tree is balanced, depth about log2(n / leaf_size).
+// Nodes of more than kSubtree points are split level by level; the subtrees below are built depth
+// first, each within a core's cache and independent of the others, so callers can share them out
+// over threads (knn_kl.hpp builds the subtrees of both trees in one parallel loop).
 //
 // Search: from a leaf near the query (its own leaf, or where the previous, nearby query found its
 // nearest point), climbing towards the root and searching each sibling subtree that the squared
@@ -26,8 +29,12 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
+#include <mutex>
+#include <new>
 #include <utility>
 #include <vector>
 
@@ -50,6 +57,84 @@ inline double max_of(double a, double b) {
 #endif
 }
 
+/// Where the trees' large buffers come from: buffers given back are kept for the next call (best
+/// fit, up to kCacheBytes in all) instead of returned to the system, because a fresh buffer costs a
+/// page fault per 4 KiB page on first touch, about a fifth of a 1e5-point estimate. Bigger
+/// problems go to malloc as usual. Thread safe; never destroyed (nothing to do at exit).
+class BufferCache {
+ public:
+  static constexpr size_t kCacheBytes = size_t{32} << 20;
+
+  static BufferCache& instance() {
+    static BufferCache* cache = new BufferCache();
+    return *cache;
+  }
+
+  /// A block of at least `bytes` (and at most twice that when it comes from the cache), and its size.
+  std::pair<void*, size_t> take(size_t bytes) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      size_t best = blocks_.size();
+      for (size_t i = 0; i < blocks_.size(); ++i)
+        if (blocks_[i].second >= bytes && blocks_[i].second <= 2 * bytes &&
+            (best == blocks_.size() || blocks_[i].second < blocks_[best].second))
+          best = i;
+      if (best < blocks_.size()) {
+        const std::pair<void*, size_t> block = blocks_[best];
+        blocks_.erase(blocks_.begin() + static_cast<std::ptrdiff_t>(best));
+        total_ -= block.second;
+        return block;
+      }
+    }
+    void* data = std::malloc(bytes);
+    if (data == nullptr) throw std::bad_alloc();
+    return {data, bytes};
+  }
+
+  void give(void* data, size_t bytes) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (total_ + bytes <= kCacheBytes) {
+        blocks_.emplace_back(data, bytes);
+        total_ += bytes;
+        return;
+      }
+    }
+    std::free(data);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::pair<void*, size_t>> blocks_;
+  size_t total_ = 0;
+};
+
+/// An uninitialised array of trivial T from BufferCache, given back on release.
+template <class T>
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  ~Buffer() { release(); }
+  void reset(int64_t count) {
+    release();
+    const std::pair<void*, size_t> block = BufferCache::instance().take(static_cast<size_t>(count) * sizeof(T));
+    data_ = static_cast<T*>(block.first);
+    bytes_ = block.second;
+  }
+  void release() {
+    if (data_ != nullptr) BufferCache::instance().give(data_, bytes_);
+    data_ = nullptr;
+  }
+  T* get() const { return data_; }
+  T& operator[](int64_t i) const { return data_[i]; }
+
+ private:
+  T* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
 template <int D>
 struct Dimension {
   static constexpr int64_t value(int64_t) { return D; }
@@ -68,143 +153,151 @@ class KDTree {
   };
 
   /// Copies the n x dim row-major `points`, each value times 2^-exponent (correctly rounded, so the
-  /// same as numpy.ldexp), and builds the tree. n >= 1.
+  /// same as numpy.ldexp), and builds the top of the tree (n >= 1). The tree is complete after
+  /// build_subtree(f) for every f < subtrees() (any order, any threads) and then finish();
+  /// build() does all three on the calling thread.
+  ///
+  /// Why in three steps: the top levels split nodes of more than kSubtree points level by level,
+  /// streaming through the whole array once per level; below that each subtree fits in a core's
+  /// L2 cache and is built depth first on its own (so a build does not stream the whole array
+  /// once per level, and the subtrees of both trees are independent work items for the threads).
+  /// Every node is split the same way whichever step splits it, and node ids do not depend on the
+  /// order in which subtrees are built, so neither does the tree.
   KDTree(const double* points, int64_t n, int64_t dim, int exponent, int64_t leaf_size)
-      : n_(n), dim_(Dimension<D>::value(dim)), points_(n * dim_), index_(n) {
+      : n_(n), dim_(Dimension<D>::value(dim)), leaf_size_(std::max<int64_t>(leaf_size, 1)) {
     const int64_t d = dim_;
-    leaf_size = std::max<int64_t>(leaf_size, 1);
-    if (std::abs(exponent) < 1000) {  // 2^-exponent is a normal double: one exact multiply
-      const double scale = std::ldexp(1.0, -exponent);
-      for (int64_t i = 0; i < n * d; ++i) points_[i] = points[i] * scale;
-    } else {
-      for (int64_t i = 0; i < n * d; ++i) points_[i] = std::ldexp(points[i], -exponent);
-    }
-    for (int64_t i = 0; i < n; ++i) index_[i] = i;
-    nodes_.reserve(static_cast<size_t>(4 * (n / leaf_size + 1)));
-    // Level by level, each node's rows are partitioned from one buffer into the other around the
-    // median of a sample of its keys along the widest side of its *cell* (the parent's cell cut at
-    // the split). The partition is branch free (the side only selects the destination), so the
-    // build does not pay a mispredicted branch per point and level as a quickselect would. Which
-    // split is chosen never changes results (the search prunes with tight boxes), only speed.
-    std::vector<double>& cell = cell_;
-    cell.assign(2 * d, 0.0);
-    exact_.assign(1, 1);
+    buffer_[0].reset(n * d);
+    buffer_[1].reset(n * d);
+    index_buffer_[0].reset(n);
+    index_buffer_[1].reset(n);
+    double* own = buffer_[0].get();
+    int64_t* index = index_buffer_[0].get();
+    cell_.assign(2 * d, 0.0);
     for (int64_t j = 0; j < d; ++j) {
-      cell[j] = std::numeric_limits<double>::infinity();
-      cell[d + j] = -std::numeric_limits<double>::infinity();
+      cell_[j] = std::numeric_limits<double>::infinity();
+      cell_[d + j] = -std::numeric_limits<double>::infinity();
     }
-    for (int64_t r = 0; r < n; ++r)
+    const bool plain = std::abs(exponent) < 1000;  // 2^-exponent is a normal double: one exact multiply
+    const double scale = std::ldexp(1.0, plain ? -exponent : 0);
+    for (int64_t r = 0; r < n; ++r) {
+      index[r] = r;
       for (int64_t j = 0; j < d; ++j) {
-        cell[j] = std::min(cell[j], points_[r * d + j]);
-        cell[d + j] = std::max(cell[d + j], points_[r * d + j]);
+        const double v = plain ? points[r * d + j] * scale : std::ldexp(points[r * d + j], -exponent);
+        own[r * d + j] = v;
+        cell_[j] = min_of(cell_[j], v);
+        cell_[d + j] = max_of(cell_[d + j], v);
       }
-    std::vector<double> other_points(n * d);
-    std::vector<int64_t> other_index(n);
+    }
+    // Top levels, breadth first: each node of more than kSubtree points is partitioned from one
+    // buffer into the other; a node of at most kSubtree points becomes a subtree root, its rows
+    // left in the buffer of its level (buffer level % 2).
+    const int64_t subtree = std::max(kSubtree, leaf_size_);
     nodes_.push_back({0, n, -1});
+    exact_.assign(1, 1);
     std::vector<int64_t> level{0}, next;
-    std::vector<double> sample;
-    while (!level.empty()) {
+    for (int parity = 0; !level.empty(); parity ^= 1) {
       next.clear();
       for (const int64_t id : level) {
         const int64_t begin = nodes_[id].begin, end = nodes_[id].end;
-        if (end - begin <= leaf_size) {  // a leaf: its rows move over unchanged
-          std::copy(&points_[begin * d], &points_[end * d], &other_points[begin * d]);
-          std::copy(&index_[begin], &index_[end], &other_index[begin]);
+        if (end - begin <= subtree) {
+          frontier_.push_back({id, parity});
           continue;
         }
-        int64_t axis = 0;
-        double widest = -1.0;
-        for (int64_t j = 0; j < d; ++j) {
-          const double width = cell[id * 2 * d + d + j] - cell[id * 2 * d + j];
-          if (width > widest) widest = width, axis = j;
-        }
-        const int64_t count = end - begin;
-        const int64_t step = (count + 30) / 31;  // at most 31 keys
-        sample.clear();
-        for (int64_t r = begin; r < end; r += step) sample.push_back(points_[r * d + axis]);
-        std::nth_element(sample.begin(), sample.begin() + sample.size() / 2, sample.end());
-        const double split = sample[sample.size() / 2];
-        int64_t front = begin, back = end;
-        for (int64_t r = begin; r < end; ++r) {
-          const double* src = &points_[r * d];
-          const bool left = src[axis] < split;
-          const int64_t to = left ? front : back - 1;
-          for (int64_t j = 0; j < d; ++j) other_points[to * d + j] = src[j];
-          other_index[to] = index_[r];
-          front += left;
-          back -= !left;
-        }
-        int64_t mid = front;
-        bool cut = true;
-        if (mid - begin < count / 8 || end - mid < count / 8) {  // many ties at the split: halve by position
-          std::copy(&points_[begin * d], &points_[end * d], &other_points[begin * d]);
-          std::copy(&index_[begin], &index_[end], &other_index[begin]);
-          mid = begin + count / 2;
-          cut = false;
-        }
+        const Split cut = split_rows(buffer_[parity].get(), index_buffer_[parity].get(),
+                                     buffer_[!parity].get(), index_buffer_[!parity].get(), begin, end,
+                                     &cell_[id * 2 * d]);
         const int64_t left = static_cast<int64_t>(nodes_.size());
         nodes_[id].left = left;
-        nodes_.push_back({begin, mid, -1});
-        nodes_.push_back({mid, end, -1});
-        for (int child = 0; child < 2; ++child)
-          for (int64_t j = 0; j < 2 * d; ++j) cell.push_back(cell[id * 2 * d + j]);
-        exact_.push_back(exact_[id] && cut);
-        exact_.push_back(exact_[id] && cut);
-        if (cut) {
-          cell[left * 2 * d + d + axis] = split;
-          cell[(left + 1) * 2 * d + axis] = split;
-        }
+        nodes_.push_back({begin, cut.mid, -1});
+        nodes_.push_back({cut.mid, end, -1});
+        cell_.resize((left + 2) * 2 * d);
+        child_cells(&cell_[id * 2 * d], cut, &cell_[left * 2 * d]);
+        exact_.push_back(exact_[id] && cut.cut);
+        exact_.push_back(exact_[id] && cut.cut);
         next.push_back(left);
         next.push_back(left + 1);
       }
-      points_.swap(other_points);
-      index_.swap(other_index);
       level.swap(next);
     }
-    parent_.assign(nodes_.size(), -1);
-    leaf_of_.resize(n);
-    for (int64_t id = 0; id < static_cast<int64_t>(nodes_.size()); ++id) {
-      const Node& node = nodes_[id];
-      if (node.left >= 0) {
-        parent_[node.left] = parent_[node.left + 1] = id;
-      } else {
-        for (int64_t r = node.begin; r < node.end; ++r) leaf_of_[r] = id;
+    parts_.resize(frontier_.size());
+  }
+
+  /// Top nodes whose subtrees are still to build.
+  int64_t subtrees() const { return static_cast<int64_t>(frontier_.size()); }
+
+  /// Builds subtree f depth first (thread safe for distinct f: it touches only its own rows).
+  void build_subtree(int64_t f) {
+    const int64_t d = dim_;
+    const int64_t root = frontier_[f].id;
+    Part& part = parts_[f];
+    part.nodes.push_back({nodes_[root].begin, nodes_[root].end, -1});
+    part.cell.assign(&cell_[root * 2 * d], &cell_[(root + 1) * 2 * d]);
+    part.exact.push_back(exact_[root]);
+    part.box.resize(2 * d);
+    grow(part, 0, frontier_[f].parity);
+  }
+
+  /// Joins the subtrees to the top (node ids: the top nodes, then each subtree's nodes in
+  /// frontier order) and computes the top nodes' tight boxes.
+  void finish() {
+    const int64_t d = dim_;
+    const int64_t top = static_cast<int64_t>(nodes_.size());  // odd: the root and pairs
+    int64_t total = top;
+    for (const Part& part : parts_) total += static_cast<int64_t>(part.nodes.size()) - 1;
+    nodes_.resize(total);
+    cell_.resize(total * 2 * d);
+    exact_.resize(total);
+    box_.resize(total * 2 * d);
+    int64_t base = top;  // global id of a part's local node 1 (always odd: pairs stay (odd, odd + 1))
+    for (size_t f = 0; f < parts_.size(); ++f) {
+      const Part& part = parts_[f];
+      const int64_t root = frontier_[f].id;
+      const auto global = [&](int64_t l) { return l == 0 ? root : base + l - 1; };
+      for (int64_t l = 0; l < static_cast<int64_t>(part.nodes.size()); ++l) {
+        const int64_t id = global(l);
+        Node node = part.nodes[l];
+        if (node.left >= 0) node.left = global(node.left);
+        nodes_[id] = node;
+        std::copy(&part.cell[l * 2 * d], &part.cell[(l + 1) * 2 * d], &cell_[id * 2 * d]);
+        std::copy(&part.box[l * 2 * d], &part.box[(l + 1) * 2 * d], &box_[id * 2 * d]);
+        exact_[id] = part.exact[l];
       }
+      base += static_cast<int64_t>(part.nodes.size()) - 1;
     }
-    // Tight boxes (lo[0..d), hi[0..d) per node, siblings adjacent), children before parents
-    // (children always have the larger ids).
-    const int64_t count = static_cast<int64_t>(nodes_.size());
-    box_.resize(count * 2 * d);
-    for (int64_t id = count - 1; id >= 0; --id) {
-      const Node& node = nodes_[id];
-      double* lo = &box_[id * 2 * d];
-      double* hi = lo + d;
+    parts_.clear();
+    parts_.shrink_to_fit();
+    // Boxes of the split top nodes from their children (children have the larger ids; a subtree
+    // root's box came with its part).
+    std::vector<char> subtree_root(top, 0);
+    for (const Frontier& f : frontier_) subtree_root[f.id] = 1;
+    for (int64_t id = top - 1; id >= 0; --id) {
+      if (subtree_root[id]) continue;
+      const double* a = &box_[nodes_[id].left * 2 * d];
+      const double* b = a + 2 * d;
       for (int64_t j = 0; j < d; ++j) {
-        lo[j] = std::numeric_limits<double>::infinity();
-        hi[j] = -std::numeric_limits<double>::infinity();
-      }
-      if (node.left < 0) {
-        for (int64_t r = node.begin; r < node.end; ++r)
-          for (int64_t j = 0; j < d; ++j) {
-            lo[j] = std::min(lo[j], points_[r * d + j]);
-            hi[j] = std::max(hi[j], points_[r * d + j]);
-          }
-      } else {
-        const double* a = &box_[node.left * 2 * d];
-        const double* b = a + 2 * d;
-        for (int64_t j = 0; j < d; ++j) {
-          lo[j] = std::min(a[j], b[j]);
-          hi[j] = std::max(a[d + j], b[d + j]);
-        }
+        box_[id * 2 * d + j] = min_of(a[j], b[j]);
+        box_[id * 2 * d + d + j] = max_of(a[d + j], b[d + j]);
       }
     }
+    parent_.assign(total, -1);
+    for (int64_t id = 0; id < total; ++id)
+      if (nodes_[id].left >= 0) parent_[nodes_[id].left] = parent_[nodes_[id].left + 1] = id;
+    frontier_.clear();
+    buffer_[1].release();
+    index_buffer_[1].release();
+  }
+
+  /// The whole build on the calling thread.
+  void build() {
+    for (int64_t f = 0; f < subtrees(); ++f) build_subtree(f);
+    finish();
   }
 
   int64_t size() const { return n_; }
   int64_t dim() const { return dim_; }
-  const double* points() const { return points_.data(); }
-  /// Original row of the point stored at tree row r.
-  const std::vector<int64_t>& index() const { return index_; }
+  const double* points() const { return buffer_[0].get(); }
+  /// Original row of the point stored at tree row r (index()[r]).
+  const int64_t* index() const { return index_buffer_[0].get(); }
 
   /// Squared distance from q to node id's box (0 when q lies inside it).
   double box_distance2(const double* q, int64_t id) const {
@@ -222,8 +315,15 @@ class KDTree {
     return s;
   }
 
-  /// Leaf holding tree row r.
-  int64_t leaf_of(int64_t r) const { return leaf_of_[r]; }
+  /// Leaf holding tree row r (a descent from the root: callers walking rows in order call it once
+  /// per leaf, when r reaches the previous leaf's end()).
+  int64_t leaf_of(int64_t r) const {
+    int64_t id = 0;
+    while (nodes_[id].left >= 0) id = nodes_[id].left + (r >= nodes_[nodes_[id].left].end);
+    return id;
+  }
+  /// One past node id's last tree row.
+  int64_t end(int64_t id) const { return nodes_[id].end; }
 
   /// The k smallest strictly positive squared distances from q to the tree's points, ascending, in
   /// best[0..k) (+inf where fewer exist); returns the number of points at squared distance 0.
@@ -283,7 +383,7 @@ class KDTree {
     const Node& node = nodes_[id];
     const int64_t d = dim_;
     const double* q = query.q;
-    const double* p = &points_[node.begin * d];
+    const double* p = &buffer_[0][node.begin * d];
     // The list in registers when K is known (a local array, fully unrolled), else in memory.
     constexpr int64_t kLocal = K > 0 ? K : 1;
     double local[kLocal];
@@ -329,14 +429,137 @@ class KDTree {
     if (d_second < query.best[query.k - 1]) visit<K>(second, query);
   }
 
-  int64_t n_, dim_;
-  std::vector<double> points_;
-  std::vector<int64_t> index_;
+  static constexpr int64_t kSubtree = 8192;  // points: a subtree's two buffers fit in L2
+
+  struct Split {
+    int64_t mid;   // first row of the right child
+    int64_t axis;  // the cut axis
+    double split;  // keys < split went left, keys >= split right (when cut)
+    bool cut;      // false: too many ties at the split, halved by position instead
+  };
+
+  /// Partitions rows [begin, end) of (src, src_index) into (dst, dst_index) around the median of a
+  /// sample of keys along the widest side of the node's cell (lo[0..d), hi[0..d)). Branch free: the
+  /// side only selects the destination, so no mispredicted branch per point as in a quickselect.
+  /// Which split is chosen never changes results (the search prunes with tight boxes), only speed.
+  Split split_rows(const double* src, const int64_t* src_index, double* dst, int64_t* dst_index,
+                   int64_t begin, int64_t end, const double* cell) const {
+    const int64_t d = dim_;
+    int64_t axis = 0;
+    double widest = -1.0;
+    for (int64_t j = 0; j < d; ++j) {
+      const double width = cell[d + j] - cell[j];
+      if (width > widest) widest = width, axis = j;
+    }
+    const int64_t count = end - begin;
+    const int64_t step = (count + 30) / 31;  // at most 31 keys
+    double sample[31] = {};
+    int64_t keys = 0;
+    for (int64_t r = begin; r < end; r += step) sample[keys++] = src[r * d + axis];
+    std::nth_element(sample, sample + keys / 2, sample + keys);
+    const double split = sample[keys / 2];
+    int64_t front = begin, back = end;
+    for (int64_t r = begin; r < end; ++r) {
+      const double* row = &src[r * d];
+      const bool left = row[axis] < split;
+      const int64_t to = left ? front : back - 1;
+      for (int64_t j = 0; j < d; ++j) dst[to * d + j] = row[j];
+      dst_index[to] = src_index[r];
+      front += left;
+      back -= !left;
+    }
+    // Many ties at the split (or a side left empty, which small nodes would otherwise split forever
+    // when all their keys are equal): halve by position.
+    const int64_t least = std::max<int64_t>(count / 8, 1);
+    if (front - begin < least || end - front < least) {
+      std::copy(&src[begin * d], &src[end * d], &dst[begin * d]);
+      std::copy(&src_index[begin], &src_index[end], &dst_index[begin]);
+      return {begin + count / 2, axis, split, false};
+    }
+    return {front, axis, split, true};
+  }
+
+  /// The children's cells (2 x (lo, hi)) from the parent's: cut at the split when it cut.
+  void child_cells(const double* parent, const Split& cut, double* children) const {
+    const int64_t d = dim_;
+    std::copy(parent, parent + 2 * d, children);
+    std::copy(parent, parent + 2 * d, children + 2 * d);
+    if (cut.cut) {
+      children[d + cut.axis] = cut.split;
+      children[2 * d + cut.axis] = cut.split;
+    }
+  }
+
+  /// A subtree built on its own: local node 0 is its root (a top node), the others are numbered
+  /// depth first in sibling pairs (1, 2), (3, 4), ...; children point at local ids.
+  struct Part {
+    std::vector<Node> nodes;
+    std::vector<double> cell, box;
+    std::vector<char> exact;
+  };
+  struct Frontier {
+    int64_t id;  // top node id
+    int parity;  // the buffer its rows are in
+  };
+
+  /// Splits local node l of `part` (rows in buffer `parity`) down to leaves, depth first, and
+  /// computes the tight boxes bottom up. Leaves end in buffer 0.
+  void grow(Part& part, int64_t l, int parity) {
+    const int64_t d = dim_;
+    const int64_t begin = part.nodes[l].begin, end = part.nodes[l].end;
+    if (end - begin <= leaf_size_) {
+      if (parity) {
+        std::copy(&buffer_[1][begin * d], &buffer_[1][end * d], &buffer_[0][begin * d]);
+        std::copy(&index_buffer_[1][begin], &index_buffer_[1][end], &index_buffer_[0][begin]);
+      }
+      double* lo = &part.box[l * 2 * d];
+      double* hi = lo + d;
+      for (int64_t j = 0; j < d; ++j) {
+        lo[j] = std::numeric_limits<double>::infinity();
+        hi[j] = -std::numeric_limits<double>::infinity();
+      }
+      const double* p = &buffer_[0][0];
+      for (int64_t r = begin; r < end; ++r)
+        for (int64_t j = 0; j < d; ++j) {
+          lo[j] = min_of(lo[j], p[r * d + j]);
+          hi[j] = max_of(hi[j], p[r * d + j]);
+        }
+      return;
+    }
+    const Split cut = split_rows(buffer_[parity].get(), index_buffer_[parity].get(), buffer_[!parity].get(),
+                                 index_buffer_[!parity].get(), begin, end, &part.cell[l * 2 * d]);
+    const int64_t left = static_cast<int64_t>(part.nodes.size());
+    part.nodes[l].left = left;
+    part.nodes.push_back({begin, cut.mid, -1});
+    part.nodes.push_back({cut.mid, end, -1});
+    part.cell.resize((left + 2) * 2 * d);
+    part.box.resize((left + 2) * 2 * d);
+    child_cells(&part.cell[l * 2 * d], cut, &part.cell[left * 2 * d]);
+    const char exact = part.exact[l] && cut.cut;
+    part.exact.push_back(exact);
+    part.exact.push_back(exact);
+    grow(part, left, !parity);
+    grow(part, left + 1, !parity);
+    const double* a = &part.box[left * 2 * d];
+    const double* b = a + 2 * d;
+    double* box = &part.box[l * 2 * d];
+    for (int64_t j = 0; j < d; ++j) {
+      box[j] = min_of(a[j], b[j]);
+      box[d + j] = max_of(a[d + j], b[d + j]);
+    }
+  }
+
+  int64_t n_, dim_, leaf_size_;
+  // buffer_[0]: the points in tree order (row-major); buffer_[1]: the build's other buffer.
+  Buffer<double> buffer_[2];
+  Buffer<int64_t> index_buffer_[2];
   std::vector<Node> nodes_;
   std::vector<double> box_;
-  std::vector<int64_t> parent_, leaf_of_;
+  std::vector<int64_t> parent_;
   std::vector<double> cell_;  // per node: lo[0..d), hi[0..d) of its cell
   std::vector<char> exact_;   // every split above this node cut the cell
+  std::vector<Frontier> frontier_;
+  std::vector<Part> parts_;
 };
 
 }  // namespace pyvi::knn

@@ -2,9 +2,11 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "knn_kl.hpp"
 #include "validate.hpp"
@@ -14,14 +16,9 @@ using namespace pyvi;
 
 namespace {
 
-/// e such that max |value| over both arrays lies in [2^(e-1), 2^e) (0 when all values are 0):
-/// dividing by 2^e puts every coordinate in (-1, 1), so squared distances cannot overflow.
-int scale_exponent(const DoubleArray& x, const DoubleArray& y) {
-  double largest = 0.0;
-  for (const DoubleArray* a : {&x, &y}) {
-    const double* v = a->data();
-    for (py::ssize_t i = 0; i < a->size(); ++i) largest = std::max(largest, std::abs(v[i]));
-  }
+/// e such that `largest` lies in [2^(e-1), 2^e) (0 when it is 0): dividing by 2^e puts every
+/// coordinate in (-1, 1), so squared distances cannot overflow.
+int scale_exponent(double largest) {
   int exponent = 0;
   if (largest > 0.0) std::frexp(largest, &exponent);
   return exponent;
@@ -48,12 +45,16 @@ py::dict knn_kl_binding(const DoubleArray& x, const DoubleArray& y, int64_t k, i
   require_at_least(k, 1, "k");
   if (k >= n) fail("k must be < len(x) = " + std::to_string(n) + ", got " + std::to_string(k));
   if (k > m) fail("k must be <= len(y) = " + std::to_string(m) + ", got " + std::to_string(k));
-  require_finite(x, "x");
-  require_finite(y, "y");
   require_at_least(num_threads, 0, "num_threads");
   require_at_least(leaf_size, 1, "leaf_size");
-
-  const int exponent = scale_exponent(x, y);
+  knn::Magnitudes magnitudes;  // one parallel pass over x and y
+  {
+    py::gil_scoped_release release;
+    magnitudes = knn::largest_magnitude(x.data(), x.size(), y.data(), y.size(), num_threads);
+  }
+  if (!magnitudes.finite_a) fail("x must contain only finite values");
+  if (!magnitudes.finite_b) fail("y must contain only finite values");
+  const int exponent = scale_exponent(magnitudes.largest);
   py::array_t<double> rho(n), nu(n), terms(n);  // rho, nu hold squared scaled distances until the end
   py::array_t<int64_t> copies_x(n), copies_y(n);
   const knn::KnnOutputs out{rho.mutable_data(), nu.mutable_data(), copies_x.mutable_data(),
@@ -67,22 +68,20 @@ py::dict knn_kl_binding(const DoubleArray& x, const DoubleArray& y, int64_t k, i
       default: run<0>(x, y, k, leaf_size, num_threads, exponent, out); break;
     }
   }
-  // The duplicate rule needs k points that differ from x_i in x \ {x_i} and in y (first offender).
-  for (int64_t i = 0; i < n; ++i)
-    if (std::isinf(out.rho2[i]))
-      fail("x: point " + std::to_string(i) + " has fewer than k = " + std::to_string(k) +
-           " other points of x distinct from it (too many duplicates for this k)");
-  for (int64_t i = 0; i < n; ++i)
-    if (std::isinf(out.nu2[i]))
-      fail("y: fewer than k = " + std::to_string(k) + " points of y differ from x[" +
-           std::to_string(i) + "] (too many duplicates for this k)");
   double value;
+  knn::TermsSummary summary;
   {
     py::gil_scoped_release release;
-    knn::knn_terms(n, m, d, exponent, num_threads, out, terms.mutable_data());
-    value = knn::ordered_sum(terms.data(), n) / static_cast<double>(n) +
-            std::log(static_cast<double>(m) / static_cast<double>(n - 1));
+    summary = knn::knn_terms(n, m, d, exponent, num_threads, out, terms.mutable_data());
+    value = summary.sum / static_cast<double>(n) + std::log(static_cast<double>(m) / static_cast<double>(n - 1));
   }
+  // The duplicate rule needs k points that differ from x_i in x \ {x_i} and in y (first offender).
+  if (summary.bad_rho < n)
+    fail("x: point " + std::to_string(summary.bad_rho) + " has fewer than k = " + std::to_string(k) +
+         " other points of x distinct from it (too many duplicates for this k)");
+  if (summary.bad_nu < n)
+    fail("y: fewer than k = " + std::to_string(k) + " points of y differ from x[" +
+         std::to_string(summary.bad_nu) + "] (too many duplicates for this k)");
   py::dict result;
   result["value"] = value;
   result["terms"] = terms;

@@ -11,7 +11,8 @@
 //
 // x and y are scaled by one power of two so that squared distances cannot overflow (the estimate is
 // scale free). Queries run in x's tree order (nearby queries in a row: warm caches), in blocks over
-// parallel_for; each query writes only its own slot, so results never depend on the thread count.
+// parallel_for_elastic (parallel.hpp); each query writes only its own slot, so results never
+// depend on the thread count.
 //
 // References:
 //   Wang, Kulkarni & Verdu, "Divergence estimation for multidimensional densities via
@@ -21,7 +22,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "kdtree.hpp"
@@ -44,31 +47,37 @@ void run_queries(const KDTree<D>& tx, const KDTree<D>& ty, int64_t k, int num_th
                  const KnnOutputs& out) {
   const int64_t n = tx.size(), d = tx.dim();
   const double* queries = tx.points();  // x in tree order
-  const std::vector<int64_t>& original = tx.index();
+  const int64_t* original = tx.index();
   constexpr int64_t kBlock = 256;  // consecutive tree-order queries per work item
   const int64_t blocks = (n + kBlock - 1) / kBlock;
-  // Two passes, so each pass streams through one tree only.
-  parallel_for(blocks, num_threads, [&](int64_t block) {
-    std::vector<double> best(k);
+  // Items [0, blocks) search x's tree, [blocks, 2 blocks) y's: one parallel region (one barrier,
+  // which matters when another process holds a core), and items are handed out in order, so the
+  // threads still stream through one tree at a time.
+  parallel_for_elastic(2 * blocks, num_threads, [&](int64_t item) {
+    double best[K > 0 ? K : 1];
+    std::vector<double> dynamic_best(K > 0 ? 0 : k);
+    double* list = K > 0 ? best : dynamic_best.data();
+    const bool own = item < blocks;
+    const int64_t block = own ? item : item - blocks;
     const int64_t end = std::min(n, (block + 1) * kBlock);
-    int64_t nearest;
-    for (int64_t r = block * kBlock; r < end; ++r) {
-      const int64_t zeros = tx.template search<K>(queries + r * d, k, best.data(), tx.leaf_of(r), nearest);
-      const int64_t i = original[r];
-      out.rho2[i] = best[k - 1];
-      out.copies_x[i] = zeros - 1;  // zeros counts x_i itself
-    }
-  });
-  parallel_for(blocks, num_threads, [&](int64_t block) {
-    std::vector<double> best(k);
-    const int64_t end = std::min(n, (block + 1) * kBlock);
-    int64_t nearest = -1;  // the block's first query searches from the root, the next ones from
-                           // the leaf where the previous (nearby, tree-order) query found its nearest
-    for (int64_t r = block * kBlock; r < end; ++r) {
-      const int64_t zeros = ty.template search<K>(queries + r * d, k, best.data(), nearest, nearest);
-      const int64_t i = original[r];
-      out.nu2[i] = best[k - 1];
-      out.copies_y[i] = zeros;
+    if (own) {
+      int64_t nearest, leaf = -1, leaf_end = 0;
+      for (int64_t r = block * kBlock; r < end; ++r) {
+        if (r >= leaf_end) leaf = tx.leaf_of(r), leaf_end = tx.end(leaf);  // each query from its own leaf
+        const int64_t zeros = tx.template search<K>(queries + r * d, k, list, leaf, nearest);
+        const int64_t i = original[r];
+        out.rho2[i] = list[k - 1];
+        out.copies_x[i] = zeros - 1;  // zeros counts x_i itself
+      }
+    } else {
+      int64_t nearest = -1;  // the block's first query searches from the root, the next ones from
+                             // the leaf where the previous (nearby, tree-order) query found its nearest
+      for (int64_t r = block * kBlock; r < end; ++r) {
+        const int64_t zeros = ty.template search<K>(queries + r * d, k, list, nearest, nearest);
+        const int64_t i = original[r];
+        out.nu2[i] = list[k - 1];
+        out.copies_y[i] = zeros;
+      }
     }
   });
 }
@@ -77,12 +86,21 @@ void run_queries(const KDTree<D>& tx, const KDTree<D>& ty, int64_t k, int num_th
 template <int D>
 void knn_distances(const double* x, int64_t n, const double* y, int64_t m, int64_t dim, int exponent,
                    int64_t k, int64_t leaf_size, int num_threads, const KnnOutputs& out) {
-  // The two trees are independent: built side by side when there are threads for it.
+  // The two trees are independent: their tops are built side by side, then the cache-sized
+  // subtrees of both are shared out over the threads, then each is joined up (kdtree.hpp).
   std::unique_ptr<KDTree<D>> trees[2];
-  parallel_for(2, num_threads, [&](int64_t which) {
+  parallel_for_elastic(2, num_threads, [&](int64_t which) {
     trees[which] = which == 0 ? std::make_unique<KDTree<D>>(x, n, dim, exponent, leaf_size)
                               : std::make_unique<KDTree<D>>(y, m, dim, exponent, leaf_size);
   });
+  const int64_t subtrees_x = trees[0]->subtrees();
+  parallel_for_elastic(subtrees_x + trees[1]->subtrees(), num_threads, [&](int64_t f) {
+    if (f < subtrees_x)
+      trees[0]->build_subtree(f);
+    else
+      trees[1]->build_subtree(f - subtrees_x);
+  });
+  parallel_for_elastic(2, num_threads, [&](int64_t which) { trees[which]->finish(); });
   const KDTree<D>& tx = *trees[0];
   const KDTree<D>& ty = *trees[1];
   switch (k) {  // small k at compile time: the neighbour list stays in registers
@@ -98,42 +116,104 @@ void knn_distances(const double* x, int64_t n, const double* y, int64_t m, int64
   }
 }
 
+/// Neumaier-compensated running sum (Neumaier 1974): sum + carry.
+struct CompensatedSum {
+  double sum = 0.0, carry = 0.0;
+  void add(double v) {
+    const double t = sum + v;
+    carry += std::abs(sum) >= std::abs(v) ? (sum - t) + v : (v - t) + sum;
+    sum = t;
+  }
+};
+
+/// What knn_terms returns besides the terms: their compensated sum, and the first point whose rho
+/// (bad_rho) or nu (bad_nu) does not exist (+inf), n when none.
+struct TermsSummary {
+  double sum;
+  int64_t bad_rho, bad_nu;
+};
+
 /// t_i = d/2 (log nu2_i - log rho2_i) + log((m - w_i) / m) - log((n - 1 - z_i) / (n - 1)), so that
 /// D = mean(t) + log(m / (n - 1)); the copy terms vanish (exactly) without duplicates. Then rho2 and
-/// nu2 become distances in the caller's units: sqrt times 2^exponent. Each slot on its own, so
-/// threads do not change results.
-inline void knn_terms(int64_t n, int64_t m, int64_t dim, int exponent, int num_threads,
-                      const KnnOutputs& out, double* terms) {
+/// nu2 become distances in the caller's units: sqrt times 2^exponent. In one parallel pass, so that
+/// nothing O(n) is left on one thread: each block of kBlock points also sums its terms and finds
+/// its first missing rho and nu; the block sums are added in block order. Blocks are fixed, so
+/// results do not depend on the thread count.
+inline TermsSummary knn_terms(int64_t n, int64_t m, int64_t dim, int exponent, int num_threads,
+                              const KnnOutputs& out, double* terms) {
   const double half_d = 0.5 * static_cast<double>(dim);
   // A power of two times a double is correctly rounded, so this equals ldexp when 2^exponent is a
   // normal double, and is much cheaper.
   const bool plain = std::abs(exponent) < 1000;
   const double back = std::ldexp(1.0, plain ? exponent : 0);
   constexpr int64_t kBlock = 16384;
-  parallel_for((n + kBlock - 1) / kBlock, num_threads, [&](int64_t block) {
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+  std::vector<CompensatedSum> sums(blocks);
+  std::vector<int64_t> bad_rho(blocks, n), bad_nu(blocks, n);
+  parallel_for_elastic(blocks, num_threads, [&](int64_t block) {
     const int64_t end = std::min(n, (block + 1) * kBlock);
+    CompensatedSum sum;
+    int64_t first_rho = n, first_nu = n;
     for (int64_t i = block * kBlock; i < end; ++i) {
+      if (std::isinf(out.rho2[i]) && first_rho == n) first_rho = i;  // rare, predictable
+      if (std::isinf(out.nu2[i]) && first_nu == n) first_nu = i;
       double t = half_d * (std::log(out.nu2[i]) - std::log(out.rho2[i]));
       if (out.copies_y[i] != 0) t += std::log1p(-static_cast<double>(out.copies_y[i]) / static_cast<double>(m));
       if (out.copies_x[i] != 0)
         t -= std::log1p(-static_cast<double>(out.copies_x[i]) / static_cast<double>(n - 1));
       terms[i] = t;
+      sum.add(t);
       const double rho = std::sqrt(out.rho2[i]), nu = std::sqrt(out.nu2[i]);
       out.rho2[i] = plain ? rho * back : std::ldexp(rho, exponent);
       out.nu2[i] = plain ? nu * back : std::ldexp(nu, exponent);
     }
+    sums[block] = sum;
+    bad_rho[block] = first_rho;
+    bad_nu[block] = first_nu;
   });
+  CompensatedSum total;
+  for (const CompensatedSum& sum : sums) {
+    total.add(sum.sum);
+    total.add(sum.carry);
+  }
+  return {total.sum + total.carry, *std::min_element(bad_rho.begin(), bad_rho.end()),
+          *std::min_element(bad_nu.begin(), bad_nu.end())};
 }
 
-/// Neumaier-compensated sum in index order (fixed order: the same on every thread count).
-inline double ordered_sum(const double* v, int64_t n) {
-  double sum = 0.0, carry = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
-    const double t = sum + v[i];
-    carry += std::abs(sum) >= std::abs(v[i]) ? (sum - t) + v[i] : (v[i] - t) + sum;
-    sum = t;
+/// The largest |value| of a[0..size) and b[0..size_b), and whether all values of each are finite,
+/// in one parallel pass over fixed chunks (a max and an "and" do not depend on the order, so
+/// neither on the threads).
+struct Magnitudes {
+  double largest;
+  bool finite_a, finite_b;
+};
+inline Magnitudes largest_magnitude(const double* a, int64_t size_a, const double* b, int64_t size_b,
+                                    int num_threads) {
+  constexpr int64_t kChunk = 1 << 16;
+  const int64_t chunks_a = (size_a + kChunk - 1) / kChunk, chunks = chunks_a + (size_b + kChunk - 1) / kChunk;
+  std::vector<double> largest(chunks, 0.0);
+  std::vector<char> finite(chunks, 1);
+  parallel_for_elastic(chunks, num_threads, [&](int64_t chunk) {
+    const bool in_a = chunk < chunks_a;
+    const double* v = in_a ? a : b;
+    const int64_t c = in_a ? chunk : chunk - chunks_a, size = in_a ? size_a : size_b;
+    const int64_t end = std::min(size, (c + 1) * kChunk);
+    double big = 0.0;
+    int64_t bad = 0;
+    for (int64_t i = c * kChunk; i < end; ++i) {
+      const double magnitude = std::abs(v[i]);
+      bad += !(magnitude <= std::numeric_limits<double>::max());  // inf or NaN; branch free, vectorises
+      big = magnitude > big ? magnitude : big;
+    }
+    largest[chunk] = big;
+    finite[chunk] = bad == 0;
+  });
+  Magnitudes result{0.0, true, true};
+  for (int64_t c = 0; c < chunks; ++c) {
+    result.largest = std::max(result.largest, largest[c]);
+    (c < chunks_a ? result.finite_a : result.finite_b) &= finite[c] != 0;
   }
-  return sum + carry;
+  return result;
 }
 
 }  // namespace pyvi::knn

@@ -2,9 +2,10 @@
 
 Same algorithm as ``csrc/core/kdtree.hpp`` and ``knn_kl.hpp`` (median split of the widest cell
 side, leaves stored contiguously in tree order, tight boxes, nearer-child-first search over the
-squared box distance, queries in tree order), same duplicate rule (see :mod:`pyvi.divergence`):
-per point, the k smallest *positive* squared distances and a count of exact copies. The search
-uses an explicit stack instead of recursion. Inputs arrive already scaled by a power of two.
+squared box distance, queries in tree order, each starting from a nearby leaf and climbing towards
+the root), same duplicate rule (see :mod:`pyvi.divergence`): per point, the k smallest *positive*
+squared distances and a count of exact copies. Subtrees are searched with an explicit stack
+instead of recursion. Inputs arrive already scaled by a power of two.
 
 References:
     Wang, Kulkarni & Verdu, "Divergence estimation for multidimensional densities via
@@ -19,10 +20,13 @@ import numpy as np
 __all__ = ["build_tree", "knn_kl"]
 
 _BLOCK = 256  # consecutive tree-order queries per prange item
+# The search's helpers are inlined in Numba's IR (inline="always"): as separate functions each call
+# passes every array as a struct and increments and decrements its reference count, which doubled
+# the query time.
 _STACK = 160  # > 2 * max depth + 2; the depth is below log2(n) + 1 <= 64
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _swap_rows(points, index, a, b):
     for j in range(points.shape[1]):
         t = points[a, j]
@@ -63,8 +67,9 @@ def _select(points, index, begin, end, nth, axis):
 @numba.njit(cache=True)
 def build_tree(points, leaf_size):
     """Reorders ``points`` (n, d) in place into tree order and returns the tree arrays
-    ``(index, begin, end, left, lo, hi)``: original row of each tree row; per node its rows, first
-    child (-1 for a leaf; the second child is left + 1) and tight bounding box."""
+    ``(index, begin, end, left, lo, hi, cell_lo, cell_hi)``: original row of each tree row; per node
+    its rows, first child (-1 for a leaf; the second child is left + 1; siblings are (odd, odd + 1)),
+    tight bounding box and cell (the region the splits above it assign to it)."""
     n, d = points.shape
     index = np.arange(n)
     capacity = 2 * n + 1
@@ -134,10 +139,11 @@ def build_tree(points, leaf_size):
             for j in range(d):
                 lo[node, j] = min(lo[c, j], lo[c + 1, j])
                 hi[node, j] = max(hi[c, j], hi[c + 1, j])
-    return index, begin[:count].copy(), end[:count].copy(), left[:count].copy(), lo, hi
+    return (index, begin[:count].copy(), end[:count].copy(), left[:count].copy(), lo, hi,
+            cell_lo[:count].copy(), cell_hi[:count].copy())
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _box_distance2(lo, hi, node, q):
     s = 0.0
     for j in range(q.shape[0]):
@@ -149,16 +155,48 @@ def _box_distance2(lo, hi, node, q):
     return s
 
 
-@numba.njit(cache=True)
-def _search(points, begin, end, left, lo, hi, q, k, best, stack_node, stack_dist):
-    """k smallest positive squared distances from q into best (ascending, inf if fewer); returns
-    the number of points at squared distance 0."""
+@numba.njit(cache=True, inline="always")
+def _scan(points, node, first, last, q, k, best, zeros, nearest):
+    """Leaf rows [first, last) into the k best positive squared distances; returns the updated zero
+    count and the leaf of the nearest positive-distance point."""
     d = q.shape[0]
-    for i in range(k):
-        best[i] = np.inf
-    zeros = 0
-    stack_node[0] = 0
-    stack_dist[0] = 0.0
+    if k == 1:  # the common case: the best distance in a register
+        b0 = best[0]
+        for r in range(first, last):
+            s = 0.0
+            for j in range(d):
+                diff = points[r, j] - q[j]
+                s += diff * diff
+            if s == 0.0:
+                zeros += 1
+                s = np.inf
+            nearest = node if s < b0 else nearest
+            b0 = min(b0, s)
+        best[0] = b0
+        return zeros, nearest
+    for r in range(first, last):
+        s = 0.0
+        for j in range(d):
+            diff = points[r, j] - q[j]
+            s += diff * diff
+        if s == 0.0:
+            zeros += 1
+            s = np.inf
+        nearest = node if s < best[0] else nearest
+        # Branch-free sorted insertion: b[i] = min(b[i], max(b[i - 1], s)) from the top down leaves
+        # the list unchanged when s >= b[k - 1].
+        for i in range(k - 1, 0, -1):
+            best[i] = min(best[i], max(best[i - 1], s))
+        best[0] = min(best[0], s)
+    return zeros, nearest
+
+
+@numba.njit(cache=True, inline="always")
+def _descend(points, begin, end, left, lo, hi, q, k, best, root, root_dist, stack_node, stack_dist, zeros,
+             nearest):
+    """Searches the subtree of ``root`` (box distance root_dist) depth first, nearer child first."""
+    stack_node[0] = root
+    stack_dist[0] = root_dist
     top = 1
     while top > 0:
         top -= 1
@@ -167,19 +205,7 @@ def _search(points, begin, end, left, lo, hi, q, k, best, stack_node, stack_dist
             continue
         c = left[node]
         if c < 0:
-            for r in range(begin[node], end[node]):
-                s = 0.0
-                for j in range(d):
-                    diff = points[r, j] - q[j]
-                    s += diff * diff
-                if s == 0.0:
-                    zeros += 1
-                    s = np.inf
-                # Branch-free sorted insertion: b[i] = min(b[i], max(b[i - 1], s)) from the top
-                # down leaves the list unchanged when s >= b[k - 1].
-                for i in range(k - 1, 0, -1):
-                    best[i] = min(best[i], max(best[i - 1], s))
-                best[0] = min(best[0], s)
+            zeros, nearest = _scan(points, node, begin[node], end[node], q, k, best, zeros, nearest)
             continue
         dl = _box_distance2(lo, hi, c, q)
         dr = _box_distance2(lo, hi, c + 1, q)
@@ -196,27 +222,97 @@ def _search(points, begin, end, left, lo, hi, q, k, best, stack_node, stack_dist
             stack_node[top] = near
             stack_dist[top] = d_near
             top += 1
-    return zeros
+    return zeros, nearest
+
+
+@numba.njit(cache=True, inline="always")
+def _ball_inside_cell(cell_lo, cell_hi, node, q, r2):
+    """Whether the ball around q of squared radius r2 lies inside node's cell, so that no point
+    outside the node is closer (a point beyond a face is at least as far as the face); the margin
+    covers the rounding of the face distances, so it errs only towards False."""
+    room = np.inf
+    for j in range(q.shape[0]):
+        room = min(room, min(q[j] - cell_lo[node, j], cell_hi[node, j] - q[j]))
+    return room >= 0.0 and room * room >= r2 * (1.0 + 1e-9)
+
+
+@numba.njit(cache=True, inline="always")
+def _search(points, begin, end, left, parent, lo, hi, cell_lo, cell_hi, q, k, best, start, stack_node,
+            stack_dist):
+    """k smallest positive squared distances from q into best (ascending, inf if fewer); returns the
+    number of points at squared distance 0 and the leaf of the nearest positive-distance point.
+
+    From leaf ``start`` (-1: from the root) the search climbs towards the root and searches each
+    sibling subtree on the way that the box distance does not prune: the leaf and those siblings
+    cover the tree, so the result is exact for any start, and a start near q (its own leaf, or the
+    previous nearby query's nearest leaf) saves the descent. The climb stops once the k-NN ball
+    lies inside the current node's cell.
+    """
+    for i in range(k):
+        best[i] = np.inf
+    if start < 0:
+        return _descend(points, begin, end, left, lo, hi, q, k, best, 0, 0.0, stack_node, stack_dist, 0, -1)
+    zeros, nearest = _scan(points, start, begin[start], end[start], q, k, best, 0, start)
+    node = start
+    while node != 0:
+        if _ball_inside_cell(cell_lo, cell_hi, node, q, best[k - 1]):
+            break
+        sibling = node + 1 if node & 1 else node - 1
+        dist = _box_distance2(lo, hi, sibling, q)
+        if dist < best[k - 1]:
+            zeros, nearest = _descend(points, begin, end, left, lo, hi, q, k, best, sibling, dist, stack_node,
+                                      stack_dist, zeros, nearest)
+        node = parent[node]
+    return zeros, nearest
+
+
+@numba.njit(cache=True)
+def _parents(left):
+    parent = np.full(left.shape[0], -1, np.int64)
+    for node in range(left.shape[0]):
+        if left[node] >= 0:
+            parent[left[node]] = node
+            parent[left[node] + 1] = node
+    return parent
+
+
+@numba.njit(cache=True, inline="always")
+def _leaf_of(left, end, r):
+    node = 0
+    while left[node] >= 0:
+        c = left[node]
+        node = c + 1 if r >= end[c] else c
+    return node
 
 
 @numba.njit(cache=True, parallel=True)
 def _distances(x, y, k, leaf_size):
     n = x.shape[0]
     px = x.copy()
-    ix, bx, ex, lx, lox, hix = build_tree(px, leaf_size)
+    ix, bx, ex, lx, lox, hix, clox, chix = build_tree(px, leaf_size)
     py = y.copy()
-    iy, by, ey, ly, loy, hiy = build_tree(py, leaf_size)
+    iy, by, ey, ly, loy, hiy, cloy, chiy = build_tree(py, leaf_size)
+    parent_x = _parents(lx)
+    parent_y = _parents(ly)
     rho2 = np.empty(n)
     nu2 = np.empty(n)
     copies_x = np.empty(n, np.int64)
     copies_y = np.empty(n, np.int64)
     blocks = (n + _BLOCK - 1) // _BLOCK
+    # Queries in tree order, so consecutive queries are near each other; for rho each starts from
+    # its own leaf, for nu from where the previous query found its nearest point.
     for block in numba.prange(blocks):
         best = np.empty(k)
         stack_node = np.empty(_STACK, np.int64)
         stack_dist = np.empty(_STACK)
+        leaf = -1
+        leaf_end = 0
         for r in range(block * _BLOCK, min(n, (block + 1) * _BLOCK)):
-            zeros = _search(px, bx, ex, lx, lox, hix, px[r], k, best, stack_node, stack_dist)
+            if r >= leaf_end:
+                leaf = _leaf_of(lx, ex, r)
+                leaf_end = ex[leaf]
+            zeros, _ = _search(px, bx, ex, lx, parent_x, lox, hix, clox, chix, px[r], k, best, leaf, stack_node,
+                               stack_dist)
             i = ix[r]
             rho2[i] = best[k - 1]
             copies_x[i] = zeros - 1  # zeros counts x_i itself
@@ -224,8 +320,10 @@ def _distances(x, y, k, leaf_size):
         best = np.empty(k)
         stack_node = np.empty(_STACK, np.int64)
         stack_dist = np.empty(_STACK)
+        nearest = -1
         for r in range(block * _BLOCK, min(n, (block + 1) * _BLOCK)):
-            zeros = _search(py, by, ey, ly, loy, hiy, px[r], k, best, stack_node, stack_dist)
+            zeros, nearest = _search(py, by, ey, ly, parent_y, loy, hiy, cloy, chiy, px[r], k, best, nearest,
+                                     stack_node, stack_dist)
             i = ix[r]
             nu2[i] = best[k - 1]
             copies_y[i] = zeros
