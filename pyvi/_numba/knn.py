@@ -156,6 +156,16 @@ def _box_distance2(lo, hi, node, q):
 
 
 @numba.njit(cache=True, inline="always")
+def _positive_sq_distance(points, r, q, d):
+    """Squared distance from q to row r, or inf for a copy of q (distance 0: left out, counted)."""
+    s = 0.0
+    for j in range(d):
+        diff = points[r, j] - q[j]
+        s += diff * diff
+    return np.inf if s == 0.0 else s
+
+
+@numba.njit(cache=True, inline="always")
 def _scan(points, node, first, last, q, k, best, zeros, nearest):
     """Leaf rows [first, last) into the k best positive squared distances; returns the updated zero
     count and the leaf of the nearest positive-distance point."""
@@ -163,25 +173,15 @@ def _scan(points, node, first, last, q, k, best, zeros, nearest):
     if k == 1:  # the common case: the best distance in a register
         b0 = best[0]
         for r in range(first, last):
-            s = 0.0
-            for j in range(d):
-                diff = points[r, j] - q[j]
-                s += diff * diff
-            if s == 0.0:
-                zeros += 1
-                s = np.inf
+            s = _positive_sq_distance(points, r, q, d)
+            zeros += s == np.inf
             nearest = node if s < b0 else nearest
             b0 = min(b0, s)
         best[0] = b0
         return zeros, nearest
     for r in range(first, last):
-        s = 0.0
-        for j in range(d):
-            diff = points[r, j] - q[j]
-            s += diff * diff
-        if s == 0.0:
-            zeros += 1
-            s = np.inf
+        s = _positive_sq_distance(points, r, q, d)
+        zeros += s == np.inf
         nearest = node if s < best[0] else nearest
         # Branch-free sorted insertion: b[i] = min(b[i], max(b[i - 1], s)) from the top down leaves
         # the list unchanged when s >= b[k - 1].
