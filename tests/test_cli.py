@@ -37,6 +37,13 @@ def test_python_dash_m_and_backends():
     assert "cpp" in out.stdout and "numba" in out.stdout
 
 
+def test_parser_does_not_import_torch():
+    """Building the parser (``pyvi --help``, ``pyvi hmc ...``) must not pay torch's import."""
+    code = "import sys, pyvi.cli; pyvi.cli.build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_banana_command(tmp_path):
     assert main(["banana", "--out", str(tmp_path), "--steps", "100", "--no-progress"]) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())

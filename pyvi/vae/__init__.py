@@ -10,7 +10,20 @@ References:
     Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014, arXiv:1312.6114.
 """
 
-from pyvi.vae.likelihood import bernoulli_log_likelihood, binarize, gaussian_log_likelihood
-from pyvi.vae.model import VAE
+import importlib
 
-__all__ = ["VAE", "bernoulli_log_likelihood", "binarize", "gaussian_log_likelihood"]
+# Where each public name lives; imported on first use so that ``pyvi vae --help`` (and the CLI's
+# parser, which imports ``pyvi.vae.cli``) do not pay torch's ~1 s import.
+_EXPORTS = {"VAE": "pyvi.vae.model", "bernoulli_log_likelihood": "pyvi.vae.likelihood",
+            "binarize": "pyvi.vae.likelihood", "gaussian_log_likelihood": "pyvi.vae.likelihood"}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'pyvi.vae' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -16,8 +16,6 @@ import platform
 import time
 from pathlib import Path
 
-import torch
-
 __all__ = ["add_arguments", "run", "main"]
 
 
@@ -55,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> dict:
     """Trains (or resumes), then writes the plots, ``checkpoint.pt`` and ``metrics.json`` to ``args.out``."""
+    import torch
+
     from pyvi.data import mnist
     from pyvi.vae import report
     from pyvi.vae.model import VAE
