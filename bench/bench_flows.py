@@ -102,6 +102,43 @@ def test_training_step(benchmark, banana, config, variant):
     benchmark(step)
 
 
+def _hidden_gemm_shapes(batch: int, num_couplings: int, hidden: int, depth: int):
+    """(m, k, n) of the hidden-to-hidden matrix products of a coupling-flow training step: per
+    coupling and per hidden -> hidden layer of the conditioner MLP, its forward, weight gradient and
+    input gradient (with 1-D halves these are 95% of the step's multiply-adds at width 64)."""
+    per_layer = [(batch, hidden, hidden), (hidden, batch, hidden), (batch, hidden, hidden)]  # y, dW, dx
+    return per_layer * (num_couplings * (depth - 1))
+
+
+def test_training_step_gemm_floor(benchmark):
+    """The wide RealNVP step's 64 x 64 matrix products alone, through torch.mm (MKL), float64: no
+    other layer, nonlinearity, log-det, target or optimiser. Every implementation of the step does
+    at least this work, so reference time / this time bounds the speed-up a fused kernel can reach
+    at MKL's GEMM efficiency on this machine (the issue's 3x target for this configuration sits
+    above that bound)."""
+    config = "realnvp-8x64x2-b4096"
+    batch = size(CONFIGS[config][1], 16)
+    benchmark.group = f"flow training step: {config}"
+    shapes = _hidden_gemm_shapes(batch, num_couplings=8, hidden=64, depth=2)
+    generator = torch.Generator().manual_seed(3)
+    operands = [(torch.randn(m, k, dtype=torch.float64, generator=generator),
+                 torch.randn(k, n, dtype=torch.float64, generator=generator),
+                 torch.empty(m, n, dtype=torch.float64)) for m, k, n in shapes]
+    flop = sum(2 * m * k * n for m, k, n in shapes)
+    a, b, out = operands[1]  # a weight-gradient product
+    torch.mm(a, b, out=out)
+    torch.testing.assert_close(out, a @ b)  # correctness before timing: mm with out= is a plain product
+    benchmark.extra_info.update({"impl": "64x64 products alone (a floor)", "config": config, "batch": batch,
+                                 "dtype": "float64", "gflop_per_step": round(flop / 1e9, 4)})
+
+    def products():
+        for a, b, out in operands:
+            torch.mm(a, b, out=out)
+
+    benchmark(products)
+    benchmark.extra_info["gflop_per_s"] = round(flop / benchmark.stats.stats.median / 1e9, 1)
+
+
 @pytest.mark.parametrize("variant", ["fused", "reference"])
 @pytest.mark.parametrize("config", list(CONFIGS))
 def test_sampling(benchmark, config, variant):
