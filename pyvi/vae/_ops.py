@@ -1,6 +1,7 @@
-"""torch.library registration of the fused VAE likelihood ops (kernels in csrc/torch/vae_likelihood*).
+"""torch.library registration of the fused VAE ops (kernels in csrc/torch/vae_likelihood*, sparse_linear*).
 
-Fake kernels for ``torch.compile`` / ``opcheck`` and the autograd formulas. The backward of each
+Fake kernels for ``torch.compile`` / ``opcheck`` and the likelihoods' autograd formulas
+(``pyvi::sparse_linear``'s autograd kernel is C++, csrc/torch/vae_autograd.cpp). The backward of each
 likelihood is itself a custom op (one pass over the pixels); the gradient with respect to x (only
 without dynamic binarisation, where x is a differentiable input) and to the Gaussian log-scale are
 cheap reductions done here in torch.
@@ -27,6 +28,17 @@ def _output_fake(params, x):
 @torch.library.register_fake("pyvi::binarize")
 def _binarize_fake(probs, seed):
     return torch.empty_like(probs, memory_format=torch.contiguous_format)
+
+
+@torch.library.register_fake("pyvi::sparse_linear")
+def _sparse_linear_fake(x, weight, bias, relu):
+    return x.new_empty((x.shape[0], weight.shape[0]))
+
+
+@torch.library.register_fake("pyvi::sparse_linear_backward")
+def _sparse_linear_backward_fake(grad, x, output, relu):
+    # The weight gradient comes input-major, (in, out) contiguous seen as (out, in).
+    return grad.new_empty(grad.shape), x.new_empty((x.shape[1], grad.shape[1])).t(), grad.new_empty(grad.shape[1:])
 
 
 @torch.library.register_fake("pyvi::bernoulli_log_lik")

@@ -19,6 +19,7 @@ from torch import nn
 
 from pyvi._validate import choice, count
 from pyvi.vae.likelihood import bernoulli_log_likelihood, gaussian_log_likelihood
+from pyvi.vae.sparse_linear import in_major, sparse_linear
 
 __all__ = ["VAE"]
 
@@ -36,7 +37,9 @@ class VAE(nn.Module):
         latent_dim: size of z (2 in the problem).
         likelihood: ``"bernoulli"`` (logits out, binary x) or ``"gaussian"`` (mean out and a
             learned log-scale, the homework's choice).
-        impl: ``"fused"`` (the custom likelihood op of pyvi._C) or ``"reference"`` (plain torch).
+        impl: ``"fused"`` (pyvi._C's custom ops: the likelihood, and the encoder's first layer as a
+            sum over the nonzero pixels, :func:`pyvi.vae.sparse_linear.sparse_linear`) or
+            ``"reference"`` (plain torch).
 
     Example:
         >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
@@ -62,6 +65,9 @@ class VAE(nn.Module):
         self.likelihood = choice(likelihood, "likelihood", ("bernoulli", "gaussian"))
         self.impl = choice(impl, "impl", ("fused", "reference"))
         self.encoder = nn.Sequential(nn.Linear(self.input_dim, self.hidden), nn.ReLU())
+        if self.impl == "fused":
+            # The same initial values, stored the way the sparse kernel reads them (shape unchanged).
+            self.encoder[0].weight = nn.Parameter(in_major(self.encoder[0].weight.detach()))
         self.fc_mu = nn.Linear(self.hidden, self.latent_dim)
         self.fc_log_var = nn.Linear(self.hidden, self.latent_dim)
         self.decoder = nn.Sequential(
@@ -84,7 +90,11 @@ class VAE(nn.Module):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, log_var) of q(z | x), each ``(B, latent_dim)``."""
         self._check_x(x)
-        h = self.encoder(x)
+        if self.impl == "fused":
+            first = self.encoder[0]
+            h = sparse_linear(x, first.weight, first.bias, relu=True)
+        else:
+            h = self.encoder(x)
         return self.fc_mu(h), self.fc_log_var(h)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
