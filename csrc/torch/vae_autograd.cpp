@@ -1,17 +1,21 @@
-// Autograd kernel of pyvi::sparse_linear (the VAE encoder's first layer), in C++.
+// Autograd kernels of the VAE's ops, in C++: pyvi::sparse_linear (the encoder's first layer) and
+// the decoder likelihoods pyvi::bernoulli_log_lik / pyvi::gaussian_log_lik.
 //
-// The forward op is wrapped in a torch::autograd::Function whose backward calls
-// pyvi::sparse_linear_backward through the dispatcher, so CPU and CUDA share this file (the flows
-// do the same, csrc/torch/flows_autograd.cpp): ~5 us per call instead of the ~100 us of Python's
-// torch.library.register_autograd, in a training step of ~5 ms. The gradient with respect to x
-// (x is usually data) is formed only when x requires it, as grad_pre @ W. The backward op has no
-// derivative of its own, so double backward is not supported (the reference path has it).
+// Each forward op is wrapped in a torch::autograd::Function whose backward calls the matching
+// backward op through the dispatcher, so CPU and CUDA share this file (the flows do the same,
+// csrc/torch/flows_autograd.cpp): ~5 us per call instead of the ~100 us of Python's
+// torch.library.register_autograd, in a training step of ~5 ms. Gradients with respect to x (x is
+// usually data) are formed only when x requires them: grad_pre @ W for the layer; for the
+// likelihoods only without dynamic binarisation, where x is a differentiable input (a binarised x
+// is a draw, piecewise constant in the gray levels). The backward ops have no derivative of their
+// own, so double backward is not supported (the reference paths have it).
 #include <ATen/core/Tensor.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/ops/zeros.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
 
+#include <cmath>
 #include <tuple>
 
 namespace pyvi {
@@ -52,6 +56,89 @@ class SparseLinearFunction : public torch::autograd::Function<SparseLinearFuncti
   }
 };
 
+class BernoulliLogLikFunction : public torch::autograd::Function<BernoulliLogLikFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& logits, const at::Tensor& x, int64_t seed,
+                            bool dynamic) {
+    static auto op = c10::Dispatcher::singleton()
+                         .findSchemaOrThrow("pyvi::bernoulli_log_lik", "")
+                         .typed<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, bool)>();
+    at::AutoDispatchBelowADInplaceOrView guard;
+    at::Tensor out = op.call(logits, x, seed, dynamic);
+    ctx->save_for_backward({logits, x});
+    ctx->saved_data["seed"] = seed;
+    ctx->saved_data["dynamic"] = dynamic;
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    static auto op = c10::Dispatcher::singleton()
+                         .findSchemaOrThrow("pyvi::bernoulli_log_lik_backward", "")
+                         .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, bool)>();
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& logits = saved[0];
+    const bool dynamic = ctx->saved_data["dynamic"].toBool();
+    const at::Tensor grad = grads[0].defined() ? grads[0] : at::zeros(logits.sizes().slice(0, 2), logits.options());
+    at::Tensor grad_logits, grad_x;
+    if (ctx->needs_input_grad(0)) grad_logits = op.call(grad, logits, saved[1], ctx->saved_data["seed"].toInt(), dynamic);
+    // d/dx (x l - softplus(l)) = l, summed over the samples sharing x.
+    if (ctx->needs_input_grad(1) && !dynamic) grad_x = grad.unsqueeze(-1).mul(logits).sum(0);
+    return {grad_logits, grad_x, at::Tensor(), at::Tensor()};
+  }
+};
+
+class GaussianLogLikFunction : public torch::autograd::Function<GaussianLogLikFunction> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& mean, const at::Tensor& x,
+                            const at::Tensor& log_scale, int64_t seed, bool dynamic) {
+    static auto op = c10::Dispatcher::singleton()
+                         .findSchemaOrThrow("pyvi::gaussian_log_lik", "")
+                         .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, bool)>();
+    at::AutoDispatchBelowADInplaceOrView guard;
+    at::Tensor out = op.call(mean, x, log_scale, seed, dynamic);
+    ctx->save_for_backward({mean, x, log_scale, out});
+    ctx->saved_data["seed"] = seed;
+    ctx->saved_data["dynamic"] = dynamic;
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    static auto op = c10::Dispatcher::singleton()
+                         .findSchemaOrThrow("pyvi::gaussian_log_lik_backward", "")
+                         .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                           const at::Tensor&, int64_t, bool)>();
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& mean = saved[0];
+    const at::Tensor& log_scale = saved[2];
+    const at::Tensor& output = saved[3];
+    const bool dynamic = ctx->saved_data["dynamic"].toBool();
+    const at::Tensor grad = grads[0].defined() ? grads[0] : at::zeros_like(output);
+    at::Tensor grad_mean, grad_x, grad_log_scale;
+    const bool want_x = ctx->needs_input_grad(1) && !dynamic;
+    if (ctx->needs_input_grad(0) || want_x) {
+      grad_mean = op.call(grad, mean, saved[1], log_scale, ctx->saved_data["seed"].toInt(), dynamic);
+      if (want_x) grad_x = grad_mean.sum(0).neg();  // d/dx = -d/dm, summed over the samples sharing x
+    }
+    if (ctx->needs_input_grad(2)) {
+      // The output is -sq/2 - D (log s + log(2 pi)/2) with sq = sum r^2, and d/dlog s = sq - D.
+      const double pixels = static_cast<double>(mean.size(-1));
+      const at::Tensor norm = log_scale.reshape({}).add(0.5 * std::log(2.0 * M_PI)).mul(pixels);
+      const at::Tensor squares = output.add(norm).mul(-2.0);
+      grad_log_scale = grad.mul(squares.sub(pixels)).sum().reshape(log_scale.sizes());
+    }
+    return {ctx->needs_input_grad(0) ? grad_mean : at::Tensor(), grad_x, grad_log_scale, at::Tensor(), at::Tensor()};
+  }
+};
+
+at::Tensor bernoulli_log_lik_autograd(const at::Tensor& logits, const at::Tensor& x, int64_t seed, bool dynamic) {
+  return BernoulliLogLikFunction::apply(logits, x, seed, dynamic);
+}
+
+at::Tensor gaussian_log_lik_autograd(const at::Tensor& mean, const at::Tensor& x, const at::Tensor& log_scale,
+                                     int64_t seed, bool dynamic) {
+  return GaussianLogLikFunction::apply(mean, x, log_scale, seed, dynamic);
+}
+
 at::Tensor sparse_linear_autograd(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool relu) {
   return SparseLinearFunction::apply(x, weight, bias, relu);
 }
@@ -59,4 +146,8 @@ at::Tensor sparse_linear_autograd(const at::Tensor& x, const at::Tensor& weight,
 }  // namespace
 }  // namespace pyvi
 
-TORCH_LIBRARY_IMPL(pyvi, Autograd, m) { m.impl("sparse_linear", &pyvi::sparse_linear_autograd); }
+TORCH_LIBRARY_IMPL(pyvi, Autograd, m) {
+  m.impl("sparse_linear", &pyvi::sparse_linear_autograd);
+  m.impl("bernoulli_log_lik", &pyvi::bernoulli_log_lik_autograd);
+  m.impl("gaussian_log_lik", &pyvi::gaussian_log_lik_autograd);
+}
