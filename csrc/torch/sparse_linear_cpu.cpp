@@ -20,11 +20,12 @@
 #include "sparse_linear.h"
 #include "vae_fast_math.h"  // PYVI_CPU_CLONES, PYVI_VEC_INLINE
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <limits>
 #include <type_traits>
-#include <vector>
 
 namespace pyvi {
 
@@ -89,29 +90,35 @@ PYVI_VEC_INLINE vec load_vector(const scalar_t* p) {
 }
 
 /// The nonzeros of a matrix listed per line (row or column), each list at a fixed stride: line l's
-/// indices are index[l * stride, l * stride + count[l]) with their values alongside.
+/// indices are index[l * stride, l * stride + count[l]) with their values alongside. The buffers
+/// are left uninitialised (a zero-filled std::vector would cost a pass over them per call).
 template <typename scalar_t>
 struct NonzeroLists {
-  std::vector<int32_t> index;
-  std::vector<scalar_t> value;
-  std::vector<int32_t> count;
-  int64_t stride = 0;
+  NonzeroLists(int64_t lines, int64_t stride_)
+      : buffer(new unsigned char[static_cast<size_t>(lines * stride_) * (sizeof(int32_t) + sizeof(scalar_t)) +
+                                 static_cast<size_t>(lines) * sizeof(int32_t)]),
+        stride(stride_) {
+    value = reinterpret_cast<scalar_t*>(buffer.get());  // first, so that it is aligned for scalar_t
+    index = reinterpret_cast<int32_t*>(value + lines * stride);
+    count = index + lines * stride;
+  }
+  std::unique_ptr<unsigned char[]> buffer;
+  int64_t stride;
+  scalar_t* value;
+  int32_t* index;
+  int32_t* count;
 };
 
 /// The nonzeros of each row of the (rows, cols) matrix x, in increasing column order.
 template <typename scalar_t>
 NonzeroLists<scalar_t> nonzeros_by_row(const scalar_t* x, int64_t rows, int64_t cols) {
-  NonzeroLists<scalar_t> lists;
-  lists.stride = cols;
-  lists.index.resize(static_cast<size_t>(rows * cols));
-  lists.value.resize(static_cast<size_t>(rows * cols));
-  lists.count.resize(static_cast<size_t>(rows));
+  NonzeroLists<scalar_t> lists(rows, cols);
   at::parallel_for(0, rows, kRowGrain, [&](int64_t begin, int64_t end) {
     constexpr int64_t kGroup = 8;
     for (int64_t r = begin; r < end; ++r) {
       const scalar_t* xr = x + r * cols;
-      int32_t* index = lists.index.data() + r * cols;
-      scalar_t* value = lists.value.data() + r * cols;
+      int32_t* index = lists.index + r * cols;
+      scalar_t* value = lists.value + r * cols;
       int32_t n = 0;
       int64_t c = 0;
       for (; c + kGroup <= cols; c += kGroup) {
@@ -139,14 +146,11 @@ NonzeroLists<scalar_t> nonzeros_by_row(const scalar_t* x, int64_t rows, int64_t 
 /// The same nonzeros listed per column, in increasing row order (a transpose of the row lists).
 template <typename scalar_t>
 NonzeroLists<scalar_t> nonzeros_by_column(const NonzeroLists<scalar_t>& by_row, int64_t rows, int64_t cols) {
-  NonzeroLists<scalar_t> lists;
-  lists.stride = rows;
-  lists.index.resize(static_cast<size_t>(rows * cols));
-  lists.value.resize(static_cast<size_t>(rows * cols));
-  lists.count.assign(static_cast<size_t>(cols), 0);
+  NonzeroLists<scalar_t> lists(cols, rows);
+  std::fill(lists.count, lists.count + cols, 0);
   for (int64_t r = 0; r < rows; ++r) {
-    const int32_t* index = by_row.index.data() + r * by_row.stride;
-    const scalar_t* value = by_row.value.data() + r * by_row.stride;
+    const int32_t* index = by_row.index + r * by_row.stride;
+    const scalar_t* value = by_row.value + r * by_row.stride;
     for (int32_t k = 0; k < by_row.count[r]; ++k) {
       const int64_t c = index[k];
       const int64_t slot = c * rows + lists.count[c]++;
@@ -173,9 +177,10 @@ PYVI_VEC_INLINE void sparse_times_dense(int64_t begin, int64_t end, const Nonzer
       vec acc[kVectors];
 #pragma GCC unroll 8
       for (int j = 0; j < kVectors; ++j) acc[j] = bias ? load_vector<vec>(bias + c0 + j * kLanes) : vec{};
-      const int32_t* index = lists.index.data() + l * lists.stride;
-      const scalar_t* value = lists.value.data() + l * lists.stride;
-      for (int32_t k = 0; k < lists.count[l]; ++k) {
+      const int32_t* index = lists.index + l * lists.stride;
+      const scalar_t* value = lists.value + l * lists.stride;
+      const int32_t count = lists.count[l];
+      for (int32_t k = 0; k < count; ++k) {
         const scalar_t* row = m + static_cast<int64_t>(index[k]) * n + c0;
         const scalar_t v = value[k];
 #pragma GCC unroll 8
@@ -191,8 +196,8 @@ PYVI_VEC_INLINE void sparse_times_dense(int64_t begin, int64_t end, const Nonzer
   }
   // The columns past the last full block, one at a time.
   for (int64_t l = begin; l < end && c0 < n; ++l) {
-    const int32_t* index = lists.index.data() + l * lists.stride;
-    const scalar_t* value = lists.value.data() + l * lists.stride;
+    const int32_t* index = lists.index + l * lists.stride;
+    const scalar_t* value = lists.value + l * lists.stride;
     for (int64_t c = c0; c < n; ++c) {
       scalar_t acc = bias ? bias[c] : scalar_t(0);
       for (int32_t k = 0; k < lists.count[l]; ++k) acc += value[k] * m[static_cast<int64_t>(index[k]) * n + c];
