@@ -1,5 +1,6 @@
-// Autograd kernels of the VAE's ops, in C++: pyvi::sparse_linear (the encoder's first layer) and
-// the decoder likelihoods pyvi::bernoulli_log_lik / pyvi::gaussian_log_lik.
+// Autograd kernels of the VAE's ops, in C++: pyvi::sparse_linear (the encoder's first layer),
+// pyvi::gaussian_latent (posterior heads, reparameterisation, KL) and the decoder likelihoods
+// pyvi::bernoulli_log_lik / pyvi::gaussian_log_lik.
 //
 // Each forward op is wrapped in a torch::autograd::Function whose backward calls the matching
 // backward op through the dispatcher, so CPU and CUDA share this file (the flows do the same,
@@ -130,6 +131,53 @@ class GaussianLogLikFunction : public torch::autograd::Function<GaussianLogLikFu
   }
 };
 
+class GaussianLatentFunction : public torch::autograd::Function<GaussianLatentFunction> {
+ public:
+  using Outputs = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& h, const at::Tensor& w_mu,
+                               const at::Tensor& b_mu, const at::Tensor& w_log_var, const at::Tensor& b_log_var,
+                               const at::Tensor& eps) {
+    static auto op = c10::Dispatcher::singleton()
+                         .findSchemaOrThrow("pyvi::gaussian_latent", "")
+                         .typed<Outputs(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                        const at::Tensor&, const at::Tensor&)>();
+    at::AutoDispatchBelowADInplaceOrView guard;
+    auto [z, kl, mu, log_var] = op.call(h, w_mu, b_mu, w_log_var, b_log_var, eps);
+    ctx->save_for_backward({h, w_mu, w_log_var, eps, mu, log_var});
+    return {z, kl, mu, log_var};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    using Grads = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+    static auto op = c10::Dispatcher::singleton()
+                         .findSchemaOrThrow("pyvi::gaussian_latent_backward", "")
+                         .typed<Grads(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                      const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                      const at::Tensor&, const at::Tensor&)>();
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& mu = saved[4];
+    // Outputs that were not used get no gradient: zeros.
+    const at::Tensor grad_z = grads[0].defined() ? grads[0] : at::zeros_like(mu);
+    const at::Tensor grad_kl = grads[1].defined() ? grads[1] : at::zeros({mu.size(0)}, mu.options());
+    const at::Tensor grad_mu = grads[2].defined() ? grads[2] : at::zeros_like(mu);
+    const at::Tensor grad_log_var = grads[3].defined() ? grads[3] : at::zeros_like(mu);
+    auto [grad_h, grad_w_mu, grad_b_mu, grad_w_log_var, grad_b_log_var, grad_eps] =
+        op.call(grad_z, grad_kl, grad_mu, grad_log_var, saved[0], saved[1], saved[2], saved[3], mu, saved[5]);
+    variable_list out = {grad_h, grad_w_mu, grad_b_mu, grad_w_log_var, grad_b_log_var, grad_eps};
+    for (size_t i = 0; i < out.size(); ++i)
+      if (!ctx->needs_input_grad(i)) out[i] = at::Tensor();
+    return out;
+  }
+};
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> gaussian_latent_autograd(
+    const at::Tensor& h, const at::Tensor& w_mu, const at::Tensor& b_mu, const at::Tensor& w_log_var,
+    const at::Tensor& b_log_var, const at::Tensor& eps) {
+  auto out = GaussianLatentFunction::apply(h, w_mu, b_mu, w_log_var, b_log_var, eps);
+  return {out[0], out[1], out[2], out[3]};
+}
+
 at::Tensor bernoulli_log_lik_autograd(const at::Tensor& logits, const at::Tensor& x, int64_t seed, bool dynamic) {
   return BernoulliLogLikFunction::apply(logits, x, seed, dynamic);
 }
@@ -148,6 +196,7 @@ at::Tensor sparse_linear_autograd(const at::Tensor& x, const at::Tensor& weight,
 
 TORCH_LIBRARY_IMPL(pyvi, Autograd, m) {
   m.impl("sparse_linear", &pyvi::sparse_linear_autograd);
+  m.impl("gaussian_latent", &pyvi::gaussian_latent_autograd);
   m.impl("bernoulli_log_lik", &pyvi::bernoulli_log_lik_autograd);
   m.impl("gaussian_log_lik", &pyvi::gaussian_log_lik_autograd);
 }

@@ -1,4 +1,5 @@
-"""torch.library registration of the fused VAE ops (kernels in csrc/torch/vae_likelihood*, sparse_linear*).
+"""torch.library registration of the fused VAE ops (kernels in csrc/torch/vae_likelihood*, sparse_linear*,
+gaussian_latent*).
 
 Fake kernels for ``torch.compile`` / ``opcheck``. The autograd kernels are C++
 (csrc/torch/vae_autograd.cpp, ~5 us per call instead of ~100 us through Python): the backward of
@@ -37,6 +38,18 @@ def _sparse_linear_fake(x, weight, bias, relu):
 def _sparse_linear_backward_fake(grad, x, output, relu):
     # The weight gradient comes input-major, (in, out) contiguous seen as (out, in).
     return grad.new_empty(grad.shape), x.new_empty((x.shape[1], grad.shape[1])).t(), grad.new_empty(grad.shape[1:])
+
+
+@torch.library.register_fake("pyvi::gaussian_latent")
+def _gaussian_latent_fake(h, w_mu, b_mu, w_log_var, b_log_var, eps):
+    shape = (h.shape[0], w_mu.shape[0])
+    return h.new_empty(shape), h.new_empty(shape[:1]), h.new_empty(shape), h.new_empty(shape)
+
+
+@torch.library.register_fake("pyvi::gaussian_latent_backward")
+def _gaussian_latent_backward_fake(grad_z, grad_kl, grad_mu, grad_log_var, h, w_mu, w_log_var, eps, mu, log_var):
+    return (h.new_empty(h.shape), w_mu.new_empty(w_mu.shape), w_mu.new_empty(w_mu.shape[:1]),
+            w_mu.new_empty(w_mu.shape), w_mu.new_empty(w_mu.shape[:1]), eps.new_empty(eps.shape))
 
 
 @torch.library.register_fake("pyvi::bernoulli_log_lik")
