@@ -1,6 +1,7 @@
 // Autograd kernels of the VAE's ops, in C++: pyvi::sparse_linear (the encoder's first layer),
-// pyvi::gaussian_latent (posterior heads, reparameterisation, KL) and the decoder likelihoods
-// pyvi::bernoulli_log_lik / pyvi::gaussian_log_lik.
+// pyvi::gaussian_latent (posterior heads, reparameterisation, KL), pyvi::dense_linear (the
+// decoder's output layer; its backward products are the op itself on transposed views) and the
+// decoder likelihoods pyvi::bernoulli_log_lik / pyvi::gaussian_log_lik.
 //
 // Each forward op is wrapped in a torch::autograd::Function whose backward calls the matching
 // backward op through the dispatcher, so CPU and CUDA share this file (the flows do the same,
@@ -187,6 +188,41 @@ at::Tensor gaussian_log_lik_autograd(const at::Tensor& mean, const at::Tensor& x
   return GaussianLogLikFunction::apply(mean, x, log_scale, seed, dynamic);
 }
 
+class DenseLinearFunction : public torch::autograd::Function<DenseLinearFunction> {
+ public:
+  static at::Tensor op(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias) {
+    static auto handle = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("pyvi::dense_linear", "")
+                             .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&)>();
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return handle.call(x, weight, bias);
+  }
+
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
+                            const std::optional<at::Tensor>& bias) {
+    ctx->save_for_backward({x, weight});
+    ctx->saved_data["has_bias"] = bias.has_value();
+    return op(x, weight, bias);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& x = saved[0];
+    const at::Tensor& weight = saved[1];
+    if (!grads[0].defined()) return {at::Tensor(), at::Tensor(), at::Tensor()};
+    const at::Tensor& grad = grads[0];
+    at::Tensor grad_x, grad_weight, grad_bias;
+    if (ctx->needs_input_grad(0)) grad_x = op(grad, weight.t(), std::nullopt);  // dY W
+    if (ctx->needs_input_grad(1)) grad_weight = op(grad.t(), x.t(), std::nullopt);  // dY^T x
+    if (ctx->saved_data["has_bias"].toBool() && ctx->needs_input_grad(2)) grad_bias = grad.sum(0);
+    return {grad_x, grad_weight, grad_bias};
+  }
+};
+
+at::Tensor dense_linear_autograd(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias) {
+  return DenseLinearFunction::apply(x, weight, bias);
+}
+
 at::Tensor sparse_linear_autograd(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, bool relu) {
   return SparseLinearFunction::apply(x, weight, bias, relu);
 }
@@ -196,6 +232,7 @@ at::Tensor sparse_linear_autograd(const at::Tensor& x, const at::Tensor& weight,
 
 TORCH_LIBRARY_IMPL(pyvi, Autograd, m) {
   m.impl("sparse_linear", &pyvi::sparse_linear_autograd);
+  m.impl("dense_linear", &pyvi::dense_linear_autograd);
   m.impl("gaussian_latent", &pyvi::gaussian_latent_autograd);
   m.impl("bernoulli_log_lik", &pyvi::bernoulli_log_lik_autograd);
   m.impl("gaussian_log_lik", &pyvi::gaussian_log_lik_autograd);

@@ -1,5 +1,5 @@
 """torch.library registration of the fused VAE ops (kernels in csrc/torch/vae_likelihood*, sparse_linear*,
-gaussian_latent*).
+gaussian_latent*, dense_linear*).
 
 Fake kernels for ``torch.compile`` / ``opcheck``. The autograd kernels are C++
 (csrc/torch/vae_autograd.cpp, ~5 us per call instead of ~100 us through Python): the backward of
@@ -38,6 +38,11 @@ def _sparse_linear_fake(x, weight, bias, relu):
 def _sparse_linear_backward_fake(grad, x, output, relu):
     # The weight gradient comes input-major, (in, out) contiguous seen as (out, in).
     return grad.new_empty(grad.shape), x.new_empty((x.shape[1], grad.shape[1])).t(), grad.new_empty(grad.shape[1:])
+
+
+@torch.library.register_fake("pyvi::dense_linear")
+def _dense_linear_fake(x, weight, bias):
+    return x.new_empty((x.shape[0], weight.shape[0]))
 
 
 @torch.library.register_fake("pyvi::gaussian_latent")

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from pyvi._validate import choice, count
+from pyvi.vae.dense_linear import dense_linear
 from pyvi.vae.latent import gaussian_latent
 from pyvi.vae.likelihood import bernoulli_log_likelihood, gaussian_log_likelihood
 from pyvi.vae.sparse_linear import in_major, sparse_linear
@@ -40,7 +41,8 @@ class VAE(nn.Module):
             learned log-scale, the homework's choice).
         impl: ``"fused"`` (pyvi._C's custom ops: the likelihood, the encoder's first layer as a
             sum over the nonzero pixels, :func:`pyvi.vae.sparse_linear.sparse_linear`, and the
-            posterior heads with reparameterisation and KL, :func:`pyvi.vae.latent.gaussian_latent`)
+            posterior heads with reparameterisation and KL, :func:`pyvi.vae.latent.gaussian_latent`,
+            and the decoder's output layer on oneDNN, :func:`pyvi.vae.dense_linear.dense_linear`)
             or ``"reference"`` (plain torch).
 
     Example:
@@ -106,10 +108,11 @@ class VAE(nn.Module):
         """Decoder outputs for z ``(..., latent_dim)``: logits (Bernoulli) or means (Gaussian)."""
         if self.impl == "fused":
             # The first layer has latent_dim = 2 inputs: as a sum over them it skips BLAS's slow
-            # two-column GEMMs in the backward pass, and fuses the ReLU.
+            # two-column GEMMs in the backward pass, and fuses the ReLU. The output layer's three
+            # GEMMs run on oneDNN (pyvi.vae.dense_linear).
             first, last = self.decoder[0], self.decoder[2]
             h = sparse_linear(z.reshape(-1, self.latent_dim), first.weight, first.bias, relu=True)
-            return last(h).reshape(*z.shape[:-1], self.input_dim)
+            return dense_linear(h, last.weight, last.bias).reshape(*z.shape[:-1], self.input_dim)
         return self.decoder(z)
 
     def mean_image(self, z: torch.Tensor) -> torch.Tensor:
