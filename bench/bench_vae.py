@@ -3,7 +3,7 @@
 - Epoch, CPU, batch 128, torch threads fixed (bench/conftest.py): pyvi (data as one tensor, batches
   by index, on-device binarisation, the fused ops: encoder's first layer over the nonzero pixels
   ``pyvi::sparse_linear``, posterior heads + reparameterisation + KL ``pyvi::gaussian_latent``,
-  likelihood ``pyvi::bernoulli_log_lik``) against the homework's style (a torchvision-style
+  decoder output layer on oneDNN ``pyvi::dense_linear``, likelihood ``pyvi::bernoulli_log_lik``) against the homework's style (a torchvision-style
   Dataset, per-image PIL -> ToTensor through a DataLoader, torch.bernoulli per batch, the
   plain-torch reference modules), plus pyvi's pipeline with the reference modules, to separate
   the two effects. All three train the same architecture with Adam (pyvi: torch's fused Adam
@@ -11,7 +11,8 @@
 - Likelihood op: fused vs reference, forward + backward at B = 128 (training) and forward at
   K x B = 5,000 x 20 (IWAE evaluation), float32.
 - Encoder's first layer (784 -> 512, ReLU) on binarised digits, forward + backward at B = 128:
-  ``pyvi::sparse_linear`` vs torch's dense layer (MKL sgemm).
+  ``pyvi::sparse_linear`` vs torch's dense layer (MKL sgemm); decoder's output layer (512 -> 784):
+  ``pyvi::dense_linear`` (oneDNN) vs ``nn.Linear`` (MKL sgemm).
 """
 
 from __future__ import annotations
@@ -145,3 +146,25 @@ def test_encoder_layer(benchmark, impl):
     benchmark.pedantic(run, rounds=size(50, 2), iterations=1, warmup_rounds=2)
     benchmark.extra_info.update(impl=impl, baseline=impl == "reference", batch=BATCH_SIZE, in_features=784,
                                 out_features=512, density=float((x != 0).float().mean()))
+
+
+@pytest.mark.parametrize("impl", ["fused", "reference"])
+def test_decoder_layer(benchmark, impl):
+    from pyvi.vae.dense_linear import dense_linear
+
+    benchmark.group = f"Decoder output layer 512 -> 784, B = {BATCH_SIZE}, float32, forward + backward"
+    generator = torch.Generator().manual_seed(0)
+    h = torch.randn(BATCH_SIZE, 512, generator=generator).relu().requires_grad_()
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(512, 784)
+    upstream = torch.randn(BATCH_SIZE, 784, generator=generator)
+    torch.testing.assert_close(dense_linear(h, layer.weight, layer.bias, impl=impl), layer(h), rtol=1e-4, atol=1e-4)
+
+    def run():
+        h.grad = layer.weight.grad = layer.bias.grad = None
+        (dense_linear(h, layer.weight, layer.bias, impl=impl) * upstream).sum().backward()
+        return layer.weight.grad
+
+    benchmark.pedantic(run, rounds=size(50, 2), iterations=1, warmup_rounds=2)
+    benchmark.extra_info.update(impl=impl, baseline=impl == "reference", batch=BATCH_SIZE, in_features=512,
+                                out_features=784)
