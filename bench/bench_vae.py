@@ -145,7 +145,7 @@ def test_encoder_layer(benchmark, impl):
 
     benchmark.pedantic(run, rounds=size(50, 2), iterations=1, warmup_rounds=2)
     benchmark.extra_info.update(impl=impl, baseline=impl == "reference", batch=BATCH_SIZE, in_features=784,
-                                out_features=512, density=float((x != 0).float().mean()))
+                                out_features=512, density=round(float((x != 0).float().mean()), 3))
 
 
 @pytest.mark.parametrize("impl", ["fused", "reference"])
