@@ -6,7 +6,7 @@
 // nonzeros of each column of x and M = dY. Rows of M are summed 64 columns at a time into eight
 // vector accumulators that stay in registers, so each nonzero costs eight vector loads and adds
 // and the 64-column slice of M being read (784 x 64 floats = 200 KB for the VAE) stays in L2.
-// At the VAE's 15-20% density that is ~3x faster than MKL's sgemm for the same sums (B = 128).
+// At the VAE's 15-20% density that is ~2.5x faster than MKL's sgemm for the same sums (B = 128).
 // Each output has one fixed summation order (increasing j), whatever the thread count.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
