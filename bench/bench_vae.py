@@ -1,13 +1,18 @@
 """VAE (Problem 4) on the embedded MNIST digits: one training epoch and the likelihood op alone.
 
 - Epoch, CPU, batch 128, torch threads fixed (bench/conftest.py): pyvi (data as one tensor, batches
-  by index, on-device binarisation, fused likelihood op) against the homework's style (a
-  torchvision-style Dataset, per-image PIL -> ToTensor through a DataLoader, torch.bernoulli per
-  batch, the plain-torch reference likelihood), plus pyvi's pipeline with the reference op, to
-  separate the two effects. All three train the same architecture with Adam (pyvi: torch's fused
-  Adam, as pyvi.vae.train uses; homework: the default Adam).
+  by index, on-device binarisation, the fused ops: encoder's first layer over the nonzero pixels
+  ``pyvi::sparse_linear``, posterior heads + reparameterisation + KL ``pyvi::gaussian_latent``,
+  decoder output layer on oneDNN ``pyvi::dense_linear``, likelihood ``pyvi::bernoulli_log_lik``) against the homework's style (a torchvision-style
+  Dataset, per-image PIL -> ToTensor through a DataLoader, torch.bernoulli per batch, the
+  plain-torch reference modules), plus pyvi's pipeline with the reference modules, to separate
+  the two effects. All three train the same architecture with Adam (pyvi: torch's fused Adam
+  stepped by pyvi._adam.fused_adam_step, as pyvi.vae.train does; homework: the default Adam).
 - Likelihood op: fused vs reference, forward + backward at B = 128 (training) and forward at
   K x B = 5,000 x 20 (IWAE evaluation), float32.
+- Encoder's first layer (784 -> 512, ReLU) on binarised digits, forward + backward at B = 128:
+  ``pyvi::sparse_linear`` vs torch's dense layer (MKL sgemm); decoder's output layer (512 -> 784):
+  ``pyvi::dense_linear`` (oneDNN) vs ``nn.Linear`` (MKL sgemm).
 """
 
 from __future__ import annotations
@@ -67,7 +72,7 @@ def test_epoch(benchmark, impl):
     data = _train_data()
     torch.manual_seed(0)
     model = VAE(impl="reference" if impl != "pyvi-fused" else "fused")
-    # The homework's plain Adam; pyvi's train() uses torch's fused Adam (same update, one kernel).
+    # The homework's plain Adam; pyvi's train_epoch() uses torch's fused Adam (same update, one kernel).
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=impl != "homework-dataloader")
     if impl == "homework-dataloader":
         pixels = (data.images * 255).round().to(torch.uint8).reshape(-1, 28, 28).numpy()
@@ -116,3 +121,50 @@ def test_likelihood_op(benchmark, impl, shape):
 
     benchmark.pedantic(run, rounds=size(20 if backward else 3, 1), iterations=1, warmup_rounds=1)
     benchmark.extra_info.update(impl=impl, baseline=impl == "reference", samples=samples, batch=batch, pixels=784)
+
+
+@pytest.mark.parametrize("impl", ["fused", "reference"])
+def test_encoder_layer(benchmark, impl):
+    from pyvi.vae.sparse_linear import in_major, sparse_linear
+
+    benchmark.group = (f"Encoder layer 784 -> 512 + ReLU on binarised digits, B = {BATCH_SIZE}, float32, "
+                       "forward + backward")
+    x = _train_data().batch(torch.arange(BATCH_SIZE), seed=0)
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(784, 512)
+    weight = torch.nn.Parameter(in_major(layer.weight.detach()) if impl == "fused" else layer.weight.detach().clone())
+    bias = torch.nn.Parameter(layer.bias.detach().clone())
+    upstream = torch.randn(BATCH_SIZE, 512)
+    expected = torch.relu(layer(x))
+    torch.testing.assert_close(sparse_linear(x, weight, bias, relu=True, impl=impl), expected, rtol=1e-5, atol=1e-5)
+
+    def run():
+        weight.grad = bias.grad = None
+        (sparse_linear(x, weight, bias, relu=True, impl=impl) * upstream).sum().backward()
+        return weight.grad
+
+    benchmark.pedantic(run, rounds=size(50, 2), iterations=1, warmup_rounds=2)
+    benchmark.extra_info.update(impl=impl, baseline=impl == "reference", batch=BATCH_SIZE, in_features=784,
+                                out_features=512, density=round(float((x != 0).float().mean()), 3))
+
+
+@pytest.mark.parametrize("impl", ["fused", "reference"])
+def test_decoder_layer(benchmark, impl):
+    from pyvi.vae.dense_linear import dense_linear
+
+    benchmark.group = f"Decoder output layer 512 -> 784, B = {BATCH_SIZE}, float32, forward + backward"
+    generator = torch.Generator().manual_seed(0)
+    h = torch.randn(BATCH_SIZE, 512, generator=generator).relu().requires_grad_()
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(512, 784)
+    upstream = torch.randn(BATCH_SIZE, 784, generator=generator)
+    torch.testing.assert_close(dense_linear(h, layer.weight, layer.bias, impl=impl), layer(h), rtol=1e-4, atol=1e-4)
+
+    def run():
+        h.grad = layer.weight.grad = layer.bias.grad = None
+        (dense_linear(h, layer.weight, layer.bias, impl=impl) * upstream).sum().backward()
+        return layer.weight.grad
+
+    benchmark.pedantic(run, rounds=size(50, 2), iterations=1, warmup_rounds=2)
+    benchmark.extra_info.update(impl=impl, baseline=impl == "reference", batch=BATCH_SIZE, in_features=512,
+                                out_features=784)

@@ -8,6 +8,14 @@ same arithmetic as torch's single-tensor Adam, with a handful of in-place tensor
 optimizer object stays the source of truth: its ``param_groups`` (and so an LR scheduler) set the
 learning rate, and its ``state_dict`` stays valid.
 
+``fused_adam_step`` does the same for ``Adam(fused=True)`` (the VAE's optimizer): one call of
+torch's fused kernel, as ``optimizer.step()`` makes, without the ~100 us of bookkeeping around it
+and without the kernel's copies of non-contiguous parameters: torch's fused Adam copies a
+transposed (input-major) weight, such as the VAE encoder's, to a contiguous buffer and back
+(~0.3 ms per step for 784 x 512); the update is elementwise, so passing the four tensors
+(parameter, gradient, both moments) transposed together, when they share that layout, is the same
+update without the copies.
+
 References:
     D. P. Kingma and J. Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015
     (arXiv:1412.6980).
@@ -17,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["adam_step", "supports_adam_step"]
+__all__ = ["adam_step", "supports_adam_step", "fused_adam_step", "supports_fused_adam_step"]
 
 
 def supports_adam_step(optimizer: torch.optim.Optimizer) -> bool:
@@ -76,3 +84,59 @@ def adam_step(optimizer: torch.optim.Adam) -> None:
             step_size = lr / bias_correction1
             denom = (exp_avg_sq.sqrt() / bias_correction2**0.5).add_(eps)
             param.addcdiv_(exp_avg, denom, value=-step_size)
+
+
+def supports_fused_adam_step(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether :func:`fused_adam_step` reproduces ``optimizer.step()``: a plain Adam (as in
+    :func:`supports_adam_step`) with ``fused=True``."""
+    return supports_adam_step(optimizer) and all(group["fused"] for group in optimizer.param_groups)
+
+
+def _same_layout_transposed(tensors: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """The tensors transposed when they are all 2-D transposes of contiguous ones with the same
+    strides (the elementwise update is the same on the transposed views, which are contiguous)."""
+    first = tensors[0]
+    if first.dim() != 2 or first.is_contiguous() or not first.t().is_contiguous():
+        return tensors
+    if any(t.shape != first.shape or t.stride() != first.stride() for t in tensors):
+        return tensors
+    return tuple(t.t() for t in tensors)
+
+
+@torch.no_grad()
+def fused_adam_step(optimizer: torch.optim.Adam) -> None:
+    """``optimizer.step()`` for a fused plain Adam (see :func:`supports_fused_adam_step`): the same
+    kernel (``torch._fused_adam_``) on the same state, so the same result bit for bit.
+
+    Example:
+        >>> p = torch.nn.Parameter(torch.ones(3))
+        >>> optimizer = torch.optim.Adam([p], lr=0.1, fused=True)
+        >>> p.grad = torch.ones(3)
+        >>> fused_adam_step(optimizer)
+        >>> p.detach()
+        tensor([0.9000, 0.9000, 0.9000])
+    """
+    optimizer._opt_called = True
+    for group in optimizer.param_groups:
+        beta1, beta2 = group["betas"]
+        buckets: dict[tuple[torch.device, torch.dtype], tuple[list, list, list, list, list]] = {}
+        for param in group["params"]:
+            grad = param.grad
+            if grad is None:
+                continue
+            state = optimizer.state[param]
+            if not state:
+                # torch's layout for a fused Adam: a float32 scalar step on the parameter's device.
+                state["step"] = torch.zeros((), dtype=torch.float32, device=param.device)
+                state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+            tensors = _same_layout_transposed((param, grad, state["exp_avg"], state["exp_avg_sq"]))
+            bucket = buckets.setdefault((param.device, param.dtype), ([], [], [], [], []))
+            for items, tensor in zip(bucket, (*tensors, state["step"]), strict=True):
+                items.append(tensor)
+        for params, grads, exp_avgs, exp_avg_sqs, steps in buckets.values():
+            # What torch.optim.adam._fused_adam does per device and dtype (no grad scaling here).
+            torch._foreach_add_(steps, 1)
+            torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=group["lr"],
+                               beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"],
+                               maximize=False, grad_scale=None, found_inf=None)

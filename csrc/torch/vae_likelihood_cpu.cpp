@@ -160,6 +160,23 @@ void backward_rows(const at::Tensor& grad, const at::Tensor& params, const at::T
   });
 }
 
+// The binarisation loop vectorises only where 64-bit lanes can be multiplied (AVX-512DQ's vpmullq):
+// there it is ~10x faster than scalar splitmix64. Cloned for x86-64-v4 on top of the usual clones.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && !defined(PYVI_NO_CLONES)
+#define PYVI_CPU_CLONES_V4 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define PYVI_CPU_CLONES_V4
+#endif
+
+/// o[i] = binary_pixel(p[i], key, begin + i) for i in [0, n).
+PYVI_CPU_CLONES_V4 void binarize_span(const float* p, float* o, int64_t n, uint64_t key, uint64_t begin) {
+  for (int64_t i = 0; i < n; ++i) o[i] = binary_pixel(p[i], key, begin + static_cast<uint64_t>(i));
+}
+
+PYVI_CPU_CLONES_V4 void binarize_span(const double* p, double* o, int64_t n, uint64_t key, uint64_t begin) {
+  for (int64_t i = 0; i < n; ++i) o[i] = binary_pixel(p[i], key, begin + static_cast<uint64_t>(i));
+}
+
 /// Calls f with std::true_type / std::false_type, so the dynamic branch is resolved at compile time.
 template <typename F>
 void with_dynamic(bool dynamic, const F& f) {
@@ -181,8 +198,8 @@ at::Tensor binarize_cpu(const at::Tensor& probs_in, int64_t seed) {
   AT_DISPATCH_FLOATING_TYPES(probs.scalar_type(), "binarize_cpu", [&] {
     const scalar_t* p = probs.const_data_ptr<scalar_t>();
     scalar_t* o = out.mutable_data_ptr<scalar_t>();
-    at::parallel_for(0, probs.numel(), 4096, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) o[i] = binary_pixel(p[i], key, static_cast<uint64_t>(i));
+    at::parallel_for(0, probs.numel(), 1 << 16, [&](int64_t begin, int64_t end) {
+      binarize_span(p + begin, o + begin, end - begin, key, static_cast<uint64_t>(begin));
     });
   });
   return out;

@@ -4,6 +4,10 @@
   ``encode``, ``decode``, ``sample``.
 - ``pyvi.vae.likelihood``: Bernoulli / Gaussian log p(x | z), fused custom op or torch reference,
   and the counter-based dynamic binarisation.
+- ``pyvi.vae.sparse_linear``: a linear layer summing over the nonzero inputs (the encoder's first
+  layer on binary digits, the decoder's first layer on its 2-D input); ``pyvi.vae.latent``: the
+  posterior heads, reparameterised sample and analytic KL in one op; ``pyvi.vae.dense_linear``:
+  the decoder's output layer on oneDNN's matmul.
 - ``pyvi.vae.train``: the training loop with exact resume; ``pyvi.vae.cli``: ``pyvi vae``.
 
 References:

@@ -18,7 +18,10 @@ import torch
 from torch import nn
 
 from pyvi._validate import choice, count
+from pyvi.vae.dense_linear import dense_linear
+from pyvi.vae.latent import gaussian_latent
 from pyvi.vae.likelihood import bernoulli_log_likelihood, gaussian_log_likelihood
+from pyvi.vae.sparse_linear import in_major, sparse_linear
 
 __all__ = ["VAE"]
 
@@ -36,7 +39,11 @@ class VAE(nn.Module):
         latent_dim: size of z (2 in the problem).
         likelihood: ``"bernoulli"`` (logits out, binary x) or ``"gaussian"`` (mean out and a
             learned log-scale, the homework's choice).
-        impl: ``"fused"`` (the custom likelihood op of pyvi._C) or ``"reference"`` (plain torch).
+        impl: ``"fused"`` (pyvi._C's custom ops: the likelihood, the encoder's first layer as a
+            sum over the nonzero pixels, :func:`pyvi.vae.sparse_linear.sparse_linear`, and the
+            posterior heads with reparameterisation and KL, :func:`pyvi.vae.latent.gaussian_latent`,
+            and the decoder's output layer on oneDNN, :func:`pyvi.vae.dense_linear.dense_linear`)
+            or ``"reference"`` (plain torch).
 
     Example:
         >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
@@ -67,6 +74,10 @@ class VAE(nn.Module):
         self.decoder = nn.Sequential(
             nn.Linear(self.latent_dim, self.hidden), nn.ReLU(), nn.Linear(self.hidden, self.input_dim)
         )
+        if self.impl == "fused":
+            # The same initial values, stored the way the sparse kernel reads them (shapes unchanged).
+            for layer in (self.encoder[0], self.decoder[0]):
+                layer.weight = nn.Parameter(in_major(layer.weight.detach()))
         if self.likelihood == "gaussian":
             self.log_scale = nn.Parameter(torch.zeros(()))
 
@@ -84,11 +95,24 @@ class VAE(nn.Module):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, log_var) of q(z | x), each ``(B, latent_dim)``."""
         self._check_x(x)
-        h = self.encoder(x)
+        h = self._hidden(x)
         return self.fc_mu(h), self.fc_log_var(h)
+
+    def _hidden(self, x: torch.Tensor) -> torch.Tensor:
+        if self.impl == "fused":
+            first = self.encoder[0]
+            return sparse_linear(x, first.weight, first.bias, relu=True)
+        return self.encoder(x)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Decoder outputs for z ``(..., latent_dim)``: logits (Bernoulli) or means (Gaussian)."""
+        if self.impl == "fused":
+            # The first layer has latent_dim = 2 inputs: as a sum over them it skips BLAS's slow
+            # two-column GEMMs in the backward pass, and fuses the ReLU. The output layer's three
+            # GEMMs run on oneDNN (pyvi.vae.dense_linear).
+            first, last = self.decoder[0], self.decoder[2]
+            h = sparse_linear(z.reshape(-1, self.latent_dim), first.weight, first.bias, relu=True)
+            return dense_linear(h, last.weight, last.bias).reshape(*z.shape[:-1], self.input_dim)
         return self.decoder(z)
 
     def mean_image(self, z: torch.Tensor) -> torch.Tensor:
@@ -117,11 +141,14 @@ class VAE(nn.Module):
             x_in = binarize(x, seed)
         else:
             x_in = x
-        mu, log_var = self.encode(x_in)
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        z = mu + torch.exp(0.5 * log_var) * eps
-        # Analytic KL(N(mu, sigma^2) || N(0, 1)), summed over latent dimensions.
-        kl = 0.5 * (mu.square() + log_var.exp() - 1.0 - log_var).sum(-1)
+        self._check_x(x_in)
+        h = self._hidden(x_in)
+        parameter = self.fc_mu.weight
+        eps = torch.randn((x.shape[0], self.latent_dim), generator=generator, device=parameter.device,
+                          dtype=parameter.dtype)
+        # z = mu + sigma eps and the analytic KL(N(mu, sigma^2) || N(0, 1)) summed over latent dimensions.
+        z, kl, _, _ = gaussian_latent(h, self.fc_mu.weight, self.fc_mu.bias, self.fc_log_var.weight,
+                                      self.fc_log_var.bias, eps, impl=self.impl)
         return self.log_likelihood(self.decode(z), x, seed=seed) - kl
 
     @torch.no_grad()
