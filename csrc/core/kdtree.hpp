@@ -14,7 +14,8 @@
 // box distance does not prune, depth first, nearer child first; the climb stops once the k-NN ball
 // lies inside the current node's cell. Only squared distances are compared, and the hot loops are
 // branch free where the data would make branches unpredictable (box distances, child order, the
-// sorted insertion), which is what a 2-D search spends its time on otherwise. The search keeps the
+// sorted insertion; in 2-D the leaf scan filters points against the k-th distance with SSE2 first,
+// leaf_scan.hpp), which is what a 2-D search spends its time on otherwise. The search keeps the
 // k smallest *strictly positive* squared distances in a sorted array (k is small) and counts the
 // points at distance exactly 0 on the side: that is what the estimator's duplicate rule needs
 // (knn_kl.hpp). A node whose box holds the query has box distance 0 < any kept distance, so it is
@@ -26,9 +27,6 @@
 
 #include <algorithm>
 #include <cmath>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -38,24 +36,9 @@
 #include <utility>
 #include <vector>
 
-namespace pyvi::knn {
+#include "leaf_scan.hpp"
 
-// min and max that compile to one instruction without branches (std::min/max of doubles often
-// compile to a branch, which mispredicts on unpredictable data). No NaNs reach them.
-inline double min_of(double a, double b) {
-#if defined(__SSE2__)
-  return _mm_cvtsd_f64(_mm_min_sd(_mm_set_sd(a), _mm_set_sd(b)));
-#else
-  return a < b ? a : b;
-#endif
-}
-inline double max_of(double a, double b) {
-#if defined(__SSE2__)
-  return _mm_cvtsd_f64(_mm_max_sd(_mm_set_sd(a), _mm_set_sd(b)));
-#else
-  return a < b ? b : a;
-#endif
-}
+namespace pyvi::knn {
 
 /// Where the trees' large buffers come from: buffers given back are kept for the next call (best
 /// fit, up to kCacheBytes in all) instead of returned to the system, because a fresh buffer costs a
@@ -382,30 +365,20 @@ class KDTree {
   void scan(int64_t id, Query& query) const {
     const Node& node = nodes_[id];
     const int64_t d = dim_;
-    const double* q = query.q;
     const double* p = &buffer_[0][node.begin * d];
     // The list in registers when K is known (a local array, fully unrolled), else in memory.
     constexpr int64_t kLocal = K > 0 ? K : 1;
     double local[kLocal];
     double* best = K > 0 ? local : query.best;
-    const int64_t k = K > 0 ? K : query.k;
     if constexpr (K > 0)
       for (int64_t i = 0; i < K; ++i) local[i] = query.best[i];
-    for (int64_t r = node.begin; r < node.end; ++r, p += d) {
-      double s = 0.0;
-      for (int64_t j = 0; j < d; ++j) {
-        const double diff = p[j] - q[j];
-        s += diff * diff;
-      }
-      // Branch free: whether a point enters the list, and where, is data dependent. Inserting
-      // into the sorted list as b[i] = min(b[i], max(b[i - 1], s)), from the top down, leaves it
-      // unchanged when s >= b[k - 1]. A point at distance 0 is counted and never inserted.
-      query.zeros += (s == 0.0);
-      if (s == 0.0) s = std::numeric_limits<double>::infinity();  // rare, predictable
-      query.nearest = s < best[0] ? id : query.nearest;
-      for (int64_t i = k - 1; i > 0; --i) best[i] = min_of(best[i], max_of(best[i - 1], s));
-      best[0] = min_of(best[0], s);
-    }
+    const double nearest_before = best[0];
+    if constexpr (D == 2 && K > 0)
+      query.zeros += merge_filtered_2d<K>(p, node.end - node.begin, query.q, best);
+    else
+      query.zeros += merge_each<K>(p, node.end - node.begin, d, query.q, best, query.k);
+    // The leaf holds the nearest point so far iff the leaf lowered best[0] (leaf_scan.hpp).
+    query.nearest = best[0] < nearest_before ? id : query.nearest;
     if constexpr (K > 0)
       for (int64_t i = 0; i < K; ++i) query.best[i] = local[i];
   }
