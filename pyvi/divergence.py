@@ -36,7 +36,8 @@ For finite input the result is therefore always a finite number or a ValueError.
 Backends (all exact, so they agree up to float rounding):
 
 - ``"cpp"``: ``pyvi._core``; a k-d tree written for this job (leaves contiguous in tree order,
-  compile-time paths for d = 1, 2, 3, queries in tree order, GIL released, ``workers`` threads).
+  compile-time paths for d = 1, 2, 3, queries in tree order, GIL released, ``workers`` threads;
+  in 2-D with k <= 8 the points of one leaf search together, with SSE2 leaf scans).
 - ``"numba"``: ``pyvi._numba.knn``; its own array-based k-d tree, queries in a ``prange``.
 - ``"scipy"``: ``scipy.spatial.cKDTree`` (the baseline, as ITE does it); it asks for more
   neighbours where copies hide the k-th distinct one. scipy is a development dependency only.

@@ -180,9 +180,10 @@ def test_core_tree_shapes_and_threads_do_not_change_results():
 
 @pytest.mark.parametrize("k", [1, 2, 5, 8, 9])
 def test_core_2d_leaf_scan_edge_cases_match_scipy(k):
-    # The 2-D leaf scan (csrc/core/leaf_scan.hpp) filters two points at a time in chunks of 32:
-    # leaves of odd sizes and of more than one chunk, one axis constant (every distance along the
-    # other), exact duplicates and copies of x in y, and n below one leaf.
+    # The 2-D paths for k <= 8 (csrc/core/leaf_scan.hpp filters two points at a time in chunks of
+    # 32; group_search.hpp searches for up to 32 queries of one leaf at once; k = 9 takes the
+    # one-query search): leaves of odd sizes and of more than one chunk or group, one axis constant
+    # (every distance along the other), exact duplicates and copies of x in y, n below one leaf.
     rng = np.random.default_rng(20 + k)
     x, y = with_duplicates(rng, rng.normal(size=(700, 2)), rng.normal(size=(500, 2)))
     x[100:200, 0] = 0.25  # one axis all equal in a block

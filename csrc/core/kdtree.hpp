@@ -307,6 +307,12 @@ class KDTree {
   }
   /// One past node id's last tree row.
   int64_t end(int64_t id) const { return nodes_[id].end; }
+  /// Node id's first tree row.
+  int64_t begin(int64_t id) const { return nodes_[id].begin; }
+  /// Node id's first child (the second is left(id) + 1), -1 for a leaf.
+  int64_t left(int64_t id) const { return nodes_[id].left; }
+  /// Node id's tight bounding box: lo[0..d), then hi[0..d).
+  const double* box(int64_t id) const { return &box_[id * 2 * dim_]; }
 
   /// The k smallest strictly positive squared distances from q to the tree's points, ascending, in
   /// best[0..k) (+inf where fewer exist); returns the number of points at squared distance 0.
