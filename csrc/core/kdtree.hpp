@@ -14,8 +14,8 @@
 // box distance does not prune, depth first, nearer child first; the climb stops once the k-NN ball
 // lies inside the current node's cell. Only squared distances are compared, and the hot loops are
 // branch free where the data would make branches unpredictable (box distances, child order, the
-// sorted insertion; in 2-D the leaf scan filters points against the k-th distance with SSE2 first,
-// leaf_scan.hpp), which is what a 2-D search spends its time on otherwise. The search keeps the
+// sorted insertion, leaf_scan.hpp), which is what a 2-D search spends its time on otherwise (2-D
+// with k <= 8 searches a leaf's points together instead: group_search.hpp). The search keeps the
 // k smallest *strictly positive* squared distances in a sorted array (k is small) and counts the
 // points at distance exactly 0 on the side: that is what the estimator's duplicate rule needs
 // (knn_kl.hpp). A node whose box holds the query has box distance 0 < any kept distance, so it is
@@ -148,7 +148,7 @@ class KDTree {
   /// order in which subtrees are built, so neither does the tree.
   KDTree(const double* points, int64_t n, int64_t dim, int exponent, int64_t leaf_size)
       : n_(n), dim_(Dimension<D>::value(dim)), leaf_size_(std::max<int64_t>(leaf_size, 1)) {
-    const int64_t d = dim_;
+    const int64_t d = dims();
     buffer_[0].reset(n * d);
     buffer_[1].reset(n * d);
     index_buffer_[0].reset(n);
@@ -210,7 +210,7 @@ class KDTree {
 
   /// Builds subtree f depth first (thread safe for distinct f: it touches only its own rows).
   void build_subtree(int64_t f) {
-    const int64_t d = dim_;
+    const int64_t d = dims();
     const int64_t root = frontier_[f].id;
     Part& part = parts_[f];
     part.nodes.push_back({nodes_[root].begin, nodes_[root].end, -1});
@@ -223,7 +223,7 @@ class KDTree {
   /// Joins the subtrees to the top (node ids: the top nodes, then each subtree's nodes in
   /// frontier order) and computes the top nodes' tight boxes.
   void finish() {
-    const int64_t d = dim_;
+    const int64_t d = dims();
     const int64_t top = static_cast<int64_t>(nodes_.size());  // odd: the root and pairs
     int64_t total = top;
     for (const Part& part : parts_) total += static_cast<int64_t>(part.nodes.size()) - 1;
@@ -277,14 +277,14 @@ class KDTree {
   }
 
   int64_t size() const { return n_; }
-  int64_t dim() const { return dim_; }
+  int64_t dim() const { return dims(); }
   const double* points() const { return buffer_[0].get(); }
   /// Original row of the point stored at tree row r (index()[r]).
   const int64_t* index() const { return index_buffer_[0].get(); }
 
   /// Squared distance from q to node id's box (0 when q lies inside it).
   double box_distance2(const double* q, int64_t id) const {
-    const int64_t d = dim_;
+    const int64_t d = dims();
     const double* lo = &box_[id * 2 * d];
     const double* hi = lo + d;
     double s = 0.0;
@@ -312,7 +312,7 @@ class KDTree {
   /// Node id's first child (the second is left(id) + 1), -1 for a leaf.
   int64_t left(int64_t id) const { return nodes_[id].left; }
   /// Node id's tight bounding box: lo[0..d), then hi[0..d).
-  const double* box(int64_t id) const { return &box_[id * 2 * dim_]; }
+  const double* box(int64_t id) const { return &box_[id * 2 * dims()]; }
 
   /// The k smallest strictly positive squared distances from q to the tree's points, ascending, in
   /// best[0..k) (+inf where fewer exist); returns the number of points at squared distance 0.
@@ -351,7 +351,7 @@ class KDTree {
   /// `exact_` nodes: every split above them cut the cell (no tie fallback). The margin covers the
   /// rounding of the face distances, so the answer errs only towards "no".
   bool ball_inside_cell(const double* q, double r2, int64_t id) const {
-    const int64_t d = dim_;
+    const int64_t d = dims();
     const double* lo = &cell_[id * 2 * d];
     const double* hi = lo + d;
     double room = std::numeric_limits<double>::infinity();
@@ -370,7 +370,7 @@ class KDTree {
   template <int K>
   void scan(int64_t id, Query& query) const {
     const Node& node = nodes_[id];
-    const int64_t d = dim_;
+    const int64_t d = dims();
     const double* p = &buffer_[0][node.begin * d];
     // The list in registers when K is known (a local array, fully unrolled), else in memory.
     constexpr int64_t kLocal = K > 0 ? K : 1;
@@ -379,10 +379,7 @@ class KDTree {
     if constexpr (K > 0)
       for (int64_t i = 0; i < K; ++i) local[i] = query.best[i];
     const double nearest_before = best[0];
-    if constexpr (D == 2 && K > 0)
-      query.zeros += merge_filtered_2d<K>(p, node.end - node.begin, query.q, best);
-    else
-      query.zeros += merge_each<K>(p, node.end - node.begin, d, query.q, best, query.k);
+    query.zeros += merge_each<K>(p, node.end - node.begin, d, query.q, best, query.k);
     // The leaf holds the nearest point so far iff the leaf lowered best[0] (leaf_scan.hpp).
     query.nearest = best[0] < nearest_before ? id : query.nearest;
     if constexpr (K > 0)
@@ -423,7 +420,7 @@ class KDTree {
   /// Which split is chosen never changes results (the search prunes with tight boxes), only speed.
   Split split_rows(const double* src, const int64_t* src_index, double* dst, int64_t* dst_index,
                    int64_t begin, int64_t end, const double* cell) const {
-    const int64_t d = dim_;
+    const int64_t d = dims();
     int64_t axis = 0;
     double widest = -1.0;
     for (int64_t j = 0; j < d; ++j) {
@@ -460,7 +457,7 @@ class KDTree {
 
   /// The children's cells (2 x (lo, hi)) from the parent's: cut at the split when it cut.
   void child_cells(const double* parent, const Split& cut, double* children) const {
-    const int64_t d = dim_;
+    const int64_t d = dims();
     std::copy(parent, parent + 2 * d, children);
     std::copy(parent, parent + 2 * d, children + 2 * d);
     if (cut.cut) {
@@ -484,7 +481,7 @@ class KDTree {
   /// Splits local node l of `part` (rows in buffer `parity`) down to leaves, depth first, and
   /// computes the tight boxes bottom up. Leaves end in buffer 0.
   void grow(Part& part, int64_t l, int parity) {
-    const int64_t d = dim_;
+    const int64_t d = dims();
     const int64_t begin = part.nodes[l].begin, end = part.nodes[l].end;
     if (end - begin <= leaf_size_) {
       if (parity) {
@@ -527,6 +524,9 @@ class KDTree {
       box[d + j] = max_of(a[d + j], b[d + j]);
     }
   }
+
+  /// The dimension, a compile-time constant when D > 0 (so the loops over coordinates unroll).
+  int64_t dims() const { return D > 0 ? D : dim_; }
 
   int64_t n_, dim_, leaf_size_;
   // buffer_[0]: the points in tree order (row-major); buffer_[1]: the build's other buffer.

@@ -2,10 +2,12 @@
 // sorted list of the k smallest strictly positive squared distances, counting the points at
 // distance exactly 0 on the side (the estimator's duplicate rule, knn_kl.hpp).
 //
-// Two ways, chosen per call by the tree:
-// - merge_each: every point goes through a branch-free sorted insertion (k - 1 min/max pairs). It
-//   costs the same whether or not the point enters the list; any dimension, any k.
-// - merge_filtered (2-D, k known at compile time): the leaf's squared distances are computed first,
+// Two ways:
+// - merge_each (KDTree's one-query search): every point goes through a branch-free sorted
+//   insertion (k - 1 min/max pairs). It costs the same whether or not the point enters the list;
+//   any dimension, any k.
+// - merge_filtered_2d (group_search.hpp: 2-D, k known at compile time): the leaf's squared
+//   distances are computed first,
 //   two points per SSE2 instruction, into a small buffer, compared at once with the list's k-th
 //   entry, and only the points below it (a bit mask) are inserted. Past the query's first leaf
 //   most points are farther than the k-th entry (about 2 in 3 at k = 5), so they cost a few
