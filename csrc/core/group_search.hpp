@@ -118,7 +118,7 @@ class GroupSearch2d {
     }
 #endif
     for (; wanted != 0; wanted &= wanted - 1) {
-      const int i = __builtin_ctzll(wanted);
+      const int i = lowest_bit(wanted);
       zeros_[i] += merge_filtered_2d<K>(p, count, q_ + 2 * i, best_[i]);
       kth_[i] = best_[i][K - 1];
     }

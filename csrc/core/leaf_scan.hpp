@@ -45,6 +45,17 @@ inline double max_of(double a, double b) {
 #endif
 }
 
+/// Index of the lowest set bit of a nonzero mask.
+inline int lowest_bit(uint64_t mask) {
+#if defined(__GNUC__) || defined(__clang__)
+  return __builtin_ctzll(mask);
+#else
+  int i = 0;
+  for (; (mask & 1) == 0; mask >>= 1) ++i;
+  return i;
+#endif
+}
+
 /// Inserts s into the ascending best[0..k), dropping the largest; no change when s >= best[k - 1].
 /// Branch free: b[i] = min(b[i], max(b[i - 1], s)) from the top down.
 template <int K>
@@ -111,7 +122,7 @@ inline int64_t merge_filtered_2d(const double* p, int64_t count, const double* q
       zeros += (s[i] == 0.0);
       candidates |= static_cast<uint32_t>(s[i] < bound && s[i] != 0.0) << i;
     }
-    for (; candidates != 0; candidates &= candidates - 1) insert_sorted<K>(best, K, s[__builtin_ctz(candidates)]);
+    for (; candidates != 0; candidates &= candidates - 1) insert_sorted<K>(best, K, s[lowest_bit(candidates)]);
   }
   return zeros;
 }
