@@ -6,7 +6,8 @@ contiguously in tree order, tight boxes, nearer-child-first search over the
 squared box distance, queries in tree order, each starting from a nearby leaf and climbing towards
 the root), same duplicate rule (see :mod:`pyvi.divergence`): per point, the k smallest *positive*
 squared distances and a count of exact copies. Subtrees are searched with an explicit stack
-instead of recursion. Inputs arrive already scaled by a power of two.
+instead of recursion. In 2-D with k >= 2 the points of each leaf of x's tree search together, as
+``csrc/core/group_search.hpp`` does. Inputs arrive already scaled by a power of two.
 
 References:
     Wang, Kulkarni & Verdu, "Divergence estimation for multidimensional densities via
@@ -25,6 +26,8 @@ _BLOCK = 256  # consecutive tree-order queries per prange item
 # passes every array as a struct and increments and decrements its reference count, which doubled
 # the query time.
 _STACK = 160  # > 2 * max depth + 2; the depth is below log2(n) + 1 <= 64
+_GROUP = 32  # most queries searched together in 2-D (one leaf of x's tree, or a piece of one)
+_GROUP_BLOCK = 16  # groups per prange item
 
 
 @numba.njit(cache=True, inline="always")
@@ -332,6 +335,93 @@ def _search(points, begin, end, left, parent, lo, hi, cell_lo, cell_hi, q, k, be
     return zeros, nearest
 
 
+@numba.njit(cache=True, inline="always")
+def _box_box_distance2(lo, hi, node, group_lo, group_hi):
+    """Squared distance from node's box to the box (group_lo, group_hi); 0 when they meet. Never more
+    than _box_distance2 for a query inside the group's box (rounding is monotone)."""
+    s = 0.0
+    for j in range(group_lo.shape[0]):
+        below = lo[node, j] - group_hi[j]
+        above = group_lo[j] - hi[node, j]
+        gap = 0.5 * ((below + abs(below)) + (above + abs(above)))
+        s += gap * gap
+    return s
+
+
+@numba.njit(cache=True, inline="always")
+def _group_search(points, begin, end, left, lo, hi, queries, first, last, group_lo, group_hi, k, best, zeros,
+                  kth, stack_node, stack_dist):
+    """best[i, :k] and zeros[i] as _search gives them, for each query row first + i < last of
+    ``queries``, all inside the box (group_lo, group_hi): the points of one leaf of x's tree.
+
+    As csrc/core/group_search.hpp: one walk of the tree for the group, pruning a node whose box is at
+    least as far from the group's box as the largest k-th distance of the group, and merging a leaf
+    reached into each query's list when the query's own box distance to it is below its k-th
+    distance. Same lists and zero counts as the one-query search (rounding is monotone, so pruning
+    drops only points that cannot enter a list); the walk is shared by the group's queries.
+    """
+    g = last - first
+    for i in range(g):
+        for j in range(k):
+            best[i, j] = np.inf
+        zeros[i] = 0
+        kth[i] = np.inf
+    bound = np.inf
+    stack_node[0] = 0
+    stack_dist[0] = 0.0
+    top = 1
+    while top > 0:
+        top -= 1
+        node = stack_node[top]
+        if stack_dist[top] >= bound:
+            continue
+        c = left[node]
+        if c < 0:
+            bound = 0.0
+            for i in range(g):
+                q = queries[first + i]
+                if _box_distance2(lo, hi, node, q) < kth[i]:
+                    zeros[i], _ = _scan(points, node, begin[node], end[node], q, k, best[i], zeros[i], node)
+                    kth[i] = best[i, k - 1]
+                bound = max(bound, kth[i])
+            continue
+        dl = _box_box_distance2(lo, hi, c, group_lo, group_hi)
+        dr = _box_box_distance2(lo, hi, c + 1, group_lo, group_hi)
+        if dl <= dr:
+            near, far, d_near, d_far = c, c + 1, dl, dr
+        else:
+            near, far, d_near, d_far = c + 1, c, dr, dl
+        if d_far < bound:
+            stack_node[top] = far
+            stack_dist[top] = d_far
+            top += 1
+        if d_near < bound:
+            stack_node[top] = near
+            stack_dist[top] = d_near
+            top += 1
+
+
+@numba.njit(cache=True)
+def _groups(left, begin, end):
+    """x's leaves in row order, cut into groups of at most _GROUP rows: (first, last, leaf) arrays."""
+    leaves = np.flatnonzero(left < 0)
+    leaves = leaves[np.argsort(begin[leaves])]
+    count = 0
+    for leaf in leaves:
+        count += (end[leaf] - begin[leaf] + _GROUP - 1) // _GROUP
+    first = np.empty(count, np.int64)
+    last = np.empty(count, np.int64)
+    owner = np.empty(count, np.int64)
+    g = 0
+    for leaf in leaves:
+        for r in range(begin[leaf], end[leaf], _GROUP):
+            first[g] = r
+            last[g] = min(end[leaf], r + _GROUP)
+            owner[g] = leaf
+            g += 1
+    return first, last, owner
+
+
 @numba.njit(cache=True)
 def _parents(left):
     parent = np.full(left.shape[0], -1, np.int64)
@@ -364,6 +454,36 @@ def _distances(x, y, k, leaf_size):
     nu2 = np.empty(n)
     copies_x = np.empty(n, np.int64)
     copies_y = np.empty(n, np.int64)
+    # 2-D, k >= 2: the points of each leaf of x's tree search together (k = 5: 7% faster at 1e5,
+    # 11% at 1e6; k = 1, whose one-query scan keeps its distance in a register, gains nothing).
+    if x.shape[1] == 2 and k >= 2:
+        first, last, owner = _groups(lx, bx, ex)
+        group_blocks = (first.shape[0] + _GROUP_BLOCK - 1) // _GROUP_BLOCK
+        for item in numba.prange(2 * group_blocks):
+            own = item < group_blocks
+            block = item if own else item - group_blocks
+            best = np.empty((_GROUP, k))
+            zeros = np.empty(_GROUP, np.int64)
+            kth = np.empty(_GROUP)
+            stack_node = np.empty(_STACK, np.int64)
+            stack_dist = np.empty(_STACK)
+            for g in range(block * _GROUP_BLOCK, min(first.shape[0], (block + 1) * _GROUP_BLOCK)):
+                leaf = owner[g]
+                if own:
+                    _group_search(px, bx, ex, lx, lox, hix, px, first[g], last[g], lox[leaf], hix[leaf], k, best,
+                                  zeros, kth, stack_node, stack_dist)
+                else:
+                    _group_search(py, by, ey, ly, loy, hiy, px, first[g], last[g], lox[leaf], hix[leaf], k, best,
+                                  zeros, kth, stack_node, stack_dist)
+                for r in range(first[g], last[g]):
+                    i = ix[r]
+                    if own:
+                        rho2[i] = best[r - first[g], k - 1]
+                        copies_x[i] = zeros[r - first[g]] - 1  # zeros counts x_i itself
+                    else:
+                        nu2[i] = best[r - first[g], k - 1]
+                        copies_y[i] = zeros[r - first[g]]
+        return rho2, nu2, copies_x, copies_y
     blocks = (n + _BLOCK - 1) // _BLOCK
     # Queries in tree order, so consecutive queries are near each other; for rho each starts from
     # its own leaf, for nu from where the previous query found its nearest point.
