@@ -52,7 +52,7 @@ class KnnKLResult(TypedDict):
     copies_y: npt.NDArray[np.int64]
 
 def knn_kl(
-    x: npt.ArrayLike, y: npt.ArrayLike, k: int = 1, num_threads: int = 1, leaf_size: int = 24
+    x: npt.ArrayLike, y: npt.ArrayLike, k: int = 1, num_threads: int = 1, leaf_size: int = 32
 ) -> KnnKLResult:
     """k-NN estimate of KL(P || Q) from x ~ P (n, d) and y ~ Q (m, d) (Wang et al. 2009, eq. 5;
     copies of each x_i left out, as in pyvi.divergence). num_threads = 0 uses all cores."""

@@ -178,6 +178,58 @@ def test_core_tree_shapes_and_threads_do_not_change_results():
     assert ref["value"] == pytest.approx(knn_kl(x, y, 4, backend="scipy"), rel=1e-10, abs=1e-12)
 
 
+@pytest.mark.parametrize("k", [1, 2, 5, 8, 9])
+def test_core_2d_leaf_scan_edge_cases_match_scipy(k):
+    # The 2-D paths for k <= 8 (csrc/core/leaf_scan.hpp filters two points at a time in chunks of
+    # 32; group_search.hpp searches for up to 32 queries of one leaf at once; k = 9 takes the
+    # one-query search): leaves of odd sizes and of more than one chunk or group, one axis constant
+    # (every distance along the other), exact duplicates and copies of x in y, n below one leaf.
+    rng = np.random.default_rng(20 + k)
+    x, y = with_duplicates(rng, rng.normal(size=(700, 2)), rng.normal(size=(500, 2)))
+    x[100:200, 0] = 0.25  # one axis all equal in a block
+    y[100:150, 0] = 0.25
+    flat_x, flat_y = np.c_[np.zeros(60), rng.normal(size=60)], np.c_[np.zeros(40), rng.normal(size=40)]
+    for xs, ys in [(x, y), (flat_x, flat_y), (x[-k - 5:], y[-k - 3:])]:
+        ref = knn_kl(xs, ys, k, backend="scipy", return_details=True)
+        numba_result = knn_kl(xs, ys, k, backend="numba", return_details=True)
+        np.testing.assert_allclose(numba_result.rho, ref.rho, rtol=1e-12)
+        np.testing.assert_allclose(numba_result.nu, ref.nu, rtol=1e-12)
+        for leaf_size in (1, 3, 7, 24, 33, 64, 1000):
+            got = _core.knn_kl(xs, ys, k, 1, leaf_size)
+            assert got["value"] == pytest.approx(ref.value, rel=1e-10, abs=1e-12), leaf_size
+            np.testing.assert_allclose(got["rho"], ref.rho, rtol=1e-12, err_msg=str(leaf_size))
+            np.testing.assert_allclose(got["nu"], ref.nu, rtol=1e-12, err_msg=str(leaf_size))
+            np.testing.assert_array_equal(got["copies_x"], ref.copies_x, err_msg=str(leaf_size))
+            np.testing.assert_array_equal(got["copies_y"], ref.copies_y, err_msg=str(leaf_size))
+
+
+@pytest.mark.parametrize("leaf_size", [1, 2, 12])
+def test_numba_tree_is_a_valid_kd_tree(leaf_size):
+    # Two-buffer partition at the sample mean, with the quickselect fallback for ties (300 copies,
+    # one axis constant over a block): rows are a permutation, children split their parent's rows,
+    # and every row lies in its node's tight box and cell, which the search's pruning relies on.
+    from pyvi._numba.knn import build_tree
+
+    rng = np.random.default_rng(leaf_size)
+    original = rng.normal(size=(3000, 2))
+    original[:300] = original[0]
+    original[1000:1500, 1] = 0.5
+    points = original.copy()
+    index, begin, end, left, lo, hi, cell_lo, cell_hi = build_tree(points, leaf_size)
+    np.testing.assert_array_equal(np.sort(index), np.arange(3000))
+    np.testing.assert_array_equal(points, original[index])
+    for node in range(len(begin)):
+        rows = points[begin[node]:end[node]]
+        assert len(rows) > 0
+        assert (rows >= lo[node]).all() and (rows <= hi[node]).all()
+        assert (rows >= cell_lo[node]).all() and (rows <= cell_hi[node]).all()
+        if left[node] < 0:
+            assert len(rows) <= leaf_size
+        else:
+            c = left[node]
+            assert begin[c] == begin[node] and end[c] == begin[c + 1] and end[c + 1] == end[node]
+
+
 def test_scale_free_and_extreme_magnitudes():
     rng = np.random.default_rng(4)
     x, y = rng.normal(size=(400, 3)), rng.normal(0.5, 1.0, size=(300, 3))

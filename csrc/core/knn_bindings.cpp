@@ -96,7 +96,7 @@ py::dict knn_kl_binding(const DoubleArray& x, const DoubleArray& y, int64_t k, i
 
 void bind_knn(py::module_& m) {
   m.def("knn_kl", &knn_kl_binding, py::arg("x"), py::arg("y"), py::arg("k") = 1,
-        py::arg("num_threads") = 1, py::arg("leaf_size") = 24,
+        py::arg("num_threads") = 1, py::arg("leaf_size") = 32,
         "k-NN estimate of KL(P || Q) from x ~ P (n, d) and y ~ Q (m, d) (Wang et al. 2009, "
         "eq. 5; copies of each x_i left out, as in pyvi.divergence): dict with value, terms, rho, "
         "nu, copies_x, copies_y. num_threads = 0 uses all cores.");
