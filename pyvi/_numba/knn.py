@@ -581,7 +581,12 @@ def knn_kl(x: np.ndarray, y: np.ndarray, k: int, leaf_size: int = 12):
     """Per-point squared distances, copy counts, terms and the sum of terms, for x and y already
     validated and scaled: ``(rho2, nu2, copies_x, copies_y, terms, total)``. A +inf in rho2 or nu2 marks a
     point with fewer than k distinct neighbours (the caller raises)."""
-    rho2, nu2, copies_x, copies_y = _distances(*_trees(x, y, leaf_size), k)
+    if numba.get_num_threads() > 1:
+        trees = _trees(x, y, leaf_size)
+    else:  # one thread: the builds run one after the other anyway, so skip _trees' copies
+        px, py = x.copy(), y.copy()
+        trees = (px, build_tree(px, leaf_size), py, build_tree(py, leaf_size))
+    rho2, nu2, copies_x, copies_y = _distances(*trees, k)
     if np.isinf(rho2).any() or np.isinf(nu2).any():
         return rho2, nu2, copies_x, copies_y, None, None
     terms, total = _terms(rho2, nu2, copies_x, copies_y, x.shape[1], y.shape[0])
