@@ -119,6 +119,15 @@ class Buffer {
   size_t bytes_ = 0;
 };
 
+/// (max(below, 0) + max(above, 0))^2: one axis's term of a squared distance to a box, from the
+/// signed distances below its low and above its high side (at most one is > 0 for valid boxes).
+/// Whether a point lies below, inside or above is unpredictable, so no branches (compilers keep
+/// them for std::max): relu(t) = (t + |t|) / 2 is exact.
+inline double squared_gap(double below, double above) {
+  const double gap = 0.5 * ((below + std::abs(below)) + (above + std::abs(above)));
+  return gap * gap;
+}
+
 template <int D>
 struct Dimension {
   static constexpr int64_t value(int64_t) { return D; }
@@ -289,13 +298,7 @@ class KDTree {
     const double* lo = &box_[id * 2 * d];
     const double* hi = lo + d;
     double s = 0.0;
-    for (int64_t j = 0; j < d; ++j) {
-      // Whether q lies below, inside or above the box is unpredictable, so no branches (compilers
-      // keep them for std::max): relu(t) = (t + |t|) / 2 is exact, and at most one side is > 0.
-      const double below = lo[j] - q[j], above = q[j] - hi[j];
-      const double gap = 0.5 * ((below + std::abs(below)) + (above + std::abs(above)));
-      s += gap * gap;
-    }
+    for (int64_t j = 0; j < d; ++j) s += squared_gap(lo[j] - q[j], q[j] - hi[j]);
     return s;
   }
 

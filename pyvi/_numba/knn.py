@@ -214,14 +214,8 @@ def build_tree(points, leaf_size):
 
 @numba.njit(cache=True, inline="always")
 def _box_distance2(lo, hi, node, q):
-    s = 0.0
-    for j in range(q.shape[0]):
-        # relu(t) = (t + |t|) / 2, exact and branch free (q below, inside or above is unpredictable)
-        below = lo[node, j] - q[j]
-        above = q[j] - hi[node, j]
-        gap = 0.5 * ((below + abs(below)) + (above + abs(above)))
-        s += gap * gap
-    return s
+    """Squared distance from q to node's box: the box-to-box distance to the point box (q, q)."""
+    return _box_box_distance2(lo, hi, node, q, q)
 
 
 @numba.njit(cache=True, inline="always")
@@ -341,6 +335,7 @@ def _box_box_distance2(lo, hi, node, group_lo, group_hi):
     than _box_distance2 for a query inside the group's box (rounding is monotone)."""
     s = 0.0
     for j in range(group_lo.shape[0]):
+        # relu(t) = (t + |t|) / 2, exact and branch free (below, inside or above is unpredictable)
         below = lo[node, j] - group_hi[j]
         above = group_lo[j] - hi[node, j]
         gap = 0.5 * ((below + abs(below)) + (above + abs(above)))
@@ -451,6 +446,15 @@ def _copy_tree(tree, out, count):
     count[0] = tree[1].shape[0]
 
 
+@numba.njit(cache=True)
+def _empty_tree(n, d):
+    """Uninitialised arrays for build_tree's result on n points: (index, begin, end, left, lo, hi,
+    cell_lo, cell_hi), the node arrays with room for the most nodes a tree can have (2n + 1)."""
+    nodes = 2 * n + 1
+    return (np.empty(n, np.int64), np.empty(nodes, np.int64), np.empty(nodes, np.int64), np.empty(nodes, np.int64),
+            np.empty((nodes, d)), np.empty((nodes, d)), np.empty((nodes, d)), np.empty((nodes, d)))
+
+
 @numba.njit(cache=True, parallel=True)
 def _trees(x, y, leaf_size):
     """Both trees, on copies (a build reorders its points), built side by side when numba has two
@@ -459,22 +463,22 @@ def _trees(x, y, leaf_size):
     (a few ms at 1e6, against ~80 ms per build)."""
     px = x.copy()
     py = y.copy()
-    n, m, d = px.shape[0], py.shape[0], px.shape[1]
-    tx = (np.empty(n, np.int64), np.empty(2 * n + 1, np.int64), np.empty(2 * n + 1, np.int64),
-          np.empty(2 * n + 1, np.int64), np.empty((2 * n + 1, d)), np.empty((2 * n + 1, d)),
-          np.empty((2 * n + 1, d)), np.empty((2 * n + 1, d)))
-    ty = (np.empty(m, np.int64), np.empty(2 * m + 1, np.int64), np.empty(2 * m + 1, np.int64),
-          np.empty(2 * m + 1, np.int64), np.empty((2 * m + 1, d)), np.empty((2 * m + 1, d)),
-          np.empty((2 * m + 1, d)), np.empty((2 * m + 1, d)))
+    tx = _empty_tree(px.shape[0], px.shape[1])
+    ty = _empty_tree(py.shape[0], py.shape[1])
     counts = np.empty(2, np.int64)
     for t in numba.prange(2):
         if t == 0:
             _copy_tree(build_tree(px, leaf_size), tx, counts[0:1])
         else:
             _copy_tree(build_tree(py, leaf_size), ty, counts[1:2])
-    cx, cy = counts[0], counts[1]
-    return (px, (tx[0], tx[1][:cx], tx[2][:cx], tx[3][:cx], tx[4][:cx], tx[5][:cx], tx[6][:cx], tx[7][:cx]),
-            py, (ty[0], ty[1][:cy], ty[2][:cy], ty[3][:cy], ty[4][:cy], ty[5][:cy], ty[6][:cy], ty[7][:cy]))
+    return px, _first_nodes(tx, counts[0]), py, _first_nodes(ty, counts[1])
+
+
+@numba.njit(cache=True)
+def _first_nodes(tree, count):
+    """The tree with its node arrays cut to the first ``count`` nodes (index is per point: whole)."""
+    return (tree[0], tree[1][:count], tree[2][:count], tree[3][:count], tree[4][:count], tree[5][:count],
+            tree[6][:count], tree[7][:count])
 
 
 @numba.njit(cache=True, parallel=True)
