@@ -45,6 +45,17 @@ def supports_adam_step(optimizer: torch.optim.Optimizer) -> bool:
     return True
 
 
+def _state(optimizer: torch.optim.Adam, param: torch.Tensor, step_device: torch.device) -> dict:
+    """``optimizer.state[param]``, created as torch's Adam creates it on a first step: a float32
+    scalar ``step`` on ``step_device`` and zero moments shaped (and strided) like the parameter."""
+    state = optimizer.state[param]
+    if not state:
+        state["step"] = torch.zeros((), dtype=torch.float32, device=step_device)
+        state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+    return state
+
+
 @torch.no_grad()
 def adam_step(optimizer: torch.optim.Adam) -> None:
     """``optimizer.step()`` for a plain Adam (see :func:`supports_adam_step`), without its overhead.
@@ -67,12 +78,8 @@ def adam_step(optimizer: torch.optim.Adam) -> None:
             grad = param.grad
             if grad is None:
                 continue
-            state = optimizer.state[param]
-            if not state:
-                # torch's layout for a non-fused Adam: a float32 scalar step on the CPU.
-                state["step"] = torch.tensor(0.0, dtype=torch.float32)
-                state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+            # torch's layout for a non-fused Adam: a float32 scalar step on the CPU.
+            state = _state(optimizer, param, step_device=torch.device("cpu"))
             step_tensor, exp_avg, exp_avg_sq = state["step"], state["exp_avg"], state["exp_avg_sq"]
             step = float(step_tensor) + 1.0
             step_tensor.fill_(step)
@@ -124,12 +131,8 @@ def fused_adam_step(optimizer: torch.optim.Adam) -> None:
             grad = param.grad
             if grad is None:
                 continue
-            state = optimizer.state[param]
-            if not state:
-                # torch's layout for a fused Adam: a float32 scalar step on the parameter's device.
-                state["step"] = torch.zeros((), dtype=torch.float32, device=param.device)
-                state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-                state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+            # torch's layout for a fused Adam: a float32 scalar step on the parameter's device.
+            state = _state(optimizer, param, step_device=param.device)
             tensors = _same_layout_transposed((param, grad, state["exp_avg"], state["exp_avg_sq"]))
             bucket = buckets.setdefault((param.device, param.dtype), ([], [], [], [], []))
             for items, tensor in zip(bucket, (*tensors, state["step"]), strict=True):
