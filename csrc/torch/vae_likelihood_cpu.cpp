@@ -77,40 +77,42 @@ const float* row_targets(const float* xr, uint64_t key, uint64_t base, int64_t p
   }
 }
 
-/// Float32 Bernoulli forward (the training hot path): vectorised polynomial math per row (vae_fast_math.h).
-template <bool kDynamic>
-void bernoulli_forward_f32(const at::Tensor& logits, const at::Tensor& x, at::Tensor& out, int64_t seed) {
-  const int64_t samples = logits.size(0), batch = logits.size(1), pixels = logits.size(2);
-  const float* p = logits.const_data_ptr<float>();
+/// Calls body(row, targets) for every (sample, image) row of float32 (samples, batch, pixels) in
+/// parallel, targets being the row's image in x or its dynamic draw.
+template <bool kDynamic, typename Body>
+void for_each_f32_row(const at::Tensor& logits, const at::Tensor& x, int64_t seed, const Body& body) {
+  const int64_t batch = logits.size(1), pixels = logits.size(2);
   const float* xs = x.const_data_ptr<float>();
-  float* o = out.mutable_data_ptr<float>();
   const uint64_t key = counter_key(static_cast<uint64_t>(seed));
-  at::parallel_for(0, samples * batch, kRowGrain, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, logits.size(0) * batch, kRowGrain, [&](int64_t begin, int64_t end) {
     std::vector<float> buffer;
     for (int64_t row = begin; row < end; ++row) {
       const int64_t b = row % batch;
-      const float* t = row_targets<kDynamic>(xs + b * pixels, key, static_cast<uint64_t>(b * pixels), pixels, buffer);
-      o[row] = fast::bernoulli_row(p + row * pixels, t, pixels);
+      body(row, row_targets<kDynamic>(xs + b * pixels, key, static_cast<uint64_t>(b * pixels), pixels, buffer));
     }
+  });
+}
+
+/// Float32 Bernoulli forward (the training hot path): vectorised polynomial math per row (vae_fast_math.h).
+template <bool kDynamic>
+void bernoulli_forward_f32(const at::Tensor& logits, const at::Tensor& x, at::Tensor& out, int64_t seed) {
+  const int64_t pixels = logits.size(2);
+  const float* p = logits.const_data_ptr<float>();
+  float* o = out.mutable_data_ptr<float>();
+  for_each_f32_row<kDynamic>(logits, x, seed, [&](int64_t row, const float* t) {
+    o[row] = fast::bernoulli_row(p + row * pixels, t, pixels);
   });
 }
 
 template <bool kDynamic>
 void bernoulli_backward_f32(const at::Tensor& grad, const at::Tensor& logits, const at::Tensor& x, at::Tensor& out,
                             int64_t seed) {
-  const int64_t samples = logits.size(0), batch = logits.size(1), pixels = logits.size(2);
+  const int64_t pixels = logits.size(2);
   const float* g = grad.const_data_ptr<float>();
   const float* p = logits.const_data_ptr<float>();
-  const float* xs = x.const_data_ptr<float>();
   float* o = out.mutable_data_ptr<float>();
-  const uint64_t key = counter_key(static_cast<uint64_t>(seed));
-  at::parallel_for(0, samples * batch, kRowGrain, [&](int64_t begin, int64_t end) {
-    std::vector<float> buffer;
-    for (int64_t row = begin; row < end; ++row) {
-      const int64_t b = row % batch;
-      const float* t = row_targets<kDynamic>(xs + b * pixels, key, static_cast<uint64_t>(b * pixels), pixels, buffer);
-      fast::bernoulli_grad_row(g[row], p + row * pixels, t, o + row * pixels, pixels);
-    }
+  for_each_f32_row<kDynamic>(logits, x, seed, [&](int64_t row, const float* t) {
+    fast::bernoulli_grad_row(g[row], p + row * pixels, t, o + row * pixels, pixels);
   });
 }
 
