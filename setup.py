@@ -14,6 +14,13 @@ torch must be installed first and the build run without isolation, so that the e
 against the torch you run with::
 
     pip install --no-build-isolation -e .
+
+C++ runtime: both extensions must use the libstdc++ that the process (torch) loads. A toolchain that
+links libstdc++ statically gives the extension private copies of the stream and locale code, and
+every error message that formats a number then crashes or comes out truncated (pyvi/_abi.py). Before
+building, a probe library is compiled with the same compiler; if it carries such copies, the
+libstdc++ this Python process loaded is put on the link line (which removes them), and if that does
+not help the build stops with instructions. After building, the extensions themselves are checked.
 """
 
 from __future__ import annotations
@@ -67,6 +74,75 @@ def compiler_accepts(flag: str) -> bool:
         return result.returncode == 0
 
 
+def _abi_module():
+    """pyvi/_abi.py loaded from the source tree (the package itself is not importable yet)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_pyvi_abi", ROOT / "pyvi" / "_abi.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def loaded_cxx_runtime() -> str | None:
+    """Path of the libstdc++ this process has mapped (torch loaded it), on Linux; else None."""
+    try:
+        maps = Path("/proc/self/maps").read_text().split("\n")
+    except OSError:
+        return None
+    for line in maps:
+        path = line.split()[-1] if line.strip() else ""
+        if "/libstdc++.so" in path and Path(path).exists():
+            return path
+    return None
+
+
+def cxx_runtime_link_args() -> tuple[list[str], str]:
+    """(extra link arguments, what was decided) so that the extensions share the process's libstdc++.
+
+    Compiles and links a probe library that formats a number into a std::ostringstream with the
+    compiler torch's build uses (CXX, else c++) and looks for private C++-runtime symbols in it.
+    """
+    abi = _abi_module()
+    compiler = os.environ.get("CXX", "c++")
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp, "probe.cpp")
+        source.write_text("#include <sstream>\n#include <string>\n"
+                          "std::string pyvi_probe(long v) { std::ostringstream s; s << v; return s.str(); }\n")
+
+        def private_symbols(extra: list[str]) -> list[str] | None:
+            library = Path(tmp, "probe.so")
+            try:
+                result = subprocess.run([compiler, "-O2", "-std=c++17", "-shared", "-fPIC", str(source), *extra,
+                                         "-o", str(library)], capture_output=True, check=False)
+            except OSError:
+                return None
+            return abi.private_cxx_runtime_symbols(library) if result.returncode == 0 else None
+
+        symbols = private_symbols([])
+        if symbols is None:
+            return [], f"C++ runtime probe could not run {compiler}; not checked before the build"
+        if not symbols:
+            return [], "C++ runtime shared with the process"
+        runtime = loaded_cxx_runtime()
+        if runtime is not None and private_symbols([runtime]) == []:
+            return [runtime], f"{compiler} links libstdc++ statically; linked against the process's {runtime} instead"
+    raise RuntimeError(
+        f"the C++ compiler {compiler!r} links its own copy of libstdc++ into shared libraries (e.g. it defines "
+        f"{symbols[0]}), and linking against the process's libstdc++ ({runtime}) did not avoid that. pyvi's "
+        "extensions built this way crash on their first error message. Build with a compiler that links "
+        "libstdc++ dynamically, e.g. `CXX=/usr/bin/g++ pip install --no-build-isolation -e .`")
+
+
+def check_built_runtime(paths: list[str]) -> None:
+    """Stops the build when a built extension still carries private C++-runtime code (pyvi/_abi.py)."""
+    abi = _abi_module()
+    for path in paths:
+        symbols = abi.private_cxx_runtime_symbols(path)
+        if symbols:
+            raise RuntimeError(f"{path}: {abi.REBUILD_HINT} (it defines {len(symbols)} such symbols, e.g. {symbols[0]})")
+
+
 def cuda_decision() -> tuple[bool, str]:
     """(build CUDA?, why) from PYVI_CUDA, nvcc and torch's CUDA version."""
     request = os.environ.get("PYVI_CUDA", "").strip()
@@ -98,22 +174,22 @@ def pip_cuda_include_dirs() -> list[str]:
     return sorted(str(path) for base in nvidia.__path__ for path in Path(base).glob("*/include") if path.is_dir())
 
 
-def core_extension(openmp: bool) -> Extension:
+def core_extension(openmp: bool, runtime_link: list[str]) -> Extension:
     flags = ["-O3", "-std=c++17", "-fvisibility=hidden"]
     return Extension(
         "pyvi._core",
         sources=sorted(glob.glob("csrc/core/*.cpp")),
         include_dirs=[pybind11.get_include()],
         extra_compile_args=flags + (["-fopenmp"] if openmp else []),
-        extra_link_args=["-fopenmp"] if openmp else [],
+        extra_link_args=(["-fopenmp"] if openmp else []) + runtime_link,
         language="c++",
     )
 
 
-def torch_extension(with_cuda: bool, openmp: bool) -> Extension:
-    sources = sorted(glob.glob("csrc/torch/*.cpp"))
+def torch_extension(with_cuda: bool, openmp: bool, runtime_link: list[str]) -> Extension:
+    sources = sorted(glob.glob("csrc/torch/*.cpp") + glob.glob("csrc/torch/cpu/*.cpp"))
     cxx = ["-O3", "-std=c++20"] + (["-fopenmp"] if openmp else [])
-    link = ["-fopenmp"] if openmp else []
+    link = (["-fopenmp"] if openmp else []) + runtime_link
     if not with_cuda:
         return cpp_extension.CppExtension(
             "pyvi._C", sources, extra_compile_args={"cxx": cxx}, extra_link_args=link
@@ -122,7 +198,7 @@ def torch_extension(with_cuda: bool, openmp: bool) -> Extension:
         os.environ["TORCH_CUDA_ARCH_LIST"] = "8.0;9.0+PTX"
     return cpp_extension.CUDAExtension(
         "pyvi._C",
-        sources + sorted(glob.glob("csrc/torch/*.cu")),
+        sources + sorted(glob.glob("csrc/torch/*.cu") + glob.glob("csrc/torch/cuda/*.cu")),
         define_macros=[("PYVI_WITH_CUDA", None)],
         include_dirs=pip_cuda_include_dirs(),
         extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-std=c++20"]},
@@ -135,7 +211,9 @@ def main() -> None:
     openmp = compiler_accepts("-fopenmp")
     with_cuda, cuda_reason = cuda_decision()
     torch_openmp = openmp and torch.backends.openmp.is_available()
-    extensions = [core_extension(openmp), torch_extension(with_cuda, torch_openmp)]  # sets the arch list
+    runtime_link, runtime_reason = cxx_runtime_link_args()
+    extensions = [core_extension(openmp, runtime_link),
+                  torch_extension(with_cuda, torch_openmp, runtime_link)]  # sets the arch list
     # Read at run time by pyvi.backends() to say why a backend is missing.
     (ROOT / "pyvi" / "_build.json").write_text(
         json.dumps(
@@ -144,17 +222,21 @@ def main() -> None:
                 "cuda_reason": cuda_reason,
                 "cuda_arch_list": os.environ.get("TORCH_CUDA_ARCH_LIST") if with_cuda else None,
                 "openmp": openmp,
+                "cxx_runtime": runtime_reason,
                 "torch": torch.__version__,
             },
             indent=1,
         )
         + "\n"
     )
-    print(f"pyvi build: OpenMP {'on' if openmp else 'off'}; CUDA {cuda_reason}")
-    setup(
-        ext_modules=extensions,
-        cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
-    )
+    print(f"pyvi build: OpenMP {'on' if openmp else 'off'}; CUDA {cuda_reason}; {runtime_reason}")
+
+    class BuildExtension(cpp_extension.BuildExtension):
+        def build_extensions(self) -> None:
+            super().build_extensions()
+            check_built_runtime([self.get_ext_fullpath(extension.name) for extension in self.extensions])
+
+    setup(ext_modules=extensions, cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)})
 
 
 main()

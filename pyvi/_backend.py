@@ -7,6 +7,7 @@ A missing or broken extension never breaks ``import pyvi``: it is recorded here,
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import os
 from functools import cache
@@ -28,16 +29,39 @@ def _build_info() -> dict:
         return {}
 
 
+def _private_runtime(module_name: str) -> str | None:
+    """Why the compiled module must not be loaded (it carries its own C++ runtime), or None.
+
+    Checked on the file before importing it: such a build loads fine and then crashes the process
+    at its first error message that formats a number (see pyvi/_abi.py).
+    """
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or spec.origin is None or not spec.origin.endswith(".so"):
+        return None
+    from pyvi._abi import REBUILD_HINT, private_cxx_runtime_symbols
+
+    symbols = private_cxx_runtime_symbols(spec.origin)
+    if symbols:
+        return f"refused: {Path(spec.origin).name} is a broken build: {REBUILD_HINT} (it defines {symbols[0]})"
+    return None
+
+
 @cache
 def _load(name: str) -> tuple[ModuleType | None, str]:
     """(module or None, status line) for one of 'cpp', 'torch_ops', 'numba'."""
     try:
         if name == "cpp":
+            broken = _private_runtime("pyvi._core")
+            if broken:
+                return None, broken
             module = importlib.import_module("pyvi._core")
             return module, "loaded" + (" (OpenMP)" if module.openmp else " (no OpenMP)")
         if name == "torch_ops":
             import torch  # noqa: F401  (the op library needs torch's symbols loaded first)
 
+            broken = _private_runtime("pyvi._C")
+            if broken:
+                return None, broken
             module = importlib.import_module("pyvi._C")
             return module, "loaded"
         if name == "numba":

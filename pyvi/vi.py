@@ -184,6 +184,8 @@ def _fast_path(flow: Flow, target, target_impl: str):
         params.grad = grad_params
         return bound
 
+    step.ops = ops  # what the device-resident step (pyvi/_fit_step.py) reuses
+    step.log_joint = lambda x: torch.ops.pyvi.banana_log_joint(x, *banana_args)
     return step
 
 
@@ -199,6 +201,7 @@ def fit(
     progress: bool = True,
     schedule: str = "cosine",
     target_impl: str | None = None,
+    cuda_graph: bool | None = None,
 ) -> FitResult:
     """Fits ``flow`` to ``target`` by maximising the ELBO (or the IWAE bound) with Adam.
 
@@ -224,6 +227,14 @@ def fit(
         schedule: ``"cosine"`` or ``"constant"``.
         target_impl: ``"fused"`` or ``"reference"`` log density for a Banana target; None follows
             ``flow.impl``.
+        cuda_graph: on a CUDA device with the fused fast path, the whole step runs on the device
+            (pyvi/_fit_step.py: no host synchronisation per step) and, unless this is False, is
+            captured into CUDA graphs and replayed (pyvi/_cuda_graph.py; one host call per 16
+            steps). ``False`` launches the same kernels eagerly (same results); ``True`` demands
+            capture and raises ValueError where it cannot apply (CPU, or no fast path); ``None``
+            captures wherever it applies. On that path non-finite steps are skipped on the device
+            and reported with one RuntimeWarning at the end, and ``seconds`` holds the host's
+            submission times (the GPU may still be working), ``wall_time`` the synchronised total.
 
     Returns:
         A :class:`FitResult` with the per-step bound and timing.
@@ -252,6 +263,15 @@ def fit(
 
     params = [p for p in flow.parameters() if p.requires_grad]
     fast_step = _fast_path(flow, target, flow.impl if target_impl is None else target_impl)
+    if cuda_graph is not None and not isinstance(cuda_graph, bool):
+        raise TypeError(f"cuda_graph must be None, True or False, got {type(cuda_graph).__name__}")
+    on_device = fast_step is not None and flow.base_loc.device.type == "cuda"
+    if cuda_graph and not on_device:
+        raise ValueError("cuda_graph=True needs a CUDA flow with the fused fast path (a fused flow on a target with "
+                         "a fused log-joint op); use cuda_graph=None to capture only where it applies")
+    if on_device:
+        return _fit_on_device(flow, fast_step, num_steps, batch_size, lr, objective, num_particles, seed, progress,
+                              schedule, capture=cuda_graph is not False)
     # One packed tensor per flow: Adam's per-tensor overhead is paid once, not per layer. The fast
     # path updates it with adam_step (torch's single-tensor Adam arithmetic without the ~30 us of
     # optimizer.step bookkeeping); otherwise fused=True: one kernel for the whole update.
@@ -316,6 +336,48 @@ def fit(
         lr=lr,
         seed=seed,
     )
+
+
+def _fit_on_device(flow: Flow, fast_step, num_steps: int, batch_size: int, lr: float, objective: str,
+                   num_particles: int, seed: int, progress: bool, schedule: str, capture: bool) -> FitResult:
+    """fit's loop on a GPU: the device-resident step (pyvi/_fit_step.py), captured in CUDA graphs
+    when ``capture`` (pyvi/_cuda_graph.py), the history read back once at the end."""
+    from pyvi._cuda_graph import run_steps
+    from pyvi._fit_step import DeviceFit, lr_schedule
+
+    device = flow.base_loc.device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    state = DeviceFit(flow, fast_step.ops, fast_step.log_joint, num_steps, batch_size, num_particles, objective,
+                      lr_schedule(lr, num_steps, schedule), generator)
+    seconds = np.zeros(num_steps)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=num_steps, desc=f"fit {type(flow).__name__}", leave=False)
+    start = time.perf_counter()
+    done_before = 0
+
+    def after(done: int) -> None:
+        nonlocal done_before
+        seconds[done_before:done] = time.perf_counter() - start
+        if bar is not None:
+            bar.update(done - done_before)
+        done_before = done
+
+    with torch.cuda.device(device):
+        run_steps(state.step, num_steps, capture=capture, generators=(generator,), after=after)
+        history = state.history.cpu().numpy()  # synchronises: the steps are done
+    wall_time = time.perf_counter() - start
+    if bar is not None:
+        bar.close()
+    skipped = np.flatnonzero(~np.isfinite(history)).tolist()
+    if skipped:
+        shown = ", ".join(map(str, skipped[:10])) + (", ..." if len(skipped) > 10 else "")
+        warnings.warn(f"fit: non-finite loss or gradient at {len(skipped)} step(s) ({shown}); those steps were skipped",
+                      RuntimeWarning, stacklevel=3)
+    return FitResult(elbo=history, seconds=seconds, skipped_steps=skipped, wall_time=wall_time, objective=objective,
+                     num_steps=num_steps, batch_size=batch_size, num_particles=num_particles, lr=lr, seed=seed)
 
 
 @torch.no_grad()

@@ -13,6 +13,7 @@
 #include "../common/coupling.h"
 #include "flows.h"
 #include "flows_cuda.cuh"
+#include "cuda/coupling_tiled.cuh"
 
 namespace pyvi {
 namespace {
@@ -67,6 +68,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> coupling_forward_cuda(const at::T
   TORCH_CHECK(z_in.is_cuda(), "coupling_forward_cuda: z must be a CUDA tensor");
   const c10::cuda::CUDAGuard guard(z_in.device());
   const at::Tensor z = z_in.contiguous(), params = params_in.contiguous();
+  if (coupling_tiled_supported(z.size(1), hidden, depth, affine, z.scalar_type()))
+    return coupling_forward_tiled_cuda(z, params, num_couplings, hidden, depth, affine, scale_bound);
   const int64_t batch = z.size(0), dim = z.size(1), num_params = params.size(0);
   at::Tensor x = at::empty({batch, dim}, z.options());
   at::Tensor log_det = at::empty({batch}, z.options());
@@ -97,6 +100,9 @@ std::tuple<at::Tensor, at::Tensor> coupling_backward_cuda(const at::Tensor& grad
   const c10::cuda::CUDAGuard guard(grad_x_in.device());
   const at::Tensor grad_x = grad_x_in.contiguous(), grad_log_det = grad_log_det_in.contiguous();
   const at::Tensor params = params_in.contiguous(), states = states_in.contiguous();
+  if (coupling_tiled_supported(grad_x.size(1), hidden, depth, affine, grad_x.scalar_type()))
+    return coupling_backward_tiled_cuda(grad_x, grad_log_det, params, states, num_couplings, hidden, depth, affine,
+                                        scale_bound);
   const int64_t batch = grad_x.size(0), dim = grad_x.size(1), num_params = params.size(0);
   at::Tensor grad_z = at::empty({batch, dim}, grad_x.options());
   at::Tensor grad_params = at::zeros({num_params}, grad_x.options());

@@ -75,3 +75,11 @@ def _gaussian_fake(mean, x, log_scale, seed, dynamic):
 @torch.library.register_fake("pyvi::gaussian_log_lik_backward")
 def _gaussian_backward_fake(grad, mean, x, log_scale, seed, dynamic):
     return torch.empty_like(mean, memory_format=torch.contiguous_format)
+
+
+@torch.library.register_fake("pyvi::binarize_rows")
+def _binarize_rows_fake(images, order, seeds, step, stride, batch_size):
+    from pyvi._fit_ops import same_device
+
+    same_device("binarize_rows", images=images, order=order, seeds=seeds, step=step)
+    return images.new_empty((batch_size, images.shape[1]))

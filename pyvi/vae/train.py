@@ -144,6 +144,7 @@ def train(
     resume: str | os.PathLike | None = None,
     eval_images: int = 1000,
     progress: bool = True,
+    cuda_graph: bool | None = None,
 ) -> dict:
     """Train ``model`` with Adam on ``train_data``; ELBO curves on 1,000 train / test images.
 
@@ -157,6 +158,10 @@ def train(
         resume: a checkpoint to continue from; its model config must match ``model``.
         eval_images: images of each set in the per-epoch ELBO (all when a set has fewer).
         progress: show a tqdm bar.
+        cuda_graph: on a CUDA device with dynamically binarised data, each epoch's steps run as captured
+            CUDA graphs (:class:`pyvi.vae.epoch.DeviceEpoch`: the batch gathered and binarised on the device,
+            no host synchronisation per step). ``False`` runs the eager loop (:func:`train_epoch`);
+            ``True`` demands capture (ValueError where it cannot apply); ``None`` captures where it applies.
 
     Returns:
         The history: ``{"epoch", "train_elbo", "test_elbo", "seconds"}`` lists (per epoch) and
@@ -189,6 +194,16 @@ def train(
         noise_generator.set_state(state["noise_generator"])
         history = {key: list(value) for key, value in state["history"].items()}
         start_epoch = int(state["epoch"])
+    if cuda_graph is not None and not isinstance(cuda_graph, bool):
+        raise TypeError(f"cuda_graph must be None, True or False, got {type(cuda_graph).__name__}")
+    graphable = device.type == "cuda" and train_data.binarize == "dynamic"
+    if cuda_graph and not graphable:
+        raise ValueError("cuda_graph=True needs CUDA training data with binarize='dynamic'")
+    runner = None
+    if graphable and cuda_graph is not False:
+        from pyvi.vae.epoch import DeviceEpoch
+
+        runner = DeviceEpoch(model, optimizer, train_data, batch_size, noise_generator, capture=True)
     train_eval = eval_indices(len(train_data), eval_images, seed + 2)
     test_eval = eval_indices(len(test_data), eval_images, seed + 3)
 
@@ -196,7 +211,10 @@ def train(
                initial=start_epoch, total=epochs)
     for epoch in bar:
         started = time.perf_counter()
-        train_epoch(model, optimizer, train_data, batch_size, cpu_generator, noise_generator)
+        if runner is not None:
+            runner.run(cpu_generator)
+        else:
+            train_epoch(model, optimizer, train_data, batch_size, cpu_generator, noise_generator)
         seconds = time.perf_counter() - started
         model.eval()
         history["epoch"].append(epoch + 1)
