@@ -335,7 +335,7 @@ def test_failed_checkpoint_write_keeps_the_previous_file(tmp_path):
 
 
 def test_cli_writes_every_output(tmp_path):
-    from pyvi.vae.cli import main
+    from pyvi.app.vae_cli import main
 
     out = tmp_path / "run"
     assert main(["--epochs", "1", "--out", str(out), "--threads", "1", "--iwae-k", "1,5", "--eval-images", "100",
@@ -353,7 +353,7 @@ def test_cli_writes_every_output(tmp_path):
 
 
 def test_cli_reports_bad_data_and_checkpoints_as_errors(tmp_path, capsys):
-    from pyvi.vae.cli import main
+    from pyvi.app.vae_cli import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["--data", str(tmp_path / "no-mnist"), "--epochs", "1", "--out", str(tmp_path / "out")])
