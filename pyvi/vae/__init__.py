@@ -2,8 +2,9 @@
 
 - :class:`VAE` (``pyvi.vae.model``): the problem's architecture, ``elbo``, ``iwae_bound``,
   ``encode``, ``decode``, ``sample``.
-- ``pyvi.vae.likelihood``: Bernoulli / Gaussian log p(x | z), fused custom op or torch reference,
-  and the counter-based dynamic binarisation.
+- ``pyvi.vae.likelihood``: Bernoulli / Gaussian log p(x | z), fused custom op or torch reference;
+  ``binarize``: the counter-based dynamic binarisation (from :mod:`pyvi.binarize`, a layer below
+  both this package and :mod:`pyvi.data`).
 - ``pyvi.vae.sparse_linear``: a linear layer summing over the nonzero inputs (the encoder's first
   layer on binary digits, the decoder's first layer on its 2-D input); ``pyvi.vae.latent``: the
   posterior heads, reparameterised sample and analytic KL in one op; ``pyvi.vae.dense_linear``:
@@ -23,7 +24,7 @@ import importlib
 # Where each public name lives; imported on first use so that ``import pyvi.vae`` stays cheap (it
 # does not pay torch's ~1 s import until a name is used).
 _EXPORTS = {"VAE": "pyvi.vae.model", "bernoulli_log_likelihood": "pyvi.vae.likelihood",
-            "binarize": "pyvi.vae.likelihood", "gaussian_log_likelihood": "pyvi.vae.likelihood"}
+            "binarize": "pyvi.binarize", "gaussian_log_likelihood": "pyvi.vae.likelihood"}
 __all__ = list(_EXPORTS)
 
 
