@@ -5,7 +5,11 @@ with a C++/pybind11 core (``pyvi._core``), Numba kernels (``pyvi._numba``) and c
 (``pyvi._C``). ``pyvi.backends()`` says which native backends loaded.
 
 Submodules are imported on first use (``pyvi.hmc``, ``pyvi.targets``, ...), so ``import pyvi``
-stays cheap and never fails because one extension is missing.
+stays cheap and never fails because one extension is missing. The library's modules never import
+the application, ``pyvi.app`` (the ``pyvi`` command line, the report pipeline, its plots); the
+application's old names ``pyvi.cli``, ``pyvi.pipeline``, ``pyvi.plots`` and ``pyvi.report`` still
+resolve as attributes, with a DeprecationWarning naming the new place (``import pyvi.plots`` does
+not: those modules are gone).
 
 Example:
     >>> import pyvi
@@ -17,19 +21,25 @@ Example:
 """
 
 import importlib
+import warnings
 
 from pyvi._backend import backends
 
 __version__ = "0.1.0"
 #: Public submodules, imported lazily by ``pyvi.<name>``.
-SUBMODULES = ("cli", "data", "diagnostics", "divergence", "flows", "hmc", "ops", "pipeline", "plots", "refine",
-              "report", "targets", "vae", "vi")
+SUBMODULES = ("app", "data", "diagnostics", "divergence", "flows", "hmc", "ops", "refine", "targets", "vae", "vi")
+#: Application modules that sat beside the library modules before pyvi.app -> where they are now.
+_MOVED = {name: f"pyvi.app.{name}" for name in ("cli", "pipeline", "plots", "report")}
 __all__ = ["backends", "__version__", *SUBMODULES]
 
 
 def __getattr__(name: str):
     if name in SUBMODULES:
         return importlib.import_module(f"pyvi.{name}")
+    if name in _MOVED:
+        warnings.warn(f"pyvi.{name} moved to {_MOVED[name]} (the application layer); the old name will be removed",
+                      DeprecationWarning, stacklevel=2)
+        return importlib.import_module(_MOVED[name])
     raise AttributeError(f"module 'pyvi' has no attribute {name!r}")
 
 

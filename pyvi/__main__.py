@@ -1,7 +1,10 @@
-"""``python -m pyvi``: the same as the ``pyvi`` console script."""
+"""``python -m pyvi``: the same as the ``pyvi`` console script (:func:`pyvi.app.cli.main`).
+
+The package's front door, and the one module outside ``pyvi.app`` that imports the application.
+"""
 
 import sys
 
-from pyvi.cli import main
+from pyvi.app.cli import main
 
 sys.exit(main())

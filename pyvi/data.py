@@ -17,7 +17,7 @@ Two sources:
 The images stay as gray levels in [0, 1] (float32, shape ``(N, 784)``) on the device. Binary x, as
 the problem's Bernoulli decoder needs, is made per batch on the device: ``"dynamic"`` draws
 x ~ Bernoulli(gray level) afresh for every batch with a counter-based RNG keyed by a seed (the
-same bits on CPU and CUDA; see :func:`pyvi.vae.likelihood.binarize`), ``"threshold"`` fixes
+same bits on CPU and CUDA; see :func:`pyvi.binarize.binarize`), ``"threshold"`` fixes
 x = [gray > 0.5] once, ``None`` keeps the gray levels.
 
 Example:
@@ -92,7 +92,7 @@ class MNISTData:
             return x
         if seed is None:
             raise ValueError("seed is required for dynamically binarised data")
-        from pyvi.vae.likelihood import binarize
+        from pyvi.binarize import binarize  # local: `binarize` also names a field here and an argument of mnist()
 
         return binarize(x, seed_value(seed))
 

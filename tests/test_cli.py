@@ -6,8 +6,8 @@ import sys
 
 import numpy as np
 
-from pyvi.cli import main
-from pyvi.pipeline import run_hmc
+from pyvi.app.cli import main
+from pyvi.app.pipeline import run_hmc
 
 
 def test_run_hmc_writes_report(tmp_path):
@@ -39,7 +39,7 @@ def test_python_dash_m_and_backends():
 
 def test_parser_does_not_import_torch():
     """Building the parser (``pyvi --help``, ``pyvi hmc ...``) must not pay torch's import."""
-    code = "import sys, pyvi.cli; pyvi.cli.build_parser(); print('torch' in sys.modules)"
+    code = "import sys, pyvi.app.cli; pyvi.app.cli.build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from pyvi.cli import main
-from pyvi.report import markdown_to_html
+from pyvi.app.cli import main
+from pyvi.app.report import markdown_to_html
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -14,7 +14,7 @@ from pyvi.data import MNISTData, mnist
 from pyvi.testing import DEVICES, DTYPES
 from pyvi.vae import VAE, bernoulli_log_likelihood, binarize, gaussian_log_likelihood
 from pyvi.vae import _ops  # noqa: F401  (registers the ops' autograd and fake kernels)
-from pyvi.vae.likelihood import binarize_reference, counter_uniform
+from pyvi.binarize import binarize_reference
 from pyvi.vae.train import load_checkpoint, save_checkpoint, train
 
 SEEDS = [pytest.param(None, id="given-x"), pytest.param(12345, id="dynamic")]
@@ -32,34 +32,6 @@ def _likelihood(kind, params, x, log_scale, seed, impl):
     if kind == "bernoulli":
         return bernoulli_log_likelihood(params, x, seed=seed, impl=impl)
     return gaussian_log_likelihood(params, x, log_scale, seed=seed, impl=impl)
-
-
-# ---------------------------------------------------------------- counter-based binarisation
-
-
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_binarize_matches_torch_reference_bit_for_bit(device, dtype):
-    probs = torch.rand(7, 113, dtype=dtype).to(device)
-    for seed in (0, 1, 2**62 + 12345):
-        assert torch.equal(binarize(probs, seed), binarize_reference(probs, seed))
-
-
-def test_counter_uniform_is_uniform_and_seeded():
-    u = counter_uniform(3, 200_000, dtype=torch.float64)
-    assert 0.0 <= u.min() and u.max() < 1.0
-    assert abs(u.mean().item() - 0.5) < 4 * math.sqrt(1 / 12 / 200_000)
-    assert abs(u.var().item() - 1 / 12) < 1e-3
-    assert not torch.equal(u[:1000], counter_uniform(4, 1000, dtype=torch.float64))
-    # Neighbouring indices are uncorrelated.
-    assert abs(torch.corrcoef(torch.stack([u[:-1], u[1:]]))[0, 1].item()) < 0.01
-
-
-def test_binarize_rejects_bad_input():
-    with pytest.raises(TypeError, match="probs"):
-        binarize(torch.zeros(3, dtype=torch.int64), 0)
-    with pytest.raises(ValueError, match="seed"):
-        binarize(torch.zeros(3), -1)
 
 
 # ---------------------------------------------------------------- fused == reference
@@ -335,7 +307,7 @@ def test_failed_checkpoint_write_keeps_the_previous_file(tmp_path):
 
 
 def test_cli_writes_every_output(tmp_path):
-    from pyvi.vae.cli import main
+    from pyvi.app.vae_cli import main
 
     out = tmp_path / "run"
     assert main(["--epochs", "1", "--out", str(out), "--threads", "1", "--iwae-k", "1,5", "--eval-images", "100",
@@ -353,7 +325,7 @@ def test_cli_writes_every_output(tmp_path):
 
 
 def test_cli_reports_bad_data_and_checkpoints_as_errors(tmp_path, capsys):
-    from pyvi.vae.cli import main
+    from pyvi.app.vae_cli import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["--data", str(tmp_path / "no-mnist"), "--epochs", "1", "--out", str(tmp_path / "out")])

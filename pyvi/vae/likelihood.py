@@ -6,8 +6,9 @@ return log p(x | z) summed over the D pixels, ``(S, B)`` (or ``(B,)``).
 
 With ``seed`` given, x holds gray levels and is binarised on the fly: pixel ``i`` of the flattened
 batch is 1 when ``u(seed, i) < x_i`` for a counter-based uniform ``u`` (see
-``csrc/common/vae_likelihood.h``), so the fused kernels, the CUDA kernels, :func:`binarize` and
-the torch reference :func:`counter_uniform` all draw the same bits.
+``csrc/common/vae_likelihood.h``), so the fused kernels, the CUDA kernels and
+:mod:`pyvi.binarize` (the ``binarize`` op and its torch reference, which the reference
+likelihoods here use) all draw the same bits.
 
 References:
     Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014, arXiv:1312.6114.
@@ -22,89 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from pyvi._validate import choice, seed_value
+from pyvi.binarize import binarize_reference
 
-__all__ = [
-    "binarize",
-    "bernoulli_log_likelihood",
-    "gaussian_log_likelihood",
-    "counter_uniform",
-    "binarize_reference",
-]
-
-_MASK64 = (1 << 64) - 1
-_GOLDEN = 0x9E3779B97F4A7C15
-
-
-def _signed(value: int) -> int:
-    value &= _MASK64
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
-def _splitmix_mix(z: torch.Tensor) -> torch.Tensor:
-    """splitmix64's output function on int64 tensors (wrapping multiply, logical shifts)."""
-
-    def shift(v, k):
-        return (v >> k) & ((1 << (64 - k)) - 1)
-
-    z = (z ^ shift(z, 30)) * _signed(0xBF58476D1CE4E5B9)
-    z = (z ^ shift(z, 27)) * _signed(0x94D049BB133111EB)
-    return z ^ shift(z, 31)
-
-
-def _key(seed: int) -> int:
-    z = (seed + _GOLDEN) & _MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return z ^ (z >> 31)
-
-
-def counter_uniform(seed: int, numel: int, *, dtype: torch.dtype = torch.float32, device="cpu") -> torch.Tensor:
-    """The counter-based uniforms u(seed, 0..numel-1) in [0, 1), 24 bits each, in plain torch.
-
-    The reference for the kernels' generator (``csrc/common/vae_likelihood.h``).
-    """
-    seed = seed_value(seed)
-    key = _key(seed)
-    index = torch.arange(1, numel + 1, dtype=torch.int64, device=device)
-    state = index * _signed(_GOLDEN) + _signed(key)
-    bits = (_splitmix_mix(state) >> 40) & ((1 << 24) - 1)
-    return bits.to(dtype) * 2.0**-24
-
-
-def binarize_reference(probs: torch.Tensor, seed: int) -> torch.Tensor:
-    """:func:`binarize` in plain torch."""
-    u = counter_uniform(seed, probs.numel(), dtype=probs.dtype, device=probs.device).reshape(probs.shape)
-    return (u < probs).to(probs.dtype)
-
-
-def _fused_available() -> bool:
-    from pyvi._backend import _load
-
-    return _load("torch_ops")[0] is not None
-
-
-def binarize(probs: torch.Tensor, seed: int) -> torch.Tensor:
-    """x ~ Bernoulli(probs) element-wise, drawn by a counter-based RNG keyed by ``seed``.
-
-    Element ``i`` of the flattened tensor gets bit ``[u(seed, i) < probs_i]``: the same bits on
-    CPU and CUDA and whatever the thread count. Uses the custom op when pyvi._C is built.
-
-    Example:
-        >>> binarize(torch.tensor([0.0, 1.0, 0.5]), seed=0)[:2].tolist()
-        [0.0, 1.0]
-    """
-    if not isinstance(probs, torch.Tensor):
-        raise TypeError(f"probs must be a torch.Tensor, got {type(probs).__name__}")
-    if probs.dtype not in (torch.float32, torch.float64):
-        raise TypeError(f"probs must be float32 or float64, got {probs.dtype}")
-    seed = seed_value(seed)
-    if seed >= 2**63:
-        raise ValueError(f"seed must be < 2**63, got {seed}")
-    if not _fused_available():
-        return binarize_reference(probs, seed)
-    from pyvi.vae import _ops  # noqa: F401
-
-    return torch.ops.pyvi.binarize(probs, seed).reshape(probs.shape)
+__all__ = ["bernoulli_log_likelihood", "gaussian_log_likelihood"]
 
 
 def _prepare(params: torch.Tensor, x: torch.Tensor, seed: int | None, name: str):

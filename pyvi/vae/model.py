@@ -150,7 +150,7 @@ class VAE(nn.Module):
         """
         self._check_x(x)
         if seed is not None:
-            from pyvi.vae.likelihood import binarize
+            from pyvi.binarize import binarize
 
             x_in = binarize(x, seed)
         else:
@@ -194,7 +194,7 @@ class VAE(nn.Module):
             chunk_size = max(1, _CHUNK_ELEMENTS // max(1, x.shape[0] * self.input_dim))
         chunk_size = count(chunk_size, "chunk_size", minimum=1)
         if seed is not None:
-            from pyvi.vae.likelihood import binarize
+            from pyvi.binarize import binarize
 
             x_in = binarize(x, seed)
         else:

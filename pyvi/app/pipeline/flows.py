@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pyvi.pipeline.hmc import banana_from, hmc_runs, run_hmc
+from pyvi.app.pipeline.hmc import banana_from, hmc_runs, run_hmc
 
 __all__ = ["FLOWS", "make_flow", "train_flows", "run_banana"]
 
@@ -78,7 +78,7 @@ def run_banana(out: Path, data: str | None = None, steps: int | None = None, see
     against the long HMC run, ELBO, wall time; and the same for RealNVP and planar flows trained on
     the IWAE bound with ``iwae_particles`` samples (Problem 2's objective).
     """
-    from pyvi import plots
+    from pyvi.app import plots
     from pyvi.vi import constant_jacobian_kl_floor
 
     out.mkdir(parents=True, exist_ok=True)

@@ -59,7 +59,7 @@ def run_hmc(out: Path, data: str | None = None, seed: int = 0, backend: str = "c
     """Problem 3.3: the runs of :func:`hmc_runs` against exact i.i.d. posterior draws and the exact
     moments from quadrature; writes ``hmc_scatter.png``, ``hmc_trace.png``, ``hmc.md`` and
     ``hmc.json`` to ``out``."""
-    from pyvi import plots
+    from pyvi.app import plots
 
     out.mkdir(parents=True, exist_ok=True)
     banana = banana_from(data)

@@ -19,7 +19,7 @@ __all__ = ["main", "build_parser"]
 
 
 def _cmd_hmc(args) -> int:
-    from pyvi.pipeline import run_hmc
+    from pyvi.app.pipeline import run_hmc
 
     metrics = run_hmc(Path(args.out), args.data, args.seed, args.backend)
     print(f"wrote {args.out}/hmc.md: long-run R-hat max {max(metrics['long']['rhat']):.4f}, "
@@ -28,7 +28,7 @@ def _cmd_hmc(args) -> int:
 
 
 def _write_report(out: Path, title: str, metrics: dict, sections: list[str]) -> None:
-    from pyvi.report import write_html
+    from pyvi.app.report import write_html
 
     markdown = f"# {title}\n\nProblem Set 4 reproduced by pyvi; every number is in metrics.json.\n\n" + "\n".join(sections)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float) + "\n")
@@ -54,7 +54,7 @@ def _run_steps(out: Path, steps: list) -> tuple[dict, list[str]]:
 
 
 def _banana_steps(args, out: Path, state: dict) -> list:
-    from pyvi import pipeline
+    from pyvi.app import pipeline
 
     banana = pipeline.banana_from(args.data)
 
@@ -86,7 +86,7 @@ def _cmd_banana(args) -> int:
 def _cmd_report(args) -> int:
     import torch
 
-    from pyvi import pipeline
+    from pyvi.app import pipeline
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -113,7 +113,7 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_vae(args) -> int:
-    from pyvi.vae import cli as vae_cli
+    from pyvi.app import vae_cli
 
     metrics = vae_cli.run(args)
     print(f"wrote {args.out}: test ELBO {metrics['final_test_elbo']:.2f}, "
@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     banana_cmd.set_defaults(handler=_cmd_banana)
     hmc_cmd = commands.add_parser("hmc", parents=[common], help="HMC on the banana (Problem 3.3)")
     hmc_cmd.set_defaults(handler=_cmd_hmc)
-    from pyvi.vae import cli as vae_cli
+    from pyvi.app import vae_cli
 
     vae_cmd = vae_cli.add_arguments(commands.add_parser("vae", help="train the VAE on MNIST (Problem 4)"))
     vae_cmd.set_defaults(handler=_cmd_vae)

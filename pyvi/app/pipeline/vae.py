@@ -12,7 +12,7 @@ def run_vae(out: Path, data: str = "embedded", epochs: int = 100, seed: int = 0,
     """Problem 4: trains the VAE (``pyvi vae`` with its defaults) into ``out``, writes ``vae.md``."""
     import argparse
 
-    from pyvi.vae import cli as vae_cli
+    from pyvi.app import vae_cli
 
     args = vae_cli.add_arguments(argparse.ArgumentParser()).parse_args(
         ["--data", str(data), "--epochs", str(epochs), "--out", str(out), "--seed", str(seed),

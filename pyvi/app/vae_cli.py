@@ -4,8 +4,8 @@ Example::
 
     pyvi vae --data embedded --epochs 100 --out runs/vae --threads 1
 
-The lead CLI hooks this in with ``add_arguments(subparser)`` and ``run(args)``; ``main(argv)``
-runs it standalone (``python -m pyvi.vae.cli``).
+The ``pyvi`` command line (:mod:`pyvi.app.cli`) hooks this in with ``add_arguments(subparser)`` and
+``run(args)``; ``main(argv)`` runs it standalone (``python -m pyvi.app.vae_cli``).
 """
 
 from __future__ import annotations
@@ -55,8 +55,9 @@ def run(args: argparse.Namespace) -> dict:
     """Trains (or resumes), then writes the plots, ``checkpoint.pt`` and ``metrics.json`` to ``args.out``."""
     import torch
 
+    from pyvi.app import vae_plots
     from pyvi.data import mnist
-    from pyvi.vae import report
+    from pyvi.vae.evaluate import iwae_log_likelihood, latent_means
     from pyvi.vae.model import VAE
     from pyvi.vae.train import EVAL_SEEDS, eval_indices, train
 
@@ -81,17 +82,18 @@ def run(args: argparse.Namespace) -> dict:
     seed = history["settings"]["seed"]
 
     if history["epoch"]:
-        report.plot_elbo_curves(history, out / "elbo_curves.png")
+        vae_plots.plot_elbo_curves(history, out / "elbo_curves.png")
     shown = torch.randperm(len(test_data), generator=torch.Generator().manual_seed(seed + 4))[:100]
-    report.plot_tiles(test_data.images[shown.to(device)], 10, 10, "100 real MNIST test digits", out / "real_digits.png")
-    report.plot_tiles(model.sample(100, generator=torch.Generator(device=device).manual_seed(seed + 5)), 10, 10,
-                      "100 generated digits, E[x | z] with z ~ N(0, I)", out / "generated_digits.png")
-    means = report.latent_means(model, test_data, seed=EVAL_SEEDS[1])
-    report.plot_latent_scatter(means, test_data.labels, out / "latent_scatter.png")
-    z1_range, z2_range = report.plot_latent_grid(model, means, out / "latent_grid.png")
+    vae_plots.plot_tiles(test_data.images[shown.to(device)], 10, 10, "100 real MNIST test digits",
+                         out / "real_digits.png")
+    vae_plots.plot_tiles(model.sample(100, generator=torch.Generator(device=device).manual_seed(seed + 5)), 10, 10,
+                         "100 generated digits, E[x | z] with z ~ N(0, I)", out / "generated_digits.png")
+    means = latent_means(model, test_data, seed=EVAL_SEEDS[1])
+    vae_plots.plot_latent_scatter(means, test_data.labels, out / "latent_scatter.png")
+    z1_range, z2_range = vae_plots.plot_latent_grid(model, means, out / "latent_grid.png")
     test_eval = eval_indices(len(test_data), args.eval_images, seed + 3)
     started = time.perf_counter()
-    iwae = {str(k): report.iwae_log_likelihood(model, test_data, test_eval, k, seed=EVAL_SEEDS[1])
+    iwae = {str(k): iwae_log_likelihood(model, test_data, test_eval, k, seed=EVAL_SEEDS[1])
             for k in args.iwae_k}
     iwae_seconds = time.perf_counter() - started
     metrics = {

@@ -25,7 +25,7 @@ def run_refinement(out: Path, banana, trained: dict, num_samples: int = 20_000, 
                    num_steps: int = 20) -> dict:
     """KL(q_T || p) by k-NN (k = 5, against ``num_samples`` exact draws) for T in TRANSITIONS;
     writes ``refine.png``, ``refine.md``, ``refine.json``."""
-    from pyvi import plots
+    from pyvi.app import plots
     from pyvi.divergence import knn_kl
     from pyvi.refine import mcmc_refine
 
@@ -72,7 +72,7 @@ def run_bounds(out: Path, banana, trained: dict, vae_metrics: dict | None = None
                seed: int = 0) -> dict:
     """L_K for K in BOUND_KS for each flow (and the VAE's IWAE estimates when given); writes
     ``bounds.png``, ``bounds.md``, ``bounds.json``."""
-    from pyvi import plots
+    from pyvi.app import plots
     from pyvi.vi import iwae_bound
 
     log_evidence = banana.log_evidence()

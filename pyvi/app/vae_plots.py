@@ -1,10 +1,11 @@
-"""Problem 4's figures and numbers for a trained VAE (matplotlib, Agg backend).
+"""Problem 4's figures for a trained VAE (matplotlib, Agg backend), written by ``pyvi vae``.
 
 - ``elbo_curves.png``: the ELBO on the 1,000 train and test images against the epoch;
 - ``real_digits.png`` / ``generated_digits.png``: 10 x 10 tiles of real and generated digits;
 - ``latent_scatter.png``: the test set's latent means coloured by label, with a colour bar;
-- ``latent_grid.png``: 20 x 20 decoded digits over the scatter's [min, max] of z1 and z2;
-- IWAE estimates of the test log-likelihood (Burda et al. 2016, arXiv:1509.00519).
+- ``latent_grid.png``: 20 x 20 decoded digits over the scatter's [min, max] of z1 and z2.
+
+The numbers beside them (IWAE estimates, the latent means) come from :mod:`pyvi.vae.evaluate`.
 """
 
 from __future__ import annotations
@@ -18,11 +19,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from pyvi.data import MNISTData  # noqa: E402
 from pyvi.vae.model import VAE  # noqa: E402
 
-__all__ = ["tiles", "plot_elbo_curves", "plot_tiles", "latent_means", "plot_latent_scatter", "plot_latent_grid",
-           "iwae_log_likelihood"]
+__all__ = ["tiles", "plot_elbo_curves", "plot_tiles", "plot_latent_scatter", "plot_latent_grid"]
 
 
 def tiles(images: np.ndarray, rows: int, cols: int, side: int = 28) -> np.ndarray:
@@ -57,13 +56,6 @@ def plot_tiles(images: torch.Tensor | np.ndarray, rows: int, cols: int, title: s
     plt.close(fig)
 
 
-@torch.no_grad()
-def latent_means(model: VAE, data: MNISTData, *, seed: int, batch_size: int = 1000) -> torch.Tensor:
-    """The encoder means mu(x) of every image of ``data`` (binarised with ``seed``), ``(N, latent)``."""
-    means = [model.encode(data.batch(part, seed=seed))[0] for part in torch.arange(len(data)).split(batch_size)]
-    return torch.cat(means).cpu()
-
-
 def plot_latent_scatter(means: torch.Tensor, labels: torch.Tensor, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     points = ax.scatter(means[:, 0], means[:, 1], c=labels.cpu(), cmap="tab10", vmin=-0.5, vmax=9.5, s=4)
@@ -89,15 +81,3 @@ def plot_latent_grid(model: VAE, means: torch.Tensor, path: Path, size: int = 20
     plot_tiles(images, size, size, f"decoded grid: z1 in [{low[0]:.2f}, {high[0]:.2f}], "
                f"z2 in [{low[1]:.2f}, {high[1]:.2f}]", path)
     return [low[0].item(), high[0].item()], [low[1].item(), high[1].item()]
-
-
-@torch.no_grad()
-def iwae_log_likelihood(model: VAE, data: MNISTData, indices: torch.Tensor, num_samples: int, *, seed: int,
-                        batch_size: int = 100) -> float:
-    """Mean IWAE bound L_K over ``data[indices]`` (a lower bound on the test log-likelihood)."""
-    generator = torch.Generator(device=data.device).manual_seed(seed + num_samples)
-    total = 0.0
-    for part in indices.split(batch_size):
-        x = data.batch(part, seed=seed)
-        total += model.iwae_bound(x, num_samples, generator=generator).sum().item()
-    return total / len(indices)
