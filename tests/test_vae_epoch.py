@@ -11,7 +11,7 @@ import torch
 from pyvi.data import mnist
 from pyvi.testing import DEVICES, DTYPES, cuda_available
 from pyvi.vae import VAE
-from pyvi.vae.likelihood import binarize
+from pyvi.binarize import binarize
 from pyvi.vae.train import _adam, train_epoch
 
 pytest.importorskip("pyvi._C")
