@@ -14,7 +14,9 @@ Groups:
   model and of the reference model, and the eager loops;
 - banana log density + gradient (10^7 points) and the Bernoulli likelihood (5,000 x 20 x 784).
 
-``PYVI_BENCH_COMPILE=0`` skips the torch.compile peers (each costs tens of seconds to compile).
+``PYVI_BENCH_COMPILE=0`` skips the torch.compile peers (each costs tens of seconds to compile);
+``PYVI_BENCH_COMPILED`` lists the configurations that get one. bench/cuda_session.sh runs it all on a
+GPU machine.
 
 References:
     PyTorch, "CUDA semantics: asynchronous execution" (timing needs synchronisation).
@@ -46,8 +48,9 @@ FLOWS = {
     "nice-default-b256": (lambda: NICE(seed=0), 256),
     "realnvp-8x64x2-b65536": (lambda: RealNVP(2, num_couplings=8, hidden=64, depth=2, seed=0), 65536),
 }
-#: The configurations whose compiled peer is timed (compiling each costs tens of seconds).
-COMPILED = {"planar-K5-b256", "realnvp-default-b256", "realnvp-8x64x2-b65536"}
+#: The configurations whose compiled peer is timed (compiling each costs tens of seconds);
+#: PYVI_BENCH_COMPILED="a,b" overrides the list.
+COMPILED = set(os.environ.get("PYVI_BENCH_COMPILED", "planar-K5-b256,realnvp-default-b256,realnvp-8x64x2-b65536").split(","))
 
 
 def _time(benchmark, fn, inner: int, rounds: int = 10) -> None:

@@ -1,7 +1,8 @@
 // CUDA kernels of pyvi::coupling_forward / pyvi::coupling_backward (NICE, RealNVP): one thread per
 // sample running the tiny MLPs of ../common/coupling.h, the packed weights staged in shared memory
-// when they fit (else read through the cache), parameter gradients reduced per warp by shuffles and
-// added atomically (flows_cuda.cuh).
+// when they fit (else read through the cache), parameter gradients reduced per warp by shuffles into
+// per-warp rows and summed in warp order (deterministic, flows_cuda.cuh). Wide conditioners (hidden >=
+// 16) run the cooperative kernels of cuda/coupling_tiled_cuda.cu.
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/cuda/CUDAContext.h>
@@ -41,7 +42,7 @@ template <typename T>
 __global__ void coupling_backward_kernel(const T* __restrict__ params_global, int64_t num_params, bool use_shared,
                                          CouplingShape shape, T scale_bound, const T* __restrict__ grad_x,
                                          const T* __restrict__ grad_log_det, const T* __restrict__ states,
-                                         T* __restrict__ grad_z, T* __restrict__ grad_params, int64_t batch) {
+                                         T* __restrict__ grad_z, T* __restrict__ rows, int64_t batch) {
   extern __shared__ __align__(16) unsigned char shared_raw[];
   const T* params = stage_in_shared(params_global, num_params, use_shared, reinterpret_cast<T*>(shared_raw));
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -52,7 +53,7 @@ __global__ void coupling_backward_kernel(const T* __restrict__ params_global, in
   const int64_t stride = int64_t(shape.num_couplings + 1) * shape.dim;
   T g[kCouplingMaxDim];
   for (int d = 0; d < shape.dim; ++d) g[d] = active ? grad_x[row * shape.dim + d] : T(0);
-  WarpAtomicAdd<T> add{grad_params};
+  WarpRowSums<T> add{rows, num_params};
   coupling_backward_sample(params, shape, scale_bound, states + row * stride, active ? grad_log_det[row] : T(0), g,
                            add);
   if (active)
@@ -105,10 +106,12 @@ std::tuple<at::Tensor, at::Tensor> coupling_backward_cuda(const at::Tensor& grad
                                         scale_bound);
   const int64_t batch = grad_x.size(0), dim = grad_x.size(1), num_params = params.size(0);
   at::Tensor grad_z = at::empty({batch, dim}, grad_x.options());
-  at::Tensor grad_params = at::zeros({num_params}, grad_x.options());
-  if (batch == 0) return {grad_z, grad_params};
+  if (batch == 0) return {grad_z, at::zeros({num_params}, grad_x.options())};
+  at::Tensor grad_params = at::empty({num_params}, grad_x.options());
   const auto shape = cuda_shape(dim, num_couplings, hidden, depth, affine);
   const auto blocks = static_cast<unsigned int>((batch + kFlowThreads - 1) / kFlowThreads);
+  const int64_t num_warps = int64_t(blocks) * (kFlowThreads / 32);
+  at::Tensor rows = at::empty({num_warps, num_params}, grad_x.options());
   AT_DISPATCH_FLOATING_TYPES(grad_x.scalar_type(), "coupling_backward_cuda", [&] {
     const int64_t bytes = num_params * static_cast<int64_t>(sizeof(scalar_t));
     const bool use_shared = bytes <= kFlowSharedBytes;
@@ -116,7 +119,10 @@ std::tuple<at::Tensor, at::Tensor> coupling_backward_cuda(const at::Tensor& grad
                                          at::cuda::getCurrentCUDAStream()>>>(
         params.const_data_ptr<scalar_t>(), num_params, use_shared, shape, static_cast<scalar_t>(scale_bound),
         grad_x.const_data_ptr<scalar_t>(), grad_log_det.const_data_ptr<scalar_t>(), states.const_data_ptr<scalar_t>(),
-        grad_z.mutable_data_ptr<scalar_t>(), grad_params.mutable_data_ptr<scalar_t>(), batch);
+        grad_z.mutable_data_ptr<scalar_t>(), rows.mutable_data_ptr<scalar_t>(), batch);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    sum_rows_kernel<scalar_t><<<sum_rows_blocks(num_params), 256, 0, at::cuda::getCurrentCUDAStream()>>>(
+        rows.const_data_ptr<scalar_t>(), num_warps, num_params, grad_params.mutable_data_ptr<scalar_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
   return {grad_z, grad_params};

@@ -1,6 +1,7 @@
 // CUDA kernels of pyvi::planar_forward / pyvi::planar_backward: one thread per sample, the
-// prepared layer table in shared memory, parameter-gradient sums reduced per warp then atomically
-// (see flows_cuda.cuh), and a one-block pass that chains them through u_hat(u, w).
+// prepared layer table in shared memory, parameter-gradient sums reduced per warp into per-warp rows
+// and then summed in warp order (deterministic, flows_cuda.cuh), and a one-block pass that chains them
+// through u_hat(u, w).
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/cuda/CUDAContext.h>
@@ -37,8 +38,8 @@ __global__ void planar_forward_kernel(const T* __restrict__ prep_global, int lay
 template <typename T>
 __global__ void planar_backward_kernel(const T* __restrict__ prep_global, int layers, int dim, bool use_shared,
                                        const T* __restrict__ grad_x, const T* __restrict__ grad_log_det,
-                                       const T* __restrict__ states, T* __restrict__ grad_z, T* __restrict__ sums,
-                                       int64_t batch) {
+                                       const T* __restrict__ states, T* __restrict__ grad_z, T* __restrict__ rows,
+                                       int64_t num_sums, int64_t batch) {
   extern __shared__ __align__(16) unsigned char shared_raw[];
   const T* prep = stage_in_shared(prep_global, int64_t(layers) * planar_prep_size(dim), use_shared,
                                   reinterpret_cast<T*>(shared_raw));
@@ -49,7 +50,7 @@ __global__ void planar_backward_kernel(const T* __restrict__ prep_global, int la
   const int64_t row = active ? i : batch - 1;
   T g[kPlanarMaxCudaDim];
   for (int d = 0; d < dim; ++d) g[d] = active ? grad_x[row * dim + d] : T(0);
-  WarpAtomicAdd<T> add{sums};
+  WarpRowSums<T> add{rows, num_sums};
   planar_backward_sample(prep, layers, dim, states + row * layers * dim, active ? grad_log_det[row] : T(0), g, add);
   if (active)
     for (int d = 0; d < dim; ++d) grad_z[i * dim + d] = g[d];
@@ -104,7 +105,8 @@ std::tuple<at::Tensor, at::Tensor> planar_backward_cuda(const at::Tensor& grad_x
   const at::Tensor params = params_in.contiguous(), states = states_in.contiguous();
   const int64_t batch = grad_x.size(0), dim = grad_x.size(1), layers = params.size(0);
   at::Tensor grad_z = at::empty({batch, dim}, grad_x.options());
-  at::Tensor sums = at::zeros({layers, 2 * dim + 2}, grad_x.options());
+  at::Tensor sums = batch == 0 ? at::zeros({layers, 2 * dim + 2}, grad_x.options())
+                               : at::empty({layers, 2 * dim + 2}, grad_x.options());
   at::Tensor grad_params = at::empty({layers, 2 * dim + 1}, grad_x.options());
   at::Tensor prep = at::empty({layers, 2 * dim + 2}, grad_x.options());
   const auto stream = at::cuda::getCurrentCUDAStream();
@@ -116,11 +118,16 @@ std::tuple<at::Tensor, at::Tensor> planar_backward_cuda(const at::Tensor& grad_x
                                                             static_cast<int>(dim), prep.mutable_data_ptr<scalar_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     if (batch > 0) {
+      const int64_t num_warps = int64_t(blocks) * (kFlowThreads / 32), num_sums = sums.numel();
+      at::Tensor rows = at::empty({num_warps, num_sums}, grad_x.options());
       planar_backward_kernel<scalar_t><<<blocks, kFlowThreads, use_shared ? bytes : 0, stream>>>(
           prep.const_data_ptr<scalar_t>(), static_cast<int>(layers), static_cast<int>(dim), use_shared,
           grad_x.const_data_ptr<scalar_t>(), grad_log_det.const_data_ptr<scalar_t>(),
-          states.const_data_ptr<scalar_t>(), grad_z.mutable_data_ptr<scalar_t>(), sums.mutable_data_ptr<scalar_t>(),
-          batch);
+          states.const_data_ptr<scalar_t>(), grad_z.mutable_data_ptr<scalar_t>(), rows.mutable_data_ptr<scalar_t>(),
+          num_sums, batch);
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      sum_rows_kernel<scalar_t><<<sum_rows_blocks(num_sums), 256, 0, stream>>>(
+          rows.const_data_ptr<scalar_t>(), num_warps, num_sums, sums.mutable_data_ptr<scalar_t>());
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     }
     planar_param_grad_kernel<scalar_t><<<1, 128, 0, stream>>>(params.const_data_ptr<scalar_t>(),

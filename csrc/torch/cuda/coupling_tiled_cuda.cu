@@ -12,6 +12,7 @@
 #include <algorithm>
 
 #include "../../common/coupling.h"
+#include "../flows_cuda.cuh"
 
 namespace pyvi {
 namespace {
@@ -315,16 +316,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-/// out[p] = sum over blocks b, in order, of partial[b][p]: the parameter gradient, deterministic.
-template <typename T>
-__global__ void sum_rows_kernel(const T* __restrict__ partial, int64_t rows, int64_t cols, T* __restrict__ out) {
-  for (int64_t p = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; p < cols; p += int64_t(gridDim.x) * blockDim.x) {
-    T sum = T(0);
-    for (int64_t b = 0; b < rows; ++b) sum += partial[b * cols + p];
-    out[p] = sum;
-  }
-}
-
 CouplingShape tiled_shape(int64_t dim, int64_t num_couplings, int64_t hidden, int64_t depth, bool affine) {
   return {static_cast<int>(dim), static_cast<int>(num_couplings), static_cast<int>(hidden), static_cast<int>(depth),
           affine};
@@ -413,8 +404,7 @@ std::tuple<at::Tensor, at::Tensor> coupling_backward_tiled_cuda(const at::Tensor
         grad_x.const_data_ptr<scalar_t>(), grad_log_det.const_data_ptr<scalar_t>(), states.const_data_ptr<scalar_t>(),
         grad_z.mutable_data_ptr<scalar_t>(), partial.mutable_data_ptr<scalar_t>(), num_params, batch);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
-    const auto sum_blocks = static_cast<unsigned>(std::min<int64_t>((num_params + 255) / 256, 1024));
-    sum_rows_kernel<scalar_t><<<sum_blocks, 256, 0, stream>>>(partial.const_data_ptr<scalar_t>(), blocks, num_params,
+    sum_rows_kernel<scalar_t><<<sum_rows_blocks(num_params), 256, 0, stream>>>(partial.const_data_ptr<scalar_t>(), blocks, num_params,
                                                                grad_params.mutable_data_ptr<scalar_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
