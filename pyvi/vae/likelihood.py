@@ -7,7 +7,8 @@ return log p(x | z) summed over the D pixels, ``(S, B)`` (or ``(B,)``).
 With ``seed`` given, x holds gray levels and is binarised on the fly: pixel ``i`` of the flattened
 batch is 1 when ``u(seed, i) < x_i`` for a counter-based uniform ``u`` (see
 ``csrc/common/vae_likelihood.h``), so the fused kernels, the CUDA kernels, :func:`binarize` and
-the torch reference :func:`counter_uniform` all draw the same bits.
+the torch reference :func:`counter_uniform` all draw the same bits. The ops' Python side (fake
+kernels, thin wrappers) is :mod:`pyvi.ops.vae_likelihood`.
 
 References:
     Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014, arXiv:1312.6114.
@@ -77,17 +78,13 @@ def binarize_reference(probs: torch.Tensor, seed: int) -> torch.Tensor:
     return (u < probs).to(probs.dtype)
 
 
-def _fused_available() -> bool:
-    from pyvi._backend import _load
-
-    return _load("torch_ops")[0] is not None
-
-
 def binarize(probs: torch.Tensor, seed: int) -> torch.Tensor:
     """x ~ Bernoulli(probs) element-wise, drawn by a counter-based RNG keyed by ``seed``.
 
     Element ``i`` of the flattened tensor gets bit ``[u(seed, i) < probs_i]``: the same bits on
-    CPU and CUDA and whatever the thread count. Uses the custom op when pyvi._C is built.
+    CPU and CUDA and whatever the thread count. Runs the custom op ``pyvi::binarize``, so it needs
+    pyvi._C (an ImportError with build instructions without it; :func:`binarize_reference` is the
+    plain-torch twin).
 
     Example:
         >>> binarize(torch.tensor([0.0, 1.0, 0.5]), seed=0)[:2].tolist()
@@ -100,11 +97,9 @@ def binarize(probs: torch.Tensor, seed: int) -> torch.Tensor:
     seed = seed_value(seed)
     if seed >= 2**63:
         raise ValueError(f"seed must be < 2**63, got {seed}")
-    if not _fused_available():
-        return binarize_reference(probs, seed)
-    from pyvi.vae import _ops  # noqa: F401
+    from pyvi.ops import vae_likelihood as ops  # loads pyvi._C on first use
 
-    return torch.ops.pyvi.binarize(probs, seed).reshape(probs.shape)
+    return ops.binarize(probs, seed)
 
 
 def _prepare(params: torch.Tensor, x: torch.Tensor, seed: int | None, name: str):
@@ -154,9 +149,9 @@ def bernoulli_log_likelihood(
         target = x if seed is None else binarize_reference(x.detach(), seed)
         out = -F.binary_cross_entropy_with_logits(logits3, target.expand_as(logits3), reduction="none").sum(-1)
     else:
-        from pyvi.vae import _ops  # noqa: F401
+        from pyvi.ops import vae_likelihood as ops  # loads pyvi._C on first use
 
-        out = torch.ops.pyvi.bernoulli_log_lik(logits3, x, 0 if seed is None else seed, seed is not None)
+        out = ops.bernoulli_log_lik(logits3, x, seed)
     return out.squeeze(0) if squeeze else out
 
 
@@ -189,7 +184,7 @@ def gaussian_log_likelihood(
         scale = log_scale.reshape(()).exp()
         out = (-0.5 * ((target - mean3) / scale) ** 2 - log_scale.reshape(()) - 0.5 * math.log(2 * math.pi)).sum(-1)
     else:
-        from pyvi.vae import _ops  # noqa: F401
+        from pyvi.ops import vae_likelihood as ops  # loads pyvi._C on first use
 
-        out = torch.ops.pyvi.gaussian_log_lik(mean3, x, log_scale, 0 if seed is None else seed, seed is not None)
+        out = ops.gaussian_log_lik(mean3, x, log_scale, seed)
     return out.squeeze(0) if squeeze else out
