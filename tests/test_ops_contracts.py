@@ -53,7 +53,7 @@ def test_layout_tiles_the_packed_vector(shape):
         cond, moved = layout.halves(k)
         assert sorted([*range(dim)[cond], *range(dim)[moved]]) == list(range(dim))
         for (weight, bias), (w_at, rows, cols, b_at) in zip(layout.mlp(torch.zeros(layout.num_params), k),
-                                                            _C.coupling_layout(*shape)[2][k][4], strict=True):
+                                                            ops.layout(*shape).couplings[k].layers, strict=True):
             assert weight.shape == (rows, cols) and bias.shape == (rows,)
             spans += [(w_at, rows * cols), (b_at, rows)]
     if not layout.affine:

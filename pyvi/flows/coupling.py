@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +40,9 @@ from torch import nn
 
 from pyvi._validate import count, positive_float, seed_value
 from pyvi.flows.base import Flow
+
+if TYPE_CHECKING:
+    from pyvi.ops.coupling import PackedLayout
 
 __all__ = ["CouplingFlow", "CouplingLayout", "MAX_FUSED_HIDDEN", "MAX_FUSED_DEPTH", "MAX_FUSED_DIM"]
 
@@ -74,35 +78,39 @@ class CouplingLayout:
     hidden: int
     depth: int
     affine: bool
-    _table: tuple = field(init=False, repr=False, compare=False)
+    _packed: PackedLayout = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         from pyvi.ops import coupling as ops  # loads pyvi._C
 
-        object.__setattr__(self, "_table", ops.layout(self.dim, self.num_couplings, self.hidden, self.depth, self.affine))
+        packed = ops.layout(self.dim, self.num_couplings, self.hidden, self.depth, self.affine)
+        object.__setattr__(self, "_packed", packed)
 
     def halves(self, k: int) -> tuple[slice, slice]:
         """(conditioning, transformed) coordinate slices of coupling k."""
-        cond_start, cond_size, moved_start, moved_size, _ = self._table[2][k]
-        return slice(cond_start, cond_start + cond_size), slice(moved_start, moved_start + moved_size)
+        c = self._packed.couplings[k]
+        return slice(c.cond_start, c.cond_start + c.cond_size), slice(c.moved_start, c.moved_start + c.moved_size)
 
     def sizes(self, k: int) -> tuple[int, int]:
         """(conditioning, transformed) sizes of coupling k."""
-        return self._table[2][k][1], self._table[2][k][3]
+        c = self._packed.couplings[k]
+        return c.cond_size, c.moved_size
 
     def offset(self, k: int) -> int:
         """Start of coupling k's weights; ``k = num_couplings`` gives NICE's log-scales."""
-        return self._table[1] if k == self.num_couplings else self._table[2][k][4][0][0]
+        packed = self._packed
+        return packed.log_scale_offset if k == self.num_couplings else packed.couplings[k].layers[0].weight_offset
 
     @property
     def num_params(self) -> int:
-        return self._table[0]
+        return self._packed.num_params
 
     def mlp(self, params: torch.Tensor, k: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Views ``[(W, b), ...]`` of coupling k's MLP layers into ``params``."""
         return [
-            (params[weight : weight + rows * cols].view(rows, cols), params[bias : bias + rows])
-            for weight, rows, cols, bias in self._table[2][k][4]
+            (params[layer.weight_offset : layer.weight_offset + layer.rows * layer.cols].view(layer.rows, layer.cols),
+             params[layer.bias_offset : layer.bias_offset + layer.rows])
+            for layer in self._packed.couplings[k].layers
         ]
 
 

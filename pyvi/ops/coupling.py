@@ -11,13 +11,15 @@ backward through a fused flow is not supported (the reference implementation has
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from pyvi.ops import _C
 from pyvi.ops._fake import check_same_device
 
-__all__ = ["coupling_flow", "op_config", "layout", "fused_supported", "MAX_DIM", "MAX_HIDDEN", "MAX_DEPTH",
-           "MAX_COUPLINGS"]
+__all__ = ["coupling_flow", "op_config", "layout", "fused_supported", "PackedLayout", "PackedCoupling", "PackedLayer",
+           "MAX_DIM", "MAX_HIDDEN", "MAX_DEPTH", "MAX_COUPLINGS"]
 
 #: The fused kernels' limits (their per-sample scratch is fixed-size): csrc/common/coupling.h.
 MAX_DIM: int = _C.coupling_max_dim
@@ -26,21 +28,53 @@ MAX_DEPTH: int = _C.coupling_max_depth
 MAX_COUPLINGS: int = _C.coupling_max_couplings
 
 
-def layout(dim: int, num_couplings: int, hidden: int, depth: int, affine: bool):
-    """The packed parameter layout of a coupling stack, as csrc/common/coupling.h defines it.
+class PackedLayer(NamedTuple):
+    """One MLP layer: ``W (rows, cols)`` row-major at ``weight_offset``, ``b (rows,)`` at ``bias_offset``."""
 
-    Returns ``(num_params, log_scale_offset, couplings)``: ``couplings[k]`` is ``(cond_start,
-    cond_size, moved_start, moved_size, layers)`` and ``layers[l]`` is ``(weight_offset, rows,
-    cols, bias_offset)`` of the MLP layer ``W_l (rows, cols)``, ``b_l (rows,)``; NICE's ``dim``
-    log-scales start at ``log_scale_offset``. Any sizes (the reference implementation uses it beyond
-    the fused limits too).
+    weight_offset: int
+    rows: int
+    cols: int
+    bias_offset: int
+
+
+class PackedCoupling(NamedTuple):
+    """One coupling: it conditions on ``[cond_start, cond_start + cond_size)``, moves
+    ``[moved_start, moved_start + moved_size)``, and its MLP's layers are ``layers``."""
+
+    cond_start: int
+    cond_size: int
+    moved_start: int
+    moved_size: int
+    layers: tuple[PackedLayer, ...]
+
+
+class PackedLayout(NamedTuple):
+    """The packed parameter vector: ``num_params`` numbers, the couplings' MLPs, then (NICE) the
+    ``dim`` log-scales from ``log_scale_offset``."""
+
+    num_params: int
+    log_scale_offset: int
+    couplings: tuple[PackedCoupling, ...]
+
+
+def layout(dim: int, num_couplings: int, hidden: int, depth: int, affine: bool) -> PackedLayout:
+    """The packed parameter layout of a coupling stack, as csrc/common/coupling.h defines it (and
+    the kernels walk it), from ``pyvi._C.coupling_layout``. Any sizes: the reference implementation
+    uses it beyond the fused limits too.
 
     Example:
-        >>> num_params, log_scale_offset, couplings = layout(2, 1, 3, 1, affine=False)
-        >>> num_params, couplings[0][4]
-        (12, ((0, 3, 1, 3), (6, 1, 3, 9)))
+        >>> packed = layout(2, 1, 3, 1, affine=False)
+        >>> packed.num_params, packed.log_scale_offset
+        (12, 10)
+        >>> packed.couplings[0].layers[1]
+        PackedLayer(weight_offset=6, rows=1, cols=3, bias_offset=9)
     """
-    return _C.coupling_layout(dim, num_couplings, hidden, depth, bool(affine))
+    num_params, log_scale_offset, couplings = _C.coupling_layout(dim, num_couplings, hidden, depth, bool(affine))
+    return PackedLayout(
+        num_params,
+        log_scale_offset,
+        tuple(PackedCoupling(*halves, tuple(PackedLayer(*layer) for layer in layers)) for *halves, layers in couplings),
+    )
 
 
 def fused_supported(dim: int, num_couplings: int, hidden: int, depth: int) -> bool:
