@@ -2,9 +2,11 @@
 
 - ``pyvi._core``: torch-free C++17 (pybind11, numpy in/out), ``-O3``, OpenMP where the compiler
   has it. Sources: ``csrc/core/*.cpp``.
-- ``pyvi._C``: torch custom ops (C++20). Sources are found by name, as in pytorch_scatter:
-  ``csrc/torch/*.cpp`` always, ``csrc/torch/*.cu`` when CUDA is built. Adding an op means adding its
-  files there; nothing here changes.
+- ``pyvi._C``: torch custom ops (C++20). Sources are found by name, as in pytorch_scatter: one unit
+  per op, ``csrc/torch/<op>.cpp`` (schema, checks, config, autograd, registration) and
+  ``csrc/torch/cpu/<op>_cpu.cpp`` (CPU kernels) always, ``csrc/torch/cuda/<op>_cuda.cu`` (CUDA
+  kernels) when CUDA is built; ``csrc/torch/module.cpp`` is the module. Adding an op means adding
+  its files there; nothing here changes.
 
 CUDA: built when nvcc and a CUDA build of torch with the same major version are found. Set
 ``PYVI_CUDA=1`` to require it (the build fails if it cannot), ``PYVI_CUDA=0`` to skip it. With no
@@ -198,7 +200,7 @@ def torch_extension(with_cuda: bool, openmp: bool, runtime_link: list[str]) -> E
         os.environ["TORCH_CUDA_ARCH_LIST"] = "8.0;9.0+PTX"
     return cpp_extension.CUDAExtension(
         "pyvi._C",
-        sources + sorted(glob.glob("csrc/torch/*.cu") + glob.glob("csrc/torch/cuda/*.cu")),
+        sources + sorted(glob.glob("csrc/torch/cuda/*.cu")),
         define_macros=[("PYVI_WITH_CUDA", None)],
         include_dirs=pip_cuda_include_dirs(),
         extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-std=c++20"]},

@@ -32,7 +32,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-import pyvi._fit_ops  # noqa: F401  (the ops' fake kernels; loads pyvi._C)
+import pyvi.ops  # noqa: F401  (pyvi._C and the ops' fake kernels)
 
 __all__ = ["DeviceFit", "lr_schedule"]
 

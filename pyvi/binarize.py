@@ -8,8 +8,10 @@ likelihoods that binarise on the fly (:mod:`pyvi.vae.likelihood`) all draw the s
 and CUDA, whatever the thread count.
 
 The layer: :mod:`pyvi.data` binarises its batches with this module and :mod:`pyvi.vae` uses its
-reference, so it imports neither (data never imports the VAE). The op's fake kernel, for
-``torch.compile``, is registered with the other VAE ops' in ``pyvi.vae._ops``.
+reference, so it imports neither (data never imports the VAE). The op's Python side (fake kernel,
+thin wrapper) is :mod:`pyvi.ops.vae_likelihood`; like every fused op, :func:`binarize` needs
+``pyvi._C`` and raises ``pyvi.ops``' ImportError with build instructions without it (no silent
+fallback: :func:`binarize_reference` is the plain-torch twin to call explicitly).
 
 References:
     Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011 (counter-based RNGs).
@@ -70,17 +72,11 @@ def binarize_reference(probs: torch.Tensor, seed: int) -> torch.Tensor:
     return (u < probs).to(probs.dtype)
 
 
-def _fused_available() -> bool:
-    from pyvi._backend import _load
-
-    return _load("torch_ops")[0] is not None
-
-
 def binarize(probs: torch.Tensor, seed: int) -> torch.Tensor:
     """x ~ Bernoulli(probs) element-wise, drawn by a counter-based RNG keyed by ``seed``.
 
     Element ``i`` of the flattened tensor gets bit ``[u(seed, i) < probs_i]``: the same bits on
-    CPU and CUDA and whatever the thread count. Uses the custom op when pyvi._C is built.
+    CPU and CUDA and whatever the thread count. Runs the custom op ``pyvi::binarize`` (needs pyvi._C).
 
     Example:
         >>> binarize(torch.tensor([0.0, 1.0, 0.5]), seed=0)[:2].tolist()
@@ -93,6 +89,6 @@ def binarize(probs: torch.Tensor, seed: int) -> torch.Tensor:
     seed = seed_value(seed)
     if seed >= 2**63:
         raise ValueError(f"seed must be < 2**63, got {seed}")
-    if not _fused_available():
-        return binarize_reference(probs, seed)
-    return torch.ops.pyvi.binarize(probs, seed).reshape(probs.shape)
+    from pyvi.ops import vae_likelihood as ops  # loads pyvi._C on first use
+
+    return ops.binarize(probs, seed)

@@ -15,6 +15,7 @@ import sys
 import textwrap
 
 import pytest
+import torch  # noqa: F401  (pyvi._C needs torch's libraries loaded first)
 
 from pyvi._abi import private_cxx_runtime_symbols
 
@@ -31,7 +32,7 @@ FORMATTED_CHECKS = textwrap.dedent(
     calls = {
         "banana": lambda: ops.banana_log_joint(torch.zeros(3, dtype=d), 100.0, 1.0, 1.0, 2.0, 1.0),
         "planar": lambda: ops.planar_forward(torch.zeros(3, dtype=d), torch.zeros(2, 5, dtype=d)),
-        "coupling": lambda: ops.coupling_forward(torch.zeros(7, dtype=d), torch.zeros(10, dtype=d), 2, 4, 1, True, 2.0),
+        "coupling": lambda: ops.coupling_forward(torch.zeros(7, dtype=d), torch.zeros(10, dtype=d), [2, 4, 1, 1, 2.0]),
         "vae_likelihood": lambda: ops.bernoulli_log_lik(torch.zeros(7, 5), torch.zeros(7, 5), 0, False),
         "sparse_linear": lambda: ops.sparse_linear(torch.zeros(7), torch.zeros(4, 7), torch.zeros(4), True),
         "dense_linear": lambda: ops.dense_linear(torch.zeros(7), torch.zeros(4, 7), torch.zeros(4)),

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from pyvi.flows import NICE, PlanarFlow, RealNVP
-from pyvi.flows._ops import coupling_flow, planar_flow
+from pyvi.ops.coupling import coupling_flow
+from pyvi.ops.planar import planar_flow
 from pyvi.testing import DEVICES, DTYPES
 
 IMPLS = ["fused", "reference"]
@@ -122,10 +123,9 @@ def test_fused_ops_gradcheck(name):
     if isinstance(flow, PlanarFlow):
         fn = planar_flow
     else:
-        layout = flow.layout
 
         def fn(z, params):
-            return coupling_flow(z, params, layout.num_couplings, layout.hidden, layout.depth, layout.affine, flow.scale_bound)
+            return coupling_flow(z, params, flow.op_config)
 
     assert torch.autograd.gradcheck(fn, (z, params))
 
@@ -140,9 +140,8 @@ def test_fused_ops_opcheck(name):
     if isinstance(flow, PlanarFlow):
         forward, backward, config = torch.ops.pyvi.planar_forward.default, torch.ops.pyvi.planar_backward.default, ()
     else:
-        layout = flow.layout
         forward, backward = torch.ops.pyvi.coupling_forward.default, torch.ops.pyvi.coupling_backward.default
-        config = (layout.num_couplings, layout.hidden, layout.depth, layout.affine, flow.scale_bound)
+        config = (flow.op_config,)
     torch.library.opcheck(forward, (z.requires_grad_(), params.requires_grad_(), *config))
     _, _, states = forward(z.detach(), params.detach(), *config)
     backward_args = (torch.randn_like(z), torch.randn(z.shape[0], dtype=z.dtype), params.detach(), states, *config)
@@ -267,7 +266,7 @@ def test_bad_input_raises():
     with pytest.raises(ValueError, match="params must have shape"):
         torch.ops.pyvi.planar_forward(torch.zeros(3, 2), torch.zeros(2, 4))
     with pytest.raises(ValueError, match="hidden"):
-        torch.ops.pyvi.coupling_forward(torch.zeros(3, 2), torch.zeros(10), 1, 100, 1, True, 1.0)
+        torch.ops.pyvi.coupling_forward(torch.zeros(3, 2), torch.zeros(10), [1.0, 100.0, 1.0, 1.0, 1.0])
 
 
 @pytest.mark.parametrize("name", ["planar", "realnvp"])

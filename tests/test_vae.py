@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pyvi.data import MNISTData, mnist
 from pyvi.testing import DEVICES, DTYPES
 from pyvi.vae import VAE, bernoulli_log_likelihood, binarize, gaussian_log_likelihood
-from pyvi.vae import _ops  # noqa: F401  (registers the ops' autograd and fake kernels)
+import pyvi.ops  # noqa: F401  (loads pyvi._C and the ops' fake kernels)
 from pyvi.binarize import binarize_reference
 from pyvi.vae.train import load_checkpoint, save_checkpoint, train
 

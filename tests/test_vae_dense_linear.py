@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from pyvi.testing import DEVICES, DTYPES
-from pyvi.vae import _ops  # noqa: F401  (registers the fake kernel)
+import pyvi.ops  # noqa: F401  (loads pyvi._C and the ops' fake kernels)
 from pyvi.vae.dense_linear import dense_linear
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pyvi.testing import DEVICES, DTYPES
-from pyvi.vae import _ops  # noqa: F401  (registers the fake kernels)
+import pyvi.ops  # noqa: F401  (loads pyvi._C and the ops' fake kernels)
 from pyvi.vae.latent import gaussian_latent
 
 NAMES = ("h", "w_mu", "b_mu", "w_log_var", "b_log_var", "eps")

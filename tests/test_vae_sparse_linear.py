@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pyvi.testing import DEVICES, DTYPES
-from pyvi.vae import _ops  # noqa: F401  (registers the fake kernels)
+import pyvi.ops  # noqa: F401  (loads pyvi._C and the ops' fake kernels)
 from pyvi.vae.sparse_linear import in_major, sparse_linear
 
 

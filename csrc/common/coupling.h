@@ -2,8 +2,10 @@
 // arXiv:1410.8516) or RealNVP (affine, Dinh et al. 2016, arXiv:1605.08803), shared by the CPU and
 // CUDA kernels of pyvi::coupling_forward / pyvi::coupling_backward.
 //
-// Layout of the packed parameter vector (mirrors pyvi/flows/coupling.py's CouplingLayout):
-// coupling k conditions on `cond` coordinates and moves `moved` ones (halves alternating: even k
+// Layout of the packed parameter vector, defined here once (coupling_halves, coupling_layer_shape,
+// coupling_layer_offset, coupling_offset, coupling_num_params): the kernels walk it, and
+// pyvi._C.coupling_layout exports it to Python (pyvi/flows/coupling.py's CouplingLayout reads it).
+// Coupling k conditions on `cond` coordinates and moves `moved` ones (halves alternating: even k
 // conditions on [0, D/2), odd k on [D/2, D)); its ReLU MLP stores
 //   W_0 (H, cond), b_0 (H), [W_l (H, H), b_l (H)] x (depth - 1), W_out (num_out, H), b_out (num_out)
 // row-major, num_out = moved (additive) or 2 moved (affine: raw scale first, then shift).
@@ -18,10 +20,12 @@
 
 namespace pyvi {
 
-/// Largest sizes the per-sample scratch arrays take (pyvi/flows/coupling.py: MAX_FUSED_*).
+/// Largest sizes the per-sample scratch arrays take (exported to Python as pyvi._C.coupling_max_*).
 constexpr int kCouplingMaxHidden = 64;
 constexpr int kCouplingMaxDepth = 8;
 constexpr int kCouplingMaxDim = 16;
+/// Largest number of couplings the ops accept (a sanity bound: no scratch depends on it).
+constexpr int kCouplingMaxCouplings = 1024;
 
 struct CouplingShape {
   int dim;
@@ -42,19 +46,40 @@ PYVI_HOST_DEVICE void coupling_halves(const CouplingShape& s, int k, int* cond_s
   }
 }
 
-/// Number of parameters of coupling k's MLP.
-PYVI_HOST_DEVICE int64_t coupling_mlp_size(const CouplingShape& s, int k) {
+/// (rows, cols) of W_l, layer l in [0, depth] of coupling k's MLP: (H, cond), (H, H) ..., (num_out, H).
+PYVI_HOST_DEVICE void coupling_layer_shape(const CouplingShape& s, int k, int l, int* rows, int* cols) {
   int cs, cn, ms, mn;
   coupling_halves(s, k, &cs, &cn, &ms, &mn);
-  const int64_t h = s.hidden, num_out = mn * (s.affine ? 2 : 1);
-  return h * cn + h + (s.depth - 1) * (h * h + h) + num_out * h + num_out;
+  *rows = l == s.depth ? mn * (s.affine ? 2 : 1) : s.hidden;
+  *cols = l == 0 ? cn : s.hidden;
+}
+
+/// Offset of W_l within coupling k's block (b_l follows W_l); l = depth + 1 gives the block's size.
+PYVI_HOST_DEVICE int64_t coupling_layer_offset(const CouplingShape& s, int k, int l) {
+  int64_t at = 0;
+  for (int j = 0; j < l; ++j) {
+    int rows, cols;
+    coupling_layer_shape(s, k, j, &rows, &cols);
+    at += int64_t(rows) * cols + rows;
+  }
+  return at;
+}
+
+/// Number of parameters of coupling k's MLP.
+PYVI_HOST_DEVICE int64_t coupling_mlp_size(const CouplingShape& s, int k) {
+  return coupling_layer_offset(s, k, s.depth + 1);
+}
+
+/// Offset of coupling k's block in the packed vector; k = num_couplings gives NICE's log-scales.
+PYVI_HOST_DEVICE int64_t coupling_offset(const CouplingShape& s, int k) {
+  int64_t total = 0;
+  for (int j = 0; j < k; ++j) total += coupling_mlp_size(s, j);
+  return total;
 }
 
 /// Total packed size: every MLP, plus NICE's D log-scales.
 PYVI_HOST_DEVICE int64_t coupling_num_params(const CouplingShape& s) {
-  int64_t total = 0;
-  for (int k = 0; k < s.num_couplings; ++k) total += coupling_mlp_size(s, k);
-  return total + (s.affine ? 0 : s.dim);
+  return coupling_offset(s, s.num_couplings) + (s.affine ? 0 : s.dim);
 }
 
 /// MLP forward: post-ReLU activations (depth x H) to acts, outputs (num_out) to out.

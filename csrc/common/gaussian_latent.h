@@ -1,5 +1,5 @@
-// Per-element math of pyvi::gaussian_latent (csrc/torch/gaussian_latent*), shared by the CPU and
-// CUDA kernels: the VAE's Gaussian posterior heads, reparameterised sample and analytic KL,
+// Per-element math of pyvi::gaussian_latent (csrc/torch/gaussian_latent.cpp), shared by its CPU
+// and CUDA kernels: the VAE's Gaussian posterior heads, reparameterised sample and analytic KL,
 //   mu = h W_mu^T + b_mu,  log_var = h W_lv^T + b_lv,  z = mu + exp(log_var / 2) eps,
 //   KL(N(mu, exp(log_var)) || N(0, I)) = 1/2 sum_l (mu_l^2 + exp(log_var_l) - 1 - log_var_l).
 // In plain torch these are ~15 small ops and as many autograd nodes per step (two of them GEMMs with

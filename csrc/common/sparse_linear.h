@@ -1,5 +1,5 @@
-// Per-element math of pyvi::sparse_linear (csrc/torch/sparse_linear*), shared by the CPU and CUDA
-// kernels: y = act(x W^T + b) for an input x whose rows are mostly zeros, computed as a sum over
+// Per-element math of pyvi::sparse_linear (csrc/torch/sparse_linear.cpp), shared by its CPU and
+// CUDA kernels: y = act(x W^T + b) for an input x whose rows are mostly zeros, computed as a sum over
 // the nonzero inputs only.
 //
 // The VAE's encoder reads dynamically binarised MNIST digits: about 15-20% of the 784 pixels are

@@ -1,5 +1,5 @@
 // Per-pixel math of the VAE decoder likelihoods, shared by the CPU and CUDA kernels of
-// pyvi::bernoulli_log_lik / pyvi::gaussian_log_lik / pyvi::binarize (csrc/torch/vae_likelihood*).
+// pyvi::bernoulli_log_lik / pyvi::gaussian_log_lik / pyvi::binarize (csrc/torch/vae_likelihood.cpp).
 //
 // Dynamic binarisation (x ~ Bernoulli(gray level), redrawn every time an image is used) needs
 // random bits that do not depend on how the work is spread over threads or devices. They come from

@@ -7,41 +7,43 @@
 
 #include <cmath>
 
+#include "checks.h"
 #include "no_cuda.h"
 
 namespace pyvi {
 namespace {
 
+using Kernel = void (*)(const AdamConfig&, at::Tensor&, const at::Tensor&, at::Tensor&, at::Tensor&, at::Tensor&,
+                        const at::Tensor&, at::Tensor&, const at::Tensor&, at::Tensor&);
+
 void check_like(const at::Tensor& t, const at::Tensor& param, const char* name) {
   TORCH_CHECK_VALUE(t.sizes() == param.sizes(), name, " must have the shape of param (", param.sizes(), "), got ",
                     t.sizes());
-  TORCH_CHECK_TYPE(t.scalar_type() == param.scalar_type(), name, " must have the dtype of param (",
-                   param.scalar_type(), "), got ", t.scalar_type());
-  TORCH_CHECK_VALUE(t.device() == param.device(), name, " must be on the device of param (", param.device(),
-                    "), got ", t.device());
+  check_dtype_of(t, name, param, "param");
   TORCH_CHECK_VALUE(t.is_contiguous(), name, " must be contiguous");
 }
 
-void check_scalar(const at::Tensor& t, at::ScalarType type, const at::Tensor& param, const char* name) {
+void check_scalar(const at::Tensor& t, at::ScalarType type, const char* name) {
   TORCH_CHECK_TYPE(t.scalar_type() == type, name, " must be ", type, ", got ", t.scalar_type());
-  TORCH_CHECK_VALUE(t.device() == param.device(), name, " must be on the device of param (", param.device(),
-                    "), got ", t.device());
 }
 
+template <Kernel kKernel>
 void adam_update_(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg, at::Tensor& exp_avg_sq,
                   at::Tensor& step, const at::Tensor& lr, at::Tensor& index, const at::Tensor& bound,
                   at::Tensor& history, double beta1, double beta2, double eps) {
-  TORCH_CHECK_TYPE(param.scalar_type() == at::kFloat || param.scalar_type() == at::kDouble,
-                   "param must be float32 or float64, got ", param.scalar_type());
+  check_same_device("adam_update_", {{"param", param}, {"grad", grad}, {"exp_avg", exp_avg},
+                                     {"exp_avg_sq", exp_avg_sq}, {"step", step}, {"lr", lr}, {"index", index},
+                                     {"bound", bound}, {"history", history}});
+  check_floating(param, "param");
   TORCH_CHECK_VALUE(param.is_contiguous(), "param must be contiguous");
   check_like(grad, param, "grad");
   check_like(exp_avg, param, "exp_avg");
   check_like(exp_avg_sq, param, "exp_avg_sq");
-  check_scalar(step, at::kDouble, param, "step");
-  check_scalar(lr, at::kDouble, param, "lr");
-  check_scalar(index, at::kLong, param, "index");
-  check_scalar(bound, param.scalar_type(), param, "bound");
-  check_scalar(history, at::kDouble, param, "history");
+  check_scalar(step, at::kDouble, "step");
+  check_scalar(lr, at::kDouble, "lr");
+  check_scalar(index, at::kLong, "index");
+  check_dtype_of(bound, "bound", param, "param");
+  check_scalar(history, at::kDouble, "history");
   TORCH_CHECK_VALUE(step.numel() == 1 && index.numel() == 1 && bound.numel() == 1,
                     "step, index and bound must hold one value each");
   TORCH_CHECK_VALUE(lr.dim() == 1 && lr.size(0) >= 1 && lr.is_contiguous(), "lr must be a contiguous (num_steps,) "
@@ -52,14 +54,7 @@ void adam_update_(at::Tensor& param, const at::Tensor& grad, at::Tensor& exp_avg
   TORCH_CHECK_VALUE(beta2 >= 0.0 && beta2 < 1.0, "beta2 must be in [0, 1), got ", beta2);
   TORCH_CHECK_VALUE(eps > 0.0 && std::isfinite(eps), "eps must be finite and > 0, got ", eps);
   const AdamConfig config{beta1, beta2, eps};
-  if (param.is_cuda()) {
-#ifdef PYVI_WITH_CUDA
-    adam_update_cuda(config, param, grad, exp_avg, exp_avg_sq, step, lr, index, bound, history);
-#endif
-  } else {
-    TORCH_CHECK_VALUE(param.device().is_cpu(), "adam_update_ runs on CPU and CUDA tensors, got ", param.device());
-    adam_update_cpu(config, param, grad, exp_avg, exp_avg_sq, step, lr, index, bound, history);
-  }
+  kKernel(config, param, grad, exp_avg, exp_avg_sq, step, lr, index, bound, history);
 }
 
 }  // namespace
@@ -70,10 +65,6 @@ TORCH_LIBRARY_FRAGMENT(pyvi, m) {
         "Tensor lr, Tensor(e!) index, Tensor bound, Tensor(f!) history, float beta1, float beta2, float eps) -> ()");
 }
 
-TORCH_LIBRARY_IMPL(pyvi, CPU, m) { m.impl("adam_update_", &pyvi::adam_update_); }
+TORCH_LIBRARY_IMPL(pyvi, CPU, m) { m.impl("adam_update_", &pyvi::adam_update_<pyvi::adam_update_cpu>); }
 
-#ifdef PYVI_WITH_CUDA
-TORCH_LIBRARY_IMPL(pyvi, CUDA, m) { m.impl("adam_update_", &pyvi::adam_update_); }
-#else
-PYVI_NO_CUDA_FALLBACK("adam_update_")
-#endif
+TORCH_LIBRARY_IMPL(pyvi, CUDA, m) { m.impl("adam_update_", PYVI_CUDA_KERNEL(pyvi::adam_update_<pyvi::adam_update_cuda>)); }

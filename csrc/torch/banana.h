@@ -1,22 +1,21 @@
-// Declarations of the banana log-joint kernels (see ../common/banana.h for the math).
+// pyvi::banana_log_joint: log p(y, theta) of the banana model and its gradient for theta (B, 2),
+// O(1) per point from the data's sufficient statistics (math in ../common/banana.h).
+//
+// banana.cpp holds the schema, the argument checks, the one builder of the config struct
+// (BananaParams, from the five scalars of the schema), the output allocation and the C++ autograd
+// kernel; the kernels below take contiguous, validated tensors and write the outputs.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
-#include <tuple>
+#include "../common/banana.h"
 
 namespace pyvi {
 
-/// (log p(y, theta), d/dtheta log p(y, theta)) for theta of shape (B, 2).
-std::tuple<at::Tensor, at::Tensor> banana_log_joint_cpu(const at::Tensor& theta, double num_data,
-                                                        double mean_y, double ss_y, double sigma_y,
-                                                        double sigma_theta);
-std::tuple<at::Tensor, at::Tensor> banana_log_joint_cuda(const at::Tensor& theta, double num_data,
-                                                         double mean_y, double ss_y,
-                                                         double sigma_y, double sigma_theta);
-
-/// Argument checks shared by the CPU and CUDA kernels (TORCH_CHECK -> Python errors).
-void check_banana_args(const at::Tensor& theta, double num_data, double ss_y, double sigma_y,
-                       double sigma_theta);
+/// log_prob (B,) and grad (B, 2) of theta (B, 2); all contiguous, one floating dtype, one device.
+void banana_log_joint_cpu(const BananaParams<double>& params, const at::Tensor& theta, at::Tensor& log_prob,
+                          at::Tensor& grad);
+void banana_log_joint_cuda(const BananaParams<double>& params, const at::Tensor& theta, at::Tensor& log_prob,
+                           at::Tensor& grad);
 
 }  // namespace pyvi

@@ -9,25 +9,24 @@
 
 #include <cmath>
 
+#include "checks.h"
 #include "no_cuda.h"
 
 namespace pyvi {
 namespace {
 
-void check_float(const at::Tensor& t, const at::Tensor& like, const char* name) {
-  TORCH_CHECK_TYPE(t.scalar_type() == like.scalar_type(), name, " must have the dtype of log_p (",
-                   like.scalar_type(), "), got ", t.scalar_type());
-  TORCH_CHECK_VALUE(t.device() == like.device(), name, " must be on the device of log_p (", like.device(),
-                    "), got ", t.device());
-}
+using Kernel = void (*)(const BoundConfig&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                        at::Tensor&, at::Tensor&, at::Tensor&);
 
+template <Kernel kKernel>
 std::tuple<at::Tensor, at::Tensor, at::Tensor> bound_gradients(const at::Tensor& log_p, const at::Tensor& grad_log_p,
                                                                const at::Tensor& log_det, const at::Tensor& noise,
                                                                double log_normaliser, int64_t num_particles,
                                                                bool iwae) {
+  check_same_device("bound_gradients", {{"log_p", log_p}, {"grad_log_p", grad_log_p}, {"log_det", log_det},
+                                        {"noise", noise}});
   TORCH_CHECK_VALUE(log_p.dim() == 1, "log_p must have shape (num_samples,), got ", log_p.sizes());
-  TORCH_CHECK_TYPE(log_p.scalar_type() == at::kFloat || log_p.scalar_type() == at::kDouble,
-                   "log_p must be float32 or float64, got ", log_p.scalar_type());
+  check_floating(log_p, "log_p");
   const int64_t n = log_p.size(0);
   TORCH_CHECK_VALUE(n >= 1, "log_p must hold at least one sample");
   TORCH_CHECK_VALUE(grad_log_p.dim() == 2 && grad_log_p.size(0) == n && grad_log_p.size(1) >= 1,
@@ -37,9 +36,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> bound_gradients(const at::Tensor&
                     log_det.sizes());
   TORCH_CHECK_VALUE(noise.dim() == 2 && noise.size(0) == n && noise.size(1) == dim, "noise must have shape (", n,
                     ", ", dim, "), got ", noise.sizes());
-  check_float(grad_log_p, log_p, "grad_log_p");
-  check_float(log_det, log_p, "log_det");
-  check_float(noise, log_p, "noise");
+  check_dtype_of(grad_log_p, "grad_log_p", log_p, "log_p");
+  check_dtype_of(log_det, "log_det", log_p, "log_p");
+  check_dtype_of(noise, "noise", log_p, "log_p");
   TORCH_CHECK_VALUE(std::isfinite(log_normaliser), "log_normaliser must be finite");
   TORCH_CHECK_VALUE(num_particles >= 1 && n % num_particles == 0,
                     "num_particles must be >= 1 and divide the number of samples ", n, ", got ", num_particles);
@@ -49,14 +48,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> bound_gradients(const at::Tensor&
   at::Tensor grad_log_det = at::empty({n}, log_p.options());
   const at::Tensor lp = log_p.contiguous(), g = grad_log_p.contiguous(), ld = log_det.contiguous(),
                    z = noise.contiguous();
-  if (log_p.is_cuda()) {
-#ifdef PYVI_WITH_CUDA
-    bound_gradients_cuda(config, lp, g, ld, z, bound, grad_x, grad_log_det);
-#endif
-  } else {
-    TORCH_CHECK_VALUE(log_p.device().is_cpu(), "bound_gradients runs on CPU and CUDA tensors, got ", log_p.device());
-    bound_gradients_cpu(config, lp, g, ld, z, bound, grad_x, grad_log_det);
-  }
+  kKernel(config, lp, g, ld, z, bound, grad_x, grad_log_det);
   return {bound, grad_x, grad_log_det};
 }
 
@@ -68,10 +60,8 @@ TORCH_LIBRARY_FRAGMENT(pyvi, m) {
         "int num_particles, bool iwae) -> (Tensor bound, Tensor grad_x, Tensor grad_log_det)");
 }
 
-TORCH_LIBRARY_IMPL(pyvi, CPU, m) { m.impl("bound_gradients", &pyvi::bound_gradients); }
+TORCH_LIBRARY_IMPL(pyvi, CPU, m) { m.impl("bound_gradients", &pyvi::bound_gradients<pyvi::bound_gradients_cpu>); }
 
-#ifdef PYVI_WITH_CUDA
-TORCH_LIBRARY_IMPL(pyvi, CUDA, m) { m.impl("bound_gradients", &pyvi::bound_gradients); }
-#else
-PYVI_NO_CUDA_FALLBACK("bound_gradients")
-#endif
+TORCH_LIBRARY_IMPL(pyvi, CUDA, m) {
+  m.impl("bound_gradients", PYVI_CUDA_KERNEL(pyvi::bound_gradients<pyvi::bound_gradients_cuda>));
+}

@@ -1,5 +1,9 @@
-// Declarations of pyvi::gaussian_latent: the VAE's posterior heads, reparameterised sample and
-// analytic KL in one op (math in ../common/gaussian_latent.h).
+// pyvi::gaussian_latent: the VAE's posterior heads, reparameterised sample and analytic KL in one
+// op (math in ../common/gaussian_latent.h), and pyvi::gaussian_latent_backward.
+//
+// gaussian_latent.cpp holds the schemas, the argument checks, the output allocation, the C++
+// autograd kernel and the registrations; the kernels below take contiguous, validated tensors (one
+// dtype, one device) and write the outputs.
 //
 // Shapes: h (B, H) hidden units, w_mu and w_log_var (L, H), b_mu and b_log_var (L,), eps (B, L).
 // Outputs (z, kl, mu, log_var): (B, L), (B,), (B, L), (B, L). The backward takes the four outputs'
@@ -8,32 +12,24 @@
 
 #include <ATen/core/Tensor.h>
 
-#include <tuple>
-
 namespace pyvi {
 
-using LatentOutputs = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
-using LatentGrads = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+/// The forward's inputs and its outputs (allocated by the op).
+struct LatentForward {
+  at::Tensor h, w_mu, b_mu, w_log_var, b_log_var, eps;
+  at::Tensor z, kl, mu, log_var;
+};
 
-LatentOutputs gaussian_latent_cpu(const at::Tensor& h, const at::Tensor& w_mu, const at::Tensor& b_mu,
-                                  const at::Tensor& w_log_var, const at::Tensor& b_log_var, const at::Tensor& eps);
-LatentGrads gaussian_latent_backward_cpu(const at::Tensor& grad_z, const at::Tensor& grad_kl,
-                                         const at::Tensor& grad_mu, const at::Tensor& grad_log_var,
-                                         const at::Tensor& h, const at::Tensor& w_mu, const at::Tensor& w_log_var,
-                                         const at::Tensor& eps, const at::Tensor& mu, const at::Tensor& log_var);
-LatentOutputs gaussian_latent_cuda(const at::Tensor& h, const at::Tensor& w_mu, const at::Tensor& b_mu,
-                                   const at::Tensor& w_log_var, const at::Tensor& b_log_var, const at::Tensor& eps);
-LatentGrads gaussian_latent_backward_cuda(const at::Tensor& grad_z, const at::Tensor& grad_kl,
-                                          const at::Tensor& grad_mu, const at::Tensor& grad_log_var,
-                                          const at::Tensor& h, const at::Tensor& w_mu, const at::Tensor& w_log_var,
-                                          const at::Tensor& eps, const at::Tensor& mu, const at::Tensor& log_var);
+/// The backward's inputs (upstream gradients, then the forward's inputs and outputs it needs) and its
+/// outputs; grad_b_mu and grad_b_log_var come zeroed.
+struct LatentBackward {
+  at::Tensor grad_z, grad_kl, grad_mu, grad_log_var, h, w_mu, w_log_var, eps, mu, log_var;
+  at::Tensor grad_h, grad_w_mu, grad_b_mu, grad_w_log_var, grad_b_log_var, grad_eps;
+};
 
-/// Argument checks shared by the CPU and CUDA kernels (TORCH_CHECK -> ValueError / TypeError).
-void check_gaussian_latent_args(const at::Tensor& h, const at::Tensor& w_mu, const at::Tensor& b_mu,
-                                const at::Tensor& w_log_var, const at::Tensor& b_log_var, const at::Tensor& eps);
-void check_gaussian_latent_backward_args(const at::Tensor& grad_z, const at::Tensor& grad_kl,
-                                         const at::Tensor& grad_mu, const at::Tensor& grad_log_var,
-                                         const at::Tensor& h, const at::Tensor& w_mu, const at::Tensor& w_log_var,
-                                         const at::Tensor& eps, const at::Tensor& mu, const at::Tensor& log_var);
+void gaussian_latent_cpu(const LatentForward& t);
+void gaussian_latent_cuda(const LatentForward& t);
+void gaussian_latent_backward_cpu(const LatentBackward& t);
+void gaussian_latent_backward_cuda(const LatentBackward& t);
 
 }  // namespace pyvi

@@ -1,5 +1,8 @@
-// The kernel registered for CUDA tensors when pyvi was built without CUDA: a clear error naming
-// the op, never a silent copy to the host. Each op's CPU file registers it (pytorch_scatter's rule).
+// The CUDA-key registration of an op's kernel: the CUDA kernel in a CUDA build; in a CPU-only build
+// a kernel that raises "pyvi was built without CUDA" naming the op, never a silent copy to the host
+// (pytorch_scatter's rule). Use inside TORCH_LIBRARY_IMPL(pyvi, CUDA, m):
+//   m.impl("op", PYVI_CUDA_KERNEL(op_function<op_cuda>));
+// In a CPU-only build the argument is dropped unexpanded, so the CUDA kernel is never referenced.
 #pragma once
 
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -14,12 +17,8 @@ inline void no_cuda_kernel(const c10::OperatorHandle& op, torch::jit::Stack*) {
 
 }  // namespace pyvi
 
-/// Registers no_cuda_kernel for `op` under the CUDA key in a CPU-only build; nothing otherwise.
 #ifdef PYVI_WITH_CUDA
-#define PYVI_NO_CUDA_FALLBACK(op)
+#define PYVI_CUDA_KERNEL(...) &__VA_ARGS__
 #else
-#define PYVI_NO_CUDA_FALLBACK(op)                                                        \
-  TORCH_LIBRARY_IMPL(pyvi, CUDA, m) {                                                   \
-    m.impl(op, torch::CppFunction::makeFromBoxedFunction<&pyvi::no_cuda_kernel>());     \
-  }
+#define PYVI_CUDA_KERNEL(...) torch::CppFunction::makeFromBoxedFunction<&pyvi::no_cuda_kernel>()
 #endif

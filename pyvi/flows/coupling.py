@@ -14,8 +14,11 @@ and the scale is bounded smoothly, ``s = bound * tanh(raw / bound)``, so that on
 blow the samples up. Every hidden layer is used: the student's ``Scale`` net skipped its middle
 layers (``off_ = mid_block[i](x)`` was computed and thrown away); here each feeds the next.
 
-All couplings' weights live in ONE packed parameter vector (layout in :class:`CouplingLayout`,
-mirrored by csrc/common/coupling.h), so the fused op reads one buffer and Adam updates one tensor.
+All couplings' weights live in ONE packed parameter vector, so the fused op reads one buffer and
+Adam updates one tensor. Its layout is defined once, in C++ (csrc/common/coupling.h, which the
+kernels walk); :class:`CouplingLayout` reads it from ``pyvi._C`` (:func:`pyvi.ops.coupling.layout`),
+so building a coupling flow needs pyvi._C, whichever implementation it runs. The fused ops take
+their configuration as one value, built by :func:`pyvi.ops.coupling.op_config`.
 
 References:
     L. Dinh, D. Krueger and Y. Bengio, "NICE: Non-linear Independent Components Estimation",
@@ -28,7 +31,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -37,23 +41,36 @@ from torch import nn
 from pyvi._validate import count, positive_float, seed_value
 from pyvi.flows.base import Flow
 
+if TYPE_CHECKING:
+    from pyvi.ops.coupling import PackedLayout
+
 __all__ = ["CouplingFlow", "CouplingLayout", "MAX_FUSED_HIDDEN", "MAX_FUSED_DEPTH", "MAX_FUSED_DIM"]
 
-#: Largest sizes the fused kernels take (their per-sample scratch is fixed-size); beyond them the
-#: flow falls back to the reference implementation with a warning. Mirrors csrc/common/coupling.h.
-MAX_FUSED_HIDDEN = 64
-MAX_FUSED_DEPTH = 8
-MAX_FUSED_DIM = 16
+#: Names of the fused kernels' limits here -> their names in pyvi.ops.coupling (read from pyvi._C).
+_LIMITS = {"MAX_FUSED_HIDDEN": "MAX_HIDDEN", "MAX_FUSED_DEPTH": "MAX_DEPTH", "MAX_FUSED_DIM": "MAX_DIM"}
+
+
+def __getattr__(name: str):
+    """``MAX_FUSED_HIDDEN``, ``MAX_FUSED_DEPTH``, ``MAX_FUSED_DIM``: the largest sizes the fused kernels
+    take (beyond them a flow falls back to the reference implementation with a warning), read from
+    pyvi._C on first use."""
+    if name in _LIMITS:
+        from pyvi.ops import coupling as ops
+
+        return getattr(ops, _LIMITS[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
 class CouplingLayout:
-    """Where each coupling's MLP weights sit in the packed parameter vector.
+    """Where each coupling's MLP weights sit in the packed parameter vector (read from pyvi._C).
 
     Coupling k has ``din`` inputs and ``dout`` transformed outputs (``num_out = dout`` for
     additive couplings, ``2 dout`` for affine ones) and stores, in order,
     ``W_0 (hidden, din), b_0 (hidden), [W_j (hidden, hidden), b_j (hidden)] * (depth - 1),
     W_out (num_out, hidden), b_out (num_out)``, row-major. NICE appends its ``dim`` log-scales.
+    The offsets come from the one definition the kernels use (csrc/common/coupling.h, exported as
+    ``pyvi._C.coupling_layout``).
     """
 
     dim: int
@@ -61,45 +78,40 @@ class CouplingLayout:
     hidden: int
     depth: int
     affine: bool
+    _packed: PackedLayout = field(init=False, repr=False, compare=False)
 
-    @property
-    def split(self) -> int:
-        return self.dim // 2
+    def __post_init__(self):
+        from pyvi.ops import coupling as ops  # loads pyvi._C
+
+        packed = ops.layout(self.dim, self.num_couplings, self.hidden, self.depth, self.affine)
+        object.__setattr__(self, "_packed", packed)
 
     def halves(self, k: int) -> tuple[slice, slice]:
         """(conditioning, transformed) coordinate slices of coupling k."""
-        first, second = slice(0, self.split), slice(self.split, self.dim)
-        return (first, second) if k % 2 == 0 else (second, first)
+        c = self._packed.couplings[k]
+        return slice(c.cond_start, c.cond_start + c.cond_size), slice(c.moved_start, c.moved_start + c.moved_size)
 
     def sizes(self, k: int) -> tuple[int, int]:
-        cond, moved = self.halves(k)
-        return cond.stop - cond.start, moved.stop - moved.start
-
-    def coupling_size(self, k: int) -> int:
-        din, dout = self.sizes(k)
-        num_out = dout * (2 if self.affine else 1)
-        h = self.hidden
-        return h * din + h + (self.depth - 1) * (h * h + h) + num_out * h + num_out
+        """(conditioning, transformed) sizes of coupling k."""
+        c = self._packed.couplings[k]
+        return c.cond_size, c.moved_size
 
     def offset(self, k: int) -> int:
-        return sum(self.coupling_size(j) for j in range(k))
+        """Start of coupling k's weights; ``k = num_couplings`` gives NICE's log-scales."""
+        packed = self._packed
+        return packed.log_scale_offset if k == self.num_couplings else packed.couplings[k].layers[0].weight_offset
 
     @property
     def num_params(self) -> int:
-        return self.offset(self.num_couplings) + (0 if self.affine else self.dim)
+        return self._packed.num_params
 
     def mlp(self, params: torch.Tensor, k: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Views ``[(W, b), ...]`` of coupling k's MLP layers into ``params``."""
-        din, dout = self.sizes(k)
-        num_out = dout * (2 if self.affine else 1)
-        shapes = [(self.hidden, din)] + [(self.hidden, self.hidden)] * (self.depth - 1) + [(num_out, self.hidden)]
-        layers, at = [], self.offset(k)
-        for rows, cols in shapes:
-            weight = params[at : at + rows * cols].view(rows, cols)
-            at += rows * cols
-            layers.append((weight, params[at : at + rows]))
-            at += rows
-        return layers
+        return [
+            (params[layer.weight_offset : layer.weight_offset + layer.rows * layer.cols].view(layer.rows, layer.cols),
+             params[layer.bias_offset : layer.bias_offset + layer.rows])
+            for layer in self._packed.couplings[k].layers
+        ]
 
 
 class CouplingFlow(Flow):
@@ -142,8 +154,18 @@ class CouplingFlow(Flow):
 
     @property
     def fused_supported(self) -> bool:
-        """Whether the fused kernels take these sizes (see MAX_FUSED_*)."""
-        return self.dim <= MAX_FUSED_DIM and self.hidden <= MAX_FUSED_HIDDEN and self.depth <= MAX_FUSED_DEPTH
+        """Whether the fused kernels take these sizes (limits read from pyvi._C)."""
+        from pyvi.ops import coupling as ops
+
+        return ops.fused_supported(self.dim, self.num_couplings, self.hidden, self.depth)
+
+    @property
+    def op_config(self) -> list[float]:
+        """The fused ops' configuration, one value (:func:`pyvi.ops.coupling.op_config`)."""
+        from pyvi.ops import coupling as ops
+
+        layout = self.layout
+        return ops.op_config(layout.num_couplings, layout.hidden, layout.depth, layout.affine, self.scale_bound)
 
     def _conditioner(self, k: int, cond: torch.Tensor) -> torch.Tensor:
         layers = self.layout.mlp(self.params, k)
@@ -177,32 +199,26 @@ class CouplingFlow(Flow):
         return z, log_det
 
     def _forward_fused(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        from pyvi.ops import coupling as ops  # loads pyvi._C on first use
+
         if not self.fused_supported:
             warnings.warn(
-                f"{type(self).__name__} with dim={self.dim}, hidden={self.hidden}, depth={self.depth} exceeds the "
-                f"fused kernels' limits (dim <= {MAX_FUSED_DIM}, hidden <= {MAX_FUSED_HIDDEN}, depth <= "
-                f"{MAX_FUSED_DEPTH}); using the reference implementation",
+                f"{type(self).__name__} with dim={self.dim}, num_couplings={self.num_couplings}, hidden={self.hidden}, "
+                f"depth={self.depth} exceeds the fused kernels' limits (dim <= {ops.MAX_DIM}, num_couplings <= "
+                f"{ops.MAX_COUPLINGS}, hidden <= {ops.MAX_HIDDEN}, depth <= {ops.MAX_DEPTH}); using the reference "
+                "implementation",
                 RuntimeWarning,
                 stacklevel=3,
             )
             return self._forward_reference(z)
-        from pyvi.flows._ops import coupling_flow
-
-        layout = self.layout
-        return coupling_flow(z, self.params, layout.num_couplings, layout.hidden, layout.depth, layout.affine, self.scale_bound)
+        return ops.coupling_flow(z, self.params, self.op_config)
 
     def _fused_ops(self):
         """(forward op, backward op, extra args) of the fused implementation, for fit's fast path;
         None where the sizes exceed the fused kernels' limits."""
-        from pyvi.flows import _ops  # noqa: F401  (loads pyvi._C and the ops' Python registrations)
-
         if not self.fused_supported:
             return None
-        import pyvi.flows._ops  # noqa: F401  (loads pyvi._C)
-
-        layout = self.layout
-        config = (layout.num_couplings, layout.hidden, layout.depth, layout.affine, self.scale_bound)
-        return torch.ops.pyvi.coupling_forward, torch.ops.pyvi.coupling_backward, config
+        return torch.ops.pyvi.coupling_forward, torch.ops.pyvi.coupling_backward, (self.op_config,)
 
     def inverse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact inverse ``(z, log|det dz/dx|)``, differentiable (plain torch)."""

@@ -96,13 +96,13 @@ class PlanarFlow(Flow):
         return z, log_det
 
     def _forward_fused(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        from pyvi.flows._ops import planar_flow  # loads pyvi._C and the fake kernels on first use
+        from pyvi.ops import planar as ops  # loads pyvi._C on first use
 
-        return planar_flow(z, self.params)
+        return ops.planar_flow(z, self.params)
 
     def _fused_ops(self):
         """(forward op, backward op, extra args) of the fused implementation, for fit's fast path."""
-        from pyvi.flows import _ops  # noqa: F401  (loads pyvi._C and the ops' Python registrations)
+        import pyvi.ops  # noqa: F401  (loads pyvi._C and the ops' fake kernels)
 
         return torch.ops.pyvi.planar_forward, torch.ops.pyvi.planar_backward, ()
 

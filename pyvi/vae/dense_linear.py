@@ -5,7 +5,7 @@ custom op ``pyvi::dense_linear`` runs it, and its two backward products, through
 (the kernel torch.compile uses on CPUs, ``mkldnn::_linear_pointwise``) instead of MKL's sgemm, which
 is what ``F.linear`` calls. On this project's AVX-512 AMD machine oneDNN is ~2x faster for the
 decoder's 512 -> 784 layer at batch 128, in full float32 (strict f32 math). Float64, CUDA and
-torch builds without oneDNN use ``addmm`` (see csrc/torch/dense_linear_cpu.cpp).
+torch builds without oneDNN use ``addmm`` (see csrc/torch/cpu/dense_linear_cpu.cpp).
 
 References:
     Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014, arXiv:1312.6114.
@@ -44,6 +44,6 @@ def dense_linear(
         raise TypeError(f"bias must be a torch.Tensor or None, got {type(bias).__name__}")
     if impl == "reference":
         return F.linear(x, weight, bias)
-    from pyvi.vae import _ops  # noqa: F401
+    from pyvi.ops import dense_linear as ops  # loads pyvi._C on first use
 
-    return torch.ops.pyvi.dense_linear(x, weight, bias)
+    return ops.dense_linear(x, weight, bias)

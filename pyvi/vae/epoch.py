@@ -25,7 +25,7 @@ from contextlib import nullcontext
 
 import torch
 
-import pyvi.vae._ops  # noqa: F401  (pyvi._C and the ops' fake kernels)
+import pyvi.ops  # noqa: F401  (pyvi._C and the ops' fake kernels)
 from pyvi._adam import fused_adam_step, supports_fused_adam_step
 from pyvi._cuda_graph import GraphedSteps
 from pyvi.data import MNISTData

@@ -62,6 +62,6 @@ def gaussian_latent(
         z = mu + torch.exp(0.5 * log_var) * eps
         kl = 0.5 * (mu.square() + log_var.exp() - 1.0 - log_var).sum(-1)
         return z, kl, mu, log_var
-    from pyvi.vae import _ops  # noqa: F401
+    from pyvi.ops import gaussian_latent as ops  # loads pyvi._C on first use
 
-    return torch.ops.pyvi.gaussian_latent(h, w_mu, b_mu, w_log_var, b_log_var, eps)
+    return ops.gaussian_latent(h, w_mu, b_mu, w_log_var, b_log_var, eps)

@@ -75,9 +75,9 @@ def bernoulli_log_likelihood(
         target = x if seed is None else binarize_reference(x.detach(), seed)
         out = -F.binary_cross_entropy_with_logits(logits3, target.expand_as(logits3), reduction="none").sum(-1)
     else:
-        from pyvi.vae import _ops  # noqa: F401
+        from pyvi.ops import vae_likelihood as ops  # loads pyvi._C on first use
 
-        out = torch.ops.pyvi.bernoulli_log_lik(logits3, x, 0 if seed is None else seed, seed is not None)
+        out = ops.bernoulli_log_lik(logits3, x, seed)
     return out.squeeze(0) if squeeze else out
 
 
@@ -110,7 +110,7 @@ def gaussian_log_likelihood(
         scale = log_scale.reshape(()).exp()
         out = (-0.5 * ((target - mean3) / scale) ** 2 - log_scale.reshape(()) - 0.5 * math.log(2 * math.pi)).sum(-1)
     else:
-        from pyvi.vae import _ops  # noqa: F401
+        from pyvi.ops import vae_likelihood as ops  # loads pyvi._C on first use
 
-        out = torch.ops.pyvi.gaussian_log_lik(mean3, x, log_scale, 0 if seed is None else seed, seed is not None)
+        out = ops.gaussian_log_lik(mean3, x, log_scale, seed)
     return out.squeeze(0) if squeeze else out

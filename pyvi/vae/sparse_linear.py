@@ -65,6 +65,6 @@ def sparse_linear(
     if impl == "reference":
         out = F.linear(x, weight, bias)
         return F.relu(out) if relu else out
-    from pyvi.vae import _ops  # noqa: F401
+    from pyvi.ops import sparse_linear as ops  # loads pyvi._C on first use
 
-    return torch.ops.pyvi.sparse_linear(x, weight, bias, bool(relu))
+    return ops.sparse_linear(x, weight, bias, relu)

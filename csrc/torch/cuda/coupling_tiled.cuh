@@ -18,25 +18,23 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
-#include <tuple>
+
+#include "../coupling.h"
 
 namespace pyvi {
 
-/// Conditioner width from which the CUDA coupling ops use the cooperative kernels.
+/// Conditioner width from which the CUDA coupling kernels use the cooperative ones.
 constexpr int64_t kCouplingTiledMinHidden = 16;
 
-/// Whether the tiled kernels take this shape on the current device (shared memory for a tile of at
-/// least 16 samples; otherwise the per-sample kernels run).
-bool coupling_tiled_supported(int64_t dim, int64_t hidden, int64_t depth, bool affine, at::ScalarType dtype);
+/// Whether the tiled kernels take this shape on the current device: hidden >= kCouplingTiledMinHidden and
+/// shared memory for a tile of at least 16 samples (otherwise the per-sample kernels run).
+bool coupling_tiled_supported(const CouplingShape& shape, at::ScalarType dtype);
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> coupling_forward_tiled_cuda(const at::Tensor& z, const at::Tensor& params,
-                                                                           int64_t num_couplings, int64_t hidden,
-                                                                           int64_t depth, bool affine,
-                                                                           double scale_bound);
-std::tuple<at::Tensor, at::Tensor> coupling_backward_tiled_cuda(const at::Tensor& grad_x,
-                                                                const at::Tensor& grad_log_det,
-                                                                const at::Tensor& params, const at::Tensor& states,
-                                                                int64_t num_couplings, int64_t hidden, int64_t depth,
-                                                                bool affine, double scale_bound);
+/// The kernels of coupling_cuda.cu's signature (contiguous validated inputs, preallocated outputs).
+void coupling_forward_tiled_cuda(const CouplingConfig& config, const at::Tensor& z, const at::Tensor& params,
+                                 at::Tensor& x, at::Tensor& log_det, at::Tensor& states);
+void coupling_backward_tiled_cuda(const CouplingConfig& config, const at::Tensor& grad_x,
+                                  const at::Tensor& grad_log_det, const at::Tensor& params, const at::Tensor& states,
+                                  at::Tensor& grad_z, at::Tensor& grad_params);
 
 }  // namespace pyvi

@@ -12,7 +12,7 @@
 #include <algorithm>
 
 #include "../../common/coupling.h"
-#include "../flows_cuda.cuh"
+#include "flows_cuda.cuh"
 
 namespace pyvi {
 namespace {
@@ -316,11 +316,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-CouplingShape tiled_shape(int64_t dim, int64_t num_couplings, int64_t hidden, int64_t depth, bool affine) {
-  return {static_cast<int>(dim), static_cast<int>(num_couplings), static_cast<int>(hidden), static_cast<int>(depth),
-          affine};
-}
-
 /// The largest tile (samples) whose shared memory fits this device's per-block opt-in limit, or 0.
 int pick_tile(const CouplingShape& s, bool backward, int64_t element, int64_t* bytes) {
   const int64_t limit = static_cast<int64_t>(at::cuda::getCurrentDeviceProperties()->sharedMemPerBlockOptin);
@@ -346,69 +341,58 @@ int64_t launch_blocks(Kernel kernel, int64_t bytes, int64_t num_tiles) {
 
 }  // namespace
 
-bool coupling_tiled_supported(int64_t dim, int64_t hidden, int64_t depth, bool affine, at::ScalarType dtype) {
-  if (hidden < kCouplingTiledMinHidden) return false;
+bool coupling_tiled_supported(const CouplingShape& shape, at::ScalarType dtype) {
+  if (shape.hidden < kCouplingTiledMinHidden) return false;
   int64_t bytes = 0;
-  const auto shape = tiled_shape(dim, 1, hidden, depth, affine);
-  return pick_tile(shape, true, dtype == at::kDouble ? 8 : 4, &bytes) > 0 &&
-         pick_tile(shape, false, dtype == at::kDouble ? 8 : 4, &bytes) > 0;
+  const int64_t element = dtype == at::kDouble ? 8 : 4;
+  return pick_tile(shape, true, element, &bytes) > 0 && pick_tile(shape, false, element, &bytes) > 0;
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> coupling_forward_tiled_cuda(const at::Tensor& z, const at::Tensor& params,
-                                                                           int64_t num_couplings, int64_t hidden,
-                                                                           int64_t depth, bool affine,
-                                                                           double scale_bound) {
+void coupling_forward_tiled_cuda(const CouplingConfig& config, const at::Tensor& z, const at::Tensor& params,
+                                 at::Tensor& x, at::Tensor& log_det, at::Tensor& states) {
+  const int64_t batch = z.size(0);
+  if (batch == 0) return;
   const c10::cuda::CUDAGuard guard(z.device());
-  const int64_t batch = z.size(0), dim = z.size(1);
-  at::Tensor x = at::empty({batch, dim}, z.options());
-  at::Tensor log_det = at::empty({batch}, z.options());
-  at::Tensor states = at::empty({batch, num_couplings + 1, dim}, z.options());
-  if (batch == 0) return {x, log_det, states};
-  const auto shape = tiled_shape(dim, num_couplings, hidden, depth, affine);
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "coupling_forward_tiled_cuda", [&] {
     int64_t bytes = 0;
-    const int S = pick_tile(shape, false, sizeof(scalar_t), &bytes);
+    const int S = pick_tile(config.shape, false, sizeof(scalar_t), &bytes);
     TORCH_CHECK(S > 0, "coupling_forward_tiled_cuda: no tile fits in shared memory (check coupling_tiled_supported)");
     const auto kernel = coupling_forward_tiled_kernel<scalar_t>;
     const int64_t blocks = launch_blocks(kernel, bytes, (batch + S - 1) / S);
     kernel<<<static_cast<unsigned>(blocks), kThreads, bytes, at::cuda::getCurrentCUDAStream()>>>(
-        params.const_data_ptr<scalar_t>(), shape, static_cast<scalar_t>(scale_bound), S, z.const_data_ptr<scalar_t>(),
-        x.mutable_data_ptr<scalar_t>(), log_det.mutable_data_ptr<scalar_t>(), states.mutable_data_ptr<scalar_t>(),
-        batch);
+        params.const_data_ptr<scalar_t>(), config.shape, static_cast<scalar_t>(config.scale_bound), S,
+        z.const_data_ptr<scalar_t>(), x.mutable_data_ptr<scalar_t>(), log_det.mutable_data_ptr<scalar_t>(),
+        states.mutable_data_ptr<scalar_t>(), batch);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  return {x, log_det, states};
 }
 
-std::tuple<at::Tensor, at::Tensor> coupling_backward_tiled_cuda(const at::Tensor& grad_x,
-                                                                const at::Tensor& grad_log_det,
-                                                                const at::Tensor& params, const at::Tensor& states,
-                                                                int64_t num_couplings, int64_t hidden, int64_t depth,
-                                                                bool affine, double scale_bound) {
+void coupling_backward_tiled_cuda(const CouplingConfig& config, const at::Tensor& grad_x,
+                                  const at::Tensor& grad_log_det, const at::Tensor& params, const at::Tensor& states,
+                                  at::Tensor& grad_z, at::Tensor& grad_params) {
+  const int64_t batch = grad_x.size(0), num_params = params.size(0);
+  if (batch == 0) {
+    grad_params.zero_();
+    return;
+  }
   const c10::cuda::CUDAGuard guard(grad_x.device());
-  const int64_t batch = grad_x.size(0), dim = grad_x.size(1), num_params = params.size(0);
-  at::Tensor grad_z = at::empty({batch, dim}, grad_x.options());
-  if (batch == 0) return {grad_z, at::zeros({num_params}, grad_x.options())};
-  at::Tensor grad_params = at::empty({num_params}, grad_x.options());
-  const auto shape = tiled_shape(dim, num_couplings, hidden, depth, affine);
   AT_DISPATCH_FLOATING_TYPES(grad_x.scalar_type(), "coupling_backward_tiled_cuda", [&] {
     int64_t bytes = 0;
-    const int S = pick_tile(shape, true, sizeof(scalar_t), &bytes);
+    const int S = pick_tile(config.shape, true, sizeof(scalar_t), &bytes);
     TORCH_CHECK(S > 0, "coupling_backward_tiled_cuda: no tile fits in shared memory (check coupling_tiled_supported)");
     const auto kernel = coupling_backward_tiled_kernel<scalar_t>;
     const int64_t blocks = launch_blocks(kernel, bytes, (batch + S - 1) / S);
     at::Tensor partial = at::empty({blocks, num_params}, grad_x.options());
     const auto stream = at::cuda::getCurrentCUDAStream();
     kernel<<<static_cast<unsigned>(blocks), kThreads, bytes, stream>>>(
-        params.const_data_ptr<scalar_t>(), shape, static_cast<scalar_t>(scale_bound), S,
+        params.const_data_ptr<scalar_t>(), config.shape, static_cast<scalar_t>(config.scale_bound), S,
         grad_x.const_data_ptr<scalar_t>(), grad_log_det.const_data_ptr<scalar_t>(), states.const_data_ptr<scalar_t>(),
         grad_z.mutable_data_ptr<scalar_t>(), partial.mutable_data_ptr<scalar_t>(), num_params, batch);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
-    sum_rows_kernel<scalar_t><<<sum_rows_blocks(num_params), 256, 0, stream>>>(partial.const_data_ptr<scalar_t>(), blocks, num_params,
-                                                               grad_params.mutable_data_ptr<scalar_t>());
+    sum_rows_kernel<scalar_t><<<sum_rows_blocks(num_params), 256, 0, stream>>>(
+        partial.const_data_ptr<scalar_t>(), blocks, num_params, grad_params.mutable_data_ptr<scalar_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  return {grad_z, grad_params};
 }
 
 }  // namespace pyvi
