@@ -6,7 +6,7 @@ import importlib
 import pytest
 
 MODULES = ["pyvi", "pyvi._backend", "pyvi.targets.banana", "pyvi.targets.gaussian", "pyvi.targets.log_density",
-           "pyvi.hmc", "pyvi.diagnostics", "pyvi.ops", "pyvi.refine", "pyvi.binarize"]
+           "pyvi.hmc", "pyvi.diagnostics", "pyvi.ops", "pyvi.refine", "pyvi.binarize", "pyvi._seeds"]
 
 
 @pytest.mark.parametrize("name", MODULES)
