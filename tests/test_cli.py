@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from pyvi.app.cli import main
 from pyvi.app.pipeline import run_hmc
