@@ -65,3 +65,29 @@ def test_bad_input(draws, match):
         split_rhat(draws)
     with pytest.raises(ValueError, match=match):
         ess_bulk(draws)
+
+
+def test_ndtri_equals_torch_to_1e12():
+    """The local normal quantile (Cephes' ndtri, as torch and scipy use) against torch's, over the
+    ranks' probabilities and the tails."""
+    import torch
+
+    from pyvi.diagnostics import _ndtri
+
+    p = np.concatenate([(np.arange(1, 40_001) - 0.375) / (40_000 + 0.25), np.logspace(-300, -1, 2000),
+                        1.0 - np.logspace(-16, -1, 500), [0.5, np.exp(-2.0), 1.0 - np.exp(-2.0), np.exp(-32.0)]])
+    expected = torch.special.ndtri(torch.from_numpy(p)).numpy()
+    np.testing.assert_allclose(_ndtri(p), expected, rtol=1e-12, atol=1e-12)
+    assert _ndtri(np.array([0.0]))[0] == -np.inf and _ndtri(np.array([1.0]))[0] == np.inf
+
+
+def test_split_rhat_does_not_import_torch():
+    """``.rhat`` on an HMC result must not pay torch's import (seconds) for one normal quantile."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, pyvi.diagnostics as d; "
+            "d.split_rhat(np.random.default_rng(0).standard_normal((4, 100))); d.ess_bulk(np.ones((2, 8)) + "
+            "np.arange(8)); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "False"

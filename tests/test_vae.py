@@ -15,7 +15,7 @@ from pyvi.testing import DEVICES, DTYPES
 from pyvi.vae import VAE, bernoulli_log_likelihood, binarize, gaussian_log_likelihood
 import pyvi.ops  # noqa: F401  (loads pyvi._C and the ops' fake kernels)
 from pyvi.binarize import binarize_reference
-from pyvi.vae.train import load_checkpoint, save_checkpoint, train
+from pyvi.vae.train import NonFiniteTrainingError, load_checkpoint, save_checkpoint, train
 
 SEEDS = [pytest.param(None, id="given-x"), pytest.param(12345, id="dynamic")]
 
@@ -96,6 +96,90 @@ def test_two_dimensional_input_and_extreme_logits(kind):
         expected = -(math.log1p(math.exp(-200)) + 30 + math.log1p(math.exp(-30)) + math.log(2) + 30
                      + math.log1p(math.exp(-30)) + math.log1p(math.exp(-200)))
         assert fused.item() == pytest.approx(expected, rel=1e-12)
+
+
+# Both implementations apply 1/s as two finite factors (csrc/common/vae_likelihood.h, GaussianInvScale):
+# one product (x - m) * exp(-log_scale) gave 0 * inf = NaN once exp(-log_scale) overflowed.
+IMPLS_BOTH = ["reference", "fused"]
+HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("impl", IMPLS_BOTH)
+@pytest.mark.parametrize(("dtype", "log_scale"), [(torch.float64, -800.0), (torch.float32, -110.0),
+                                                  (torch.float64, -1e5), (torch.float32, -1e4)])
+def test_gaussian_likelihood_at_the_mean_with_a_tiny_scale_is_finite(device, impl, dtype, log_scale):
+    """x == mean: r = 0 whatever the scale, so log N = -log s - log(2 pi)/2 per pixel, finite and
+    huge, even where 1/s = exp(-log_scale) overflows; d/dm = 0 and d/dlog s = -1 per pixel."""
+    mean = torch.tensor([[0.25, 0.5, 0.0, 1.0]], dtype=dtype, device=device, requires_grad=True)
+    x = mean.detach().clone()
+    s = torch.tensor(log_scale, dtype=dtype, device=device, requires_grad=True)
+    out = gaussian_log_likelihood(mean, x, s, impl=impl)
+    expected = 4 * (-log_scale - HALF_LOG_2PI)
+    assert torch.isfinite(out).all(), out
+    assert out.item() == pytest.approx(expected, rel=1e-6 if dtype == torch.float32 else 1e-12)
+    out.sum().backward()
+    assert torch.equal(mean.grad, torch.zeros_like(mean))
+    assert s.grad.item() == pytest.approx(-4.0, rel=1e-3 if dtype == torch.float32 else 1e-9)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("impl", IMPLS_BOTH)
+@pytest.mark.parametrize(("dtype", "log_scale", "difference"), [(torch.float64, -720.0, 1e-300),
+                                                                (torch.float32, -100.0, 1e-25)])
+def test_gaussian_likelihood_is_exact_where_only_one_over_scale_overflows(device, impl, dtype, log_scale, difference):
+    """exp(-log_scale) overflows, but r = (x - m) / s is representable: the exact value, not -inf."""
+    x = torch.tensor([[difference, 0.0]], dtype=dtype, device=device)
+    mean = torch.zeros_like(x)
+    s = torch.tensor(log_scale, dtype=dtype, device=device, requires_grad=True)
+    d = x[0, 0].item()  # the difference as stored in dtype
+    r2 = math.exp(2 * (math.log(d) - log_scale))
+    out = gaussian_log_likelihood(mean, x, s, impl=impl)
+    expected = -0.5 * r2 + 2 * (-log_scale - HALF_LOG_2PI)
+    assert out.item() == pytest.approx(expected, rel=1e-5 if dtype == torch.float32 else 1e-12)
+    out.sum().backward()  # d/dlog s = sum (r^2 - 1)
+    assert s.grad.item() == pytest.approx(r2 - 2, rel=1e-4 if dtype == torch.float32 else 1e-10)
+
+
+@pytest.mark.parametrize("log_scale", [-0.4, -720.0])
+def test_gaussian_reference_first_and_second_derivatives(log_scale):
+    """The reference's overflow-safe r keeps exact first and second derivatives (log_scale's gradient
+    enters through one factor equal to 1), in the plain and in the split regime of 1/s."""
+    params, x, _ = _inputs("cpu", torch.float64, samples=2, batch=3, pixels=6)
+    if log_scale < -700:  # s = exp(-720) is subnormal: differences of order s only exist near 0
+        x = torch.zeros_like(x)
+        params = params * math.exp(log_scale)
+    params.requires_grad_()
+    s = torch.tensor(log_scale, dtype=torch.float64, requires_grad=True)
+
+    def fn(p, ss):
+        return gaussian_log_likelihood(p, x, ss, impl="reference")
+
+    if log_scale > -700:  # finite differences of size 1e-6 need a scale far above 1e-6
+        assert torch.autograd.gradcheck(fn, (params, s))
+        assert torch.autograd.gradgradcheck(fn, (params, s))
+    root = math.exp(-log_scale / 2)
+    r = (x - params.detach()) * root * root  # (representable) 1/s applied in two finite halves
+    assert r.abs().max() > 0.1
+    grad = torch.autograd.grad(fn(params, s).sum(), s, create_graph=True)[0]
+    torch.testing.assert_close(grad.detach(), (r**2 - 1).sum(), rtol=1e-12, atol=1e-9)
+    second = torch.autograd.grad(grad, s)[0]  # d/dlog s of sum(r^2 - 1) = -2 sum r^2
+    torch.testing.assert_close(second, -2 * (r**2).sum(), rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("impl", ["fused", "reference"])
+@pytest.mark.parametrize(("dtype", "log_scale"), [(torch.float64, -800.0), (torch.float32, -110.0),
+                                                  (torch.float64, 800.0), (torch.float32, 110.0)])
+def test_gaussian_likelihood_out_of_range_is_infinite_not_nan(impl, dtype, log_scale):
+    """Away from the mean with a vanishing scale the exact value is below the float range: -inf, not
+    NaN; a huge scale makes r = 0 (the exact r^2 underflows)."""
+    x = torch.tensor([[0.5, -0.25]], dtype=dtype)
+    s = torch.tensor(log_scale, dtype=dtype)
+    out = gaussian_log_likelihood(torch.zeros_like(x), x, s, impl=impl)
+    if log_scale < 0:
+        assert out.item() == -math.inf
+    else:
+        assert out.item() == pytest.approx(2 * (-log_scale - HALF_LOG_2PI), rel=1e-6)
 
 
 @pytest.mark.parametrize("kind", ["bernoulli", "gaussian"])
@@ -294,6 +378,111 @@ def test_corrupt_or_foreign_checkpoint_raises(tmp_path, small_train, test_images
         train(VAE(hidden=16), small_train, test_images, epochs=2, resume=tmp_path / "good.pt", progress=False)
     with pytest.raises(FileNotFoundError):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def _tiny(data: MNISTData, size: int) -> MNISTData:
+    return MNISTData(data.images[:size], data.labels[:size], data.binarize, data.source, data.split)
+
+
+def test_diverging_training_stops_and_writes_no_nan_checkpoint(tmp_path, small_train, test_images):
+    """lr = 1 sends the weights to NaN in the first epoch: a clear error, and no checkpoint of NaN weights."""
+    torch.manual_seed(0)
+    with pytest.raises(NonFiniteTrainingError, match=r"diverged in epoch 1.*lr=1 .*no checkpoint") as info:
+        train(VAE(), _tiny(small_train, 300), _tiny(test_images, 100), epochs=3, lr=1.0, eval_images=50,
+              progress=False, checkpoint=None)
+    assert info.value.epoch == 1 and info.value.history["epoch"] == []
+    torch.manual_seed(0)
+    with pytest.raises(NonFiniteTrainingError, match="was not written to"):
+        train(VAE(), _tiny(small_train, 300), _tiny(test_images, 100), epochs=3, lr=1.0, eval_images=50,
+              progress=False, checkpoint=tmp_path / "ck.pt")
+    assert not (tmp_path / "ck.pt").exists()
+
+
+def test_non_finite_epoch_never_overwrites_a_good_checkpoint(tmp_path, monkeypatch, small_train, test_images):
+    """A NaN after a good epoch (injected into the second epoch): the first epoch's checkpoint stays."""
+    import pyvi.vae.train as train_module
+
+    real_epoch, calls = train_module.train_epoch, []
+
+    def poisoned_epoch(model, *args):
+        value = real_epoch(model, *args)
+        calls.append(value)
+        if len(calls) == 2:
+            with torch.no_grad():
+                model.fc_mu.weight[0, 0] = math.nan
+        return value
+
+    monkeypatch.setattr(train_module, "train_epoch", poisoned_epoch)
+    path = tmp_path / "ck.pt"
+    torch.manual_seed(0)
+    with pytest.raises(NonFiniteTrainingError, match=r"epoch 2.*not overwritten \(it holds epoch 1"):
+        train(VAE(), _tiny(small_train, 200), _tiny(test_images, 100), epochs=4, eval_images=50, progress=False,
+              checkpoint=path)
+    state = load_checkpoint(path)  # loads: every weight finite
+    assert state["epoch"] == 1 and len(state["history"]["test_elbo"]) == 1 and len(calls) == 2
+
+
+def test_checkpoint_fields_are_checked_on_load(tmp_path, small_train, test_images):
+    torch.manual_seed(0)
+    good = tmp_path / "good.pt"
+    train(VAE(), _tiny(small_train, 200), _tiny(test_images, 100), epochs=1, eval_images=50, progress=False,
+          checkpoint=good)
+    cases = {
+        "epoch": [(-5, "epoch must be >= 0"), (True, "epoch must be an integer"), ("1", "epoch must be an integer"),
+                  (2, r"history\['epoch'\] must be a list of 2")],
+        "settings": [({"batch_size": 0, "lr": 1e-3, "seed": 0, "eval_images": 50}, r"settings\['batch_size'\] must be >= 1"),
+                     ({"batch_size": 128, "lr": "big", "seed": 0, "eval_images": 50}, r"settings\['lr'\] must be a real"),
+                     ({"batch_size": 128, "lr": math.nan, "seed": 0, "eval_images": 50}, r"settings\['lr'\] must be a finite"),
+                     ({"batch_size": 128, "lr": 1e-3, "seed": 2**64, "eval_images": 50}, r"settings\['seed'\] must be < 2\*\*64"),
+                     ({"batch_size": 128, "lr": 1e-3, "seed": 0}, "settings must be a dict with the keys"),
+                     ([1, 2], "settings must be a dict")],
+        "history": [({"epoch": [1], "train_elbo": [-200.0], "test_elbo": [], "seconds": [0.1]},
+                     r"history\['test_elbo'\] must be a list of 1"),
+                    ({"epoch": [1], "train_elbo": [math.nan], "test_elbo": [-1.0], "seconds": [0.1]}, "finite numbers"),
+                    ({"epoch": [7], "train_elbo": [-1.0], "test_elbo": [-1.0], "seconds": [0.1]}, r"must be \[1, ..., 1\]"),
+                    ({"epoch": [1], "train_elbo": [-1.0], "test_elbo": [-1.0], "seconds": [-3.0]}, "must be >= 0")],
+        "model_config": [("VAE", "model_config must be a dict")],
+        "cpu_generator": [(torch.zeros(3), "cpu_generator must be a generator state")],
+        "optimizer": [({}, "optimizer must be an optimizer state dict")],
+    }
+    original = load_checkpoint(good)
+    for field, values in cases.items():
+        for value, message in values:
+            state = {**original, field: value}
+            torch.save(state, tmp_path / "bad.pt")
+            with pytest.raises(ValueError, match=message):
+                load_checkpoint(tmp_path / "bad.pt")
+    nan_model = {**original["model"], "fc_mu.weight": torch.full_like(original["model"]["fc_mu.weight"], math.nan)}
+    torch.save({**original, "model": nan_model}, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match=r"model\['fc_mu.weight'\] holds non-finite weights"):
+        train(VAE(), small_train, test_images, epochs=2, resume=tmp_path / "bad.pt", progress=False)
+    short_model = {key: value for key, value in original["model"].items() if key != "fc_mu.bias"}
+    torch.save({**original, "model": short_model}, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="does not fit this model"):
+        train(VAE(), small_train, test_images, epochs=2, resume=tmp_path / "bad.pt", progress=False)
+
+
+def test_seed_at_the_top_of_its_range_trains(small_train, test_images):
+    """2**64 - 1 is a valid seed: the derived seeds (noise generator, evaluation subsets) wrap around."""
+    torch.manual_seed(0)
+    history = train(VAE(), _tiny(small_train, 200), _tiny(test_images, 100), epochs=1, eval_images=50,
+                    seed=2**64 - 1, progress=False)
+    assert history["settings"]["seed"] == 2**64 - 1 and math.isfinite(history["test_elbo"][0])
+    for seed, error in ((2**64, ValueError), (-1, ValueError), (1.5, TypeError)):
+        with pytest.raises(error, match="seed"):
+            train(VAE(), small_train, test_images, epochs=1, seed=seed, progress=False)
+
+
+def test_training_without_images_is_a_clear_error(small_train, test_images):
+    for train_size, test_size, name in ((0, 100, "train_data"), (100, 0, "test_data")):
+        with pytest.raises(ValueError, match=f"{name} must hold at least one image"):
+            train(VAE(), _tiny(small_train, train_size), _tiny(test_images, test_size), epochs=1, progress=False)
+    with pytest.raises(TypeError, match="train_data must be a pyvi.data.MNISTData"):
+        train(VAE(), small_train.images, test_images, epochs=1, progress=False)
+    from pyvi.vae.train import evaluate_elbo
+
+    with pytest.raises(ValueError, match="indices must hold at least one image"):
+        evaluate_elbo(VAE(), test_images, torch.arange(0), seed=0)
 
 
 def test_failed_checkpoint_write_keeps_the_previous_file(tmp_path):

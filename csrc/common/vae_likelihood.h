@@ -15,6 +15,9 @@
 //   d/dl = x - sigmoid(l).
 // Gaussian with a learned log-scale (the homework's decoder):
 //   log N(x | m, s^2) = -r^2 / 2 - log s - log(2 pi) / 2 with r = (x - m) / s,   d/dm = r / s.
+// 1/s = exp(-log s) is applied as two factors (GaussianInvScale) so that r stays exact wherever it
+// is representable: one product (x - m) * exp(-log s) gave 0 * inf = NaN at x == m once exp(-log s)
+// overflowed (log s < -709 in double, < -88 in float), though log N(m | m, s^2) is finite.
 //
 // References:
 //   Steele, Lea & Flood, "Fast splittable pseudorandom number generators", OOPSLA 2014 (splitmix64).
@@ -66,10 +69,35 @@ PYVI_HOST_DEVICE scalar_t bernoulli_log_prob_grad(scalar_t logit, scalar_t x) {
   return x - sigmoid;
 }
 
+/// 1/s = exp(-log_scale) = first * second, both finite: while exp(-log_scale) is finite, first is it and
+/// second = 1 (r = (x - m) * first, the plain product); beyond, both are exp(-log_scale / 2), clamped to
+/// stay finite (where the clamp bites, |r| overflows for every x != m anyway). A NaN log_scale stays NaN.
+template <typename scalar_t>
+struct GaussianInvScale {
+  scalar_t first, second;
+};
+
+template <typename scalar_t>
+PYVI_HOST_DEVICE GaussianInvScale<scalar_t> gaussian_inv_scale(scalar_t log_scale) {
+  // The largest argument whose exp is finite, rounded down: 88 (float), 709 (double).
+  constexpr scalar_t log_max = sizeof(scalar_t) == sizeof(float) ? scalar_t(88) : scalar_t(709);
+  const scalar_t negative = -log_scale;
+  if (negative <= log_max) return {std::exp(negative), scalar_t(1)};
+  const scalar_t half_negative = scalar_t(0.5) * negative;
+  const scalar_t half = std::exp(half_negative > log_max ? log_max : half_negative);  // NaN passes through
+  return {half, half};
+}
+
+/// r = (x - m) / s: exact where representable, 0 at x == m whatever the scale.
+template <typename scalar_t>
+PYVI_HOST_DEVICE scalar_t gaussian_standardized(scalar_t mean, scalar_t x, GaussianInvScale<scalar_t> inv_scale) {
+  return (x - mean) * inv_scale.second * inv_scale.first;
+}
+
 /// -r^2 / 2 with r = (x - m) / s: the data-dependent part of log N(x | m, s^2).
 template <typename scalar_t>
-PYVI_HOST_DEVICE scalar_t gaussian_log_prob_kernel(scalar_t mean, scalar_t x, scalar_t inv_scale) {
-  const scalar_t r = (x - mean) * inv_scale;
+PYVI_HOST_DEVICE scalar_t gaussian_log_prob_kernel(scalar_t mean, scalar_t x, GaussianInvScale<scalar_t> inv_scale) {
+  const scalar_t r = gaussian_standardized(mean, x, inv_scale);
   return scalar_t(-0.5) * r * r;
 }
 
@@ -79,10 +107,10 @@ PYVI_HOST_DEVICE scalar_t gaussian_log_norm(scalar_t log_scale) {
   return -log_scale - scalar_t(0.91893853320467274178032973640562);
 }
 
-/// d/dm of log N(x | m, s^2) = (x - m) / s^2.
+/// d/dm of log N(x | m, s^2) = (x - m) / s^2 = r / s (0 at x == m whatever the scale).
 template <typename scalar_t>
-PYVI_HOST_DEVICE scalar_t gaussian_log_prob_grad(scalar_t mean, scalar_t x, scalar_t inv_scale) {
-  return (x - mean) * inv_scale * inv_scale;
+PYVI_HOST_DEVICE scalar_t gaussian_log_prob_grad(scalar_t mean, scalar_t x, GaussianInvScale<scalar_t> inv_scale) {
+  return gaussian_standardized(mean, x, inv_scale) * inv_scale.second * inv_scale.first;
 }
 
 }  // namespace pyvi

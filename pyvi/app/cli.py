@@ -6,19 +6,54 @@ Subcommands:
     pyvi hmc --out DIR         Problem 3.3: HMC on the banana against the exact posterior
     pyvi vae --out DIR         Problem 4: the VAE on MNIST
     pyvi backends              which native backends loaded, and why not
+    pyvi --version
+
+A user error (a bad option value, a missing data file, an ``--out`` that cannot be a folder, a
+checkpoint that does not fit, a training run that diverged) is one line on stderr,
+``pyvi <command>: error: ...``, and exit status 2; Ctrl-C is one line and status 130. Options are
+checked and the data, the banana file and a ``--resume`` checkpoint are read before any work
+starts, so such an error writes nothing; the output folder is created when the work starts, and
+a run that fails after that removes what it created (:mod:`pyvi.app.output`; ``pyvi vae`` keeps
+its ``checkpoint.pt``, the last finished epoch, for ``--resume``).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
+from pyvi import __version__
+from pyvi.app import arguments
+from pyvi.app.output import check_output_folder, output_folder
+
 __all__ = ["main", "build_parser"]
 
+#: Exceptions reported as one line with exit status 2 (FloatingPointError: a VAE run that diverged).
+USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError)
 
-def _cmd_hmc(args) -> int:
+
+def _check_banana(args) -> None:
+    """The output folder and the banana data file (read now, so a bad file fails before any work)."""
+    from pyvi.app.pipeline import banana_from
+
+    check_output_folder(args.out)
+    try:
+        banana_from(args.data)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--data {args.data}: {error}") from error
+
+
+def _check_report(args) -> None:
+    from pyvi.data import mnist
+
+    _check_banana(args)
+    for split in ("train", "test"):
+        if len(mnist(args.mnist, split)) == 0:
+            raise ValueError(f"--mnist {args.mnist}: the {split} split holds no images")
+
+
+def _cmd_hmc(args, _) -> int:
     from pyvi.app.pipeline import run_hmc
 
     metrics = run_hmc(Path(args.out), args.data, args.seed, args.backend)
@@ -72,25 +107,23 @@ def _banana_steps(args, out: Path, state: dict) -> list:
             ("normalizing flows on the banana (Problem 3)", "flows", flows_step)]
 
 
-def _cmd_banana(args) -> int:
+def _cmd_banana(args, _) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     metrics, sections = _run_steps(out, _banana_steps(args, out, {}))
     _write_report(out, "pyvi: Problem 3, the banana posterior", metrics, sections)
     return 0
 
 
-def _cmd_report(args) -> int:
+def _cmd_report(args, _) -> int:
     import torch
 
     from pyvi.app import pipeline
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     state: dict = {}
     banana = pipeline.banana_from(args.data)
 
@@ -112,16 +145,24 @@ def _cmd_report(args) -> int:
     return 0
 
 
-def _cmd_vae(args) -> int:
+def _check_vae(args):
     from pyvi.app import vae_cli
 
-    metrics = vae_cli.run(args)
-    print(f"wrote {args.out}: test ELBO {metrics['final_test_elbo']:.2f}, "
+    check_output_folder(args.out)
+    return vae_cli.prepare(args)
+
+
+def _cmd_vae(args, prepared) -> int:
+    from pyvi.app import vae_cli
+
+    metrics = vae_cli.run(args, prepared)
+    final = metrics["final_test_elbo"]
+    print(f"wrote {args.out}: test ELBO {'-' if final is None else f'{final:.2f}'}, "
           f"IWAE {metrics['iwae_test_log_likelihood']}")
     return 0
 
 
-def _cmd_backends(args) -> int:
+def _cmd_backends(args, _) -> int:
     from pyvi import backends
 
     for name, status in backends().items():
@@ -129,47 +170,65 @@ def _cmd_backends(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pyvi", description="Variational inference and MCMC, compiled.")
+def build_parser() -> arguments.Parser:
+    parser = arguments.Parser(prog="pyvi", description="Variational inference and MCMC, compiled.")
+    parser.add_argument("--version", action="version", version=f"pyvi {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--out", required=True, help="output folder (created)")
+    common = arguments.Parser(add_help=False)
+    common.add_argument("--out", required=True, help="output folder (created when the work starts)")
     common.add_argument("--data", default=None, help="banana data .npy (default: the embedded simulated set)")
-    common.add_argument("--seed", type=int, default=0)
+    common.add_argument("--seed", type=arguments.seed, default=0, help="in [0, 2**64) (default 0)")
     common.add_argument("--backend", default="cpp", choices=("cpp", "numba", "numpy"), help="HMC backend")
 
-    pipeline_options = argparse.ArgumentParser(add_help=False)
-    pipeline_options.add_argument("--steps", type=int, default=None, help="flow training steps (default: pyvi.vi.fit's)")
-    pipeline_options.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    pipeline_options = arguments.Parser(add_help=False)
+    pipeline_options.add_argument("--steps", type=arguments.positive_int, default=None,
+                                  help="flow training steps (default: pyvi.vi.fit's)")
+    pipeline_options.add_argument("--threads", type=arguments.positive_int, default=1,
+                                  help="torch CPU threads (default 1)")
     pipeline_options.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     report = commands.add_parser("report", parents=[common, pipeline_options],
                                  help="the whole problem set: index.html, report.md, metrics.json")
     report.add_argument("--mnist", default="embedded", help="'embedded' or a torchvision-layout MNIST folder")
-    report.add_argument("--vae-epochs", type=int, default=100)
-    report.add_argument("--vae-eval-images", type=int, default=1000, help="images per set for VAE curves and IWAE")
-    report.set_defaults(handler=_cmd_report)
+    report.add_argument("--vae-epochs", type=arguments.positive_int, default=100)
+    report.add_argument("--vae-eval-images", type=arguments.positive_int, default=1000,
+                        help="images per set for VAE curves and IWAE")
+    report.set_defaults(handler=_cmd_report, check=_check_report)
     banana_cmd = commands.add_parser("banana", parents=[common, pipeline_options],
                                      help="Problem 3: flows and HMC on the banana posterior")
-    banana_cmd.set_defaults(handler=_cmd_banana)
+    banana_cmd.set_defaults(handler=_cmd_banana, check=_check_banana)
     hmc_cmd = commands.add_parser("hmc", parents=[common], help="HMC on the banana (Problem 3.3)")
-    hmc_cmd.set_defaults(handler=_cmd_hmc)
+    hmc_cmd.set_defaults(handler=_cmd_hmc, check=_check_banana)
     from pyvi.app import vae_cli
 
     vae_cmd = vae_cli.add_arguments(commands.add_parser("vae", help="train the VAE on MNIST (Problem 4)"))
-    vae_cmd.set_defaults(handler=_cmd_vae)
+    vae_cmd.set_defaults(handler=_cmd_vae, check=_check_vae, keep=(vae_cli.CHECKPOINT,))
     backends_cmd = commands.add_parser("backends", help="which native backends loaded")
-    backends_cmd.set_defaults(handler=_cmd_backends)
+    backends_cmd.set_defaults(handler=_cmd_backends, check=lambda args: None)
     return parser
 
 
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Runs one command; returns its exit status (0, 2 for a user error, 130 on Ctrl-C)."""
+    args = build_parser().parse_args(argv)  # a bad option value exits here: one line, status 2
+    prog = f"pyvi {args.command}"
+    out = getattr(args, "out", None)
     try:
-        return args.handler(args)
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
-        print(f"pyvi {args.command}: error: {error}", file=sys.stderr)
+        prepared = args.check(args)
+        if out is None:
+            return args.handler(args, prepared)
+        with output_folder(out, keep=getattr(args, "keep", ())):
+            return args.handler(args, prepared)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as error:
+        print(f"{prog}: error: {_one_line(error)}", file=sys.stderr)
         return 2
 
 

@@ -48,15 +48,22 @@ def samples_over_posterior(panels: dict[str, np.ndarray], banana, path: str | Pa
     return path
 
 
-def hmc_traces(samples: np.ndarray, path: str | Path, names=(r"$\theta_1$", r"$\theta_2$")) -> Path:
-    """Trace plot per dimension, one line per chain, for samples of shape (chains, draws, dim)."""
-    dim = samples.shape[-1]
-    fig, axes = plt.subplots(dim, 1, figsize=(8, 1.8 * dim), sharex=True, squeeze=False)
+def hmc_traces(samples: np.ndarray, path: str | Path, names=(r"$\theta_1$", r"$\theta_2$"),
+               title: str | None = None) -> Path:
+    """Trace plot per dimension, one line per chain (a legend names them), for samples of shape
+    (chains, draws, dim); ``title`` above (default: the chain and draw counts)."""
+    chains, draws, dim = samples.shape
+    fig, axes = plt.subplots(dim, 1, figsize=(8, 1.8 * dim + 0.5), sharex=True, squeeze=False)
     for k in range(dim):
-        for chain in samples[:, :, k]:
-            axes[k][0].plot(chain, linewidth=0.5, alpha=0.8)
+        for index, chain in enumerate(samples[:, :, k]):
+            axes[k][0].plot(chain, linewidth=0.5, alpha=0.8, label=f"chain {index + 1}")
         axes[k][0].set_ylabel(names[k] if k < len(names) else f"x{k}")
     axes[-1][0].set_xlabel("draw")
+    legend = axes[0][0].legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, ncol=min(chains, 8),
+                               frameon=False, borderaxespad=0.1)
+    for handle in legend.get_lines():
+        handle.set_linewidth(2.0)
+    fig.suptitle(title or f"HMC traces: {chains} chain{'s' if chains != 1 else ''} x {draws:,} draws", fontsize=10)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
@@ -65,16 +72,20 @@ def hmc_traces(samples: np.ndarray, path: str | Path, names=(r"$\theta_1$", r"$\
 
 
 def elbo_curves(histories: dict[str, np.ndarray], log_evidence: float, path: str | Path, window: int = 100) -> Path:
-    """Per-step ELBO estimates of each flow (a ``window``-step running mean over the raw trace),
-    with the exact log p(y) as a line."""
+    """Per-step ELBO estimates of each flow (a running mean over ``window`` steps, or over the whole
+    trace when it is shorter, drawn over the raw trace), with the exact log p(y) as a line."""
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     for name, trace in histories.items():
         trace = np.asarray(trace, dtype=float)
+        if trace.size == 0:
+            continue
         steps = np.arange(1, trace.size + 1)
         ax.plot(steps, trace, linewidth=0.4, alpha=0.25)
-        kernel = np.ones(window) / window
-        smooth = np.convolve(np.nan_to_num(trace, nan=np.nanmean(trace)), kernel, mode="valid")
-        ax.plot(steps[window - 1:], smooth, linewidth=1.4, label=name, color=ax.lines[-1].get_color())
+        width = min(window, trace.size)
+        kernel = np.ones(width) / width
+        filled = np.nan_to_num(trace, nan=np.nanmean(trace)) if np.isfinite(trace).any() else trace
+        smooth = np.convolve(filled, kernel, mode="valid")
+        ax.plot(steps[width - 1:], smooth, linewidth=1.4, label=name, color=ax.lines[-1].get_color())
     ax.axhline(log_evidence, color="black", linestyle="--", linewidth=1, label=f"log p(y) = {log_evidence:.3f}")
     ax.set_ylim(log_evidence - 8, log_evidence + 1)
     ax.set_xlabel("iteration")

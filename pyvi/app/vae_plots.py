@@ -25,8 +25,13 @@ __all__ = ["tiles", "plot_elbo_curves", "plot_tiles", "plot_latent_scatter", "pl
 
 
 def tiles(images: np.ndarray, rows: int, cols: int, side: int = 28) -> np.ndarray:
-    """``rows * cols`` flattened images as one ``(rows * side, cols * side)`` mosaic, row-major."""
-    images = np.asarray(images, dtype=np.float32).reshape(rows, cols, side, side)
+    """Up to ``rows * cols`` flattened images as one ``(rows * side, cols * side)`` mosaic, row-major;
+    cells without an image (a test set of fewer than 100 digits) stay black."""
+    images = np.asarray(images, dtype=np.float32).reshape(-1, side * side)
+    if len(images) > rows * cols:
+        raise ValueError(f"{len(images)} images do not fit {rows} x {cols} tiles")
+    images = np.concatenate([images, np.zeros((rows * cols - len(images), side * side), np.float32)])
+    images = images.reshape(rows, cols, side, side)
     return images.transpose(0, 2, 1, 3).reshape(rows * side, cols * side)
 
 

@@ -9,8 +9,9 @@
   layer on binary digits, the decoder's first layer on its 2-D input); ``pyvi.vae.latent``: the
   posterior heads, reparameterised sample and analytic KL in one op; ``pyvi.vae.dense_linear``:
   the decoder's output layer on oneDNN's matmul.
-- ``pyvi.vae.train``: the training loop with exact resume; ``pyvi.vae.evaluate``: IWAE estimates
-  of the log-likelihood and the encoder means of a data set.
+- ``pyvi.vae.train``: the training loop with exact resume, stopping on non-finite weights;
+  ``pyvi.vae.checkpoint``: atomic checkpoint writes and fully checked reads; ``pyvi.vae.evaluate``:
+  IWAE estimates of the log-likelihood and the encoder means of a data set.
 
 The ``pyvi vae`` command and its figures are application code: :mod:`pyvi.app.vae_cli` and
 :mod:`pyvi.app.vae_plots`.

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from pyvi._seeds import derived_seed
+from pyvi._validate import count
 from pyvi.data import MNISTData
 from pyvi.vae.model import VAE
 
@@ -21,6 +23,8 @@ __all__ = ["iwae_log_likelihood", "latent_means"]
 @torch.no_grad()
 def latent_means(model: VAE, data: MNISTData, *, seed: int, batch_size: int = 1000) -> torch.Tensor:
     """The encoder means mu(x) of every image of ``data`` (binarised with ``seed``), ``(N, latent)``."""
+    if len(data) == 0:
+        raise ValueError("data must hold at least one image")
     means = [model.encode(data.batch(part, seed=seed))[0] for part in torch.arange(len(data)).split(batch_size)]
     return torch.cat(means).cpu()
 
@@ -29,7 +33,10 @@ def latent_means(model: VAE, data: MNISTData, *, seed: int, batch_size: int = 10
 def iwae_log_likelihood(model: VAE, data: MNISTData, indices: torch.Tensor, num_samples: int, *, seed: int,
                         batch_size: int = 100) -> float:
     """Mean IWAE bound L_K over ``data[indices]`` (a lower bound on the test log-likelihood)."""
-    generator = torch.Generator(device=data.device).manual_seed(seed + num_samples)
+    num_samples = count(num_samples, "num_samples", minimum=1)
+    if len(indices) == 0:
+        raise ValueError("indices must hold at least one image")
+    generator = torch.Generator(device=data.device).manual_seed(derived_seed(seed, num_samples))
     total = 0.0
     for part in indices.split(batch_size):
         x = data.batch(part, seed=seed)

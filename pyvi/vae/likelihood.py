@@ -50,6 +50,34 @@ def _prepare(params: torch.Tensor, x: torch.Tensor, seed: int | None, name: str)
     return (params.unsqueeze(0) if squeeze else params), squeeze, seed
 
 
+#: exp of anything up to this is finite in the dtype (log of the largest float: 88.72..., 709.78...).
+_LOG_MAX = {torch.float32: 88.0, torch.float64: 709.0}
+
+
+def _standardized(diff: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """r = diff / exp(log_scale) for a 0-dim ``log_scale``, exact (up to rounding) wherever r is representable.
+
+    While exp(-log_scale) is finite this is the plain ``diff * exp(-log_scale)`` (the fused kernels'
+    product). Beyond that (a scale below ~1e-308 in float64, ~1e-38 in float32) 1/s is applied as two
+    finite halves, clamped so that they stay finite: r is then still exact where it is representable,
+    0 where ``diff == 0`` (one product gave 0 * inf = NaN, though log N(m | m, s^2) = -log s - log(2 pi)/2
+    is finite), and +-inf where |r| overflows (the log density is then below the float range: -inf).
+
+    No branch on a host copy of the value (CUDA-graph safe), and no inf in an unselected branch, whose
+    zero gradient would turn into 0 * inf = NaN. log_scale's gradient, d r / d log s = -r, enters through
+    one 0-dim factor exp(log s' - log s) = 1 (s' detached) applied last, so that no intermediate of the
+    backward overflows unless the derivative itself does.
+    """
+    negative = -log_scale.detach()
+    log_max = _LOG_MAX[diff.dtype]
+    whole = negative <= log_max
+    half = torch.exp((0.5 * negative).clamp(max=log_max))
+    first = torch.where(whole, torch.exp(negative.clamp(max=log_max)), half)
+    second = torch.where(whole, torch.ones_like(half), half)
+    first = first * torch.exp(log_scale.detach() - log_scale)
+    return (diff * second) * first
+
+
 def bernoulli_log_likelihood(
     logits: torch.Tensor, x: torch.Tensor, *, seed: int | None = None, impl: str = "fused"
 ) -> torch.Tensor:
@@ -86,6 +114,10 @@ def gaussian_log_likelihood(
 ) -> torch.Tensor:
     """sum_d log N(x_d | mean_d, exp(log_scale)^2): the homework's decoder with a learned scale.
 
+    Finite for any finite input whose value is representable: at x == mean it is -log s - log(2 pi)/2
+    per pixel even where 1/s overflows; where the exact value lies below the float range, -inf
+    (never NaN). The reference computes r = (x - mean) / s as described in ``_standardized``.
+
     Args:
         mean: ``(B, D)`` or ``(S, B, D)`` decoder outputs.
         x: ``(B, D)`` (gray levels when ``seed`` is given).
@@ -107,8 +139,8 @@ def gaussian_log_likelihood(
         raise TypeError(f"log_scale must have the dtype and device of mean ({mean.dtype}, {mean.device})")
     if impl == "reference":
         target = x if seed is None else binarize_reference(x.detach(), seed)
-        scale = log_scale.reshape(()).exp()
-        out = (-0.5 * ((target - mean3) / scale) ** 2 - log_scale.reshape(()) - 0.5 * math.log(2 * math.pi)).sum(-1)
+        r = _standardized(target - mean3, log_scale.reshape(()))
+        out = (-0.5 * r**2 - log_scale.reshape(()) - 0.5 * math.log(2 * math.pi)).sum(-1)
     else:
         from pyvi.ops import vae_likelihood as ops  # loads pyvi._C on first use
 

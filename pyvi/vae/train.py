@@ -7,7 +7,13 @@ never disturbs the training stream. Hence a run resumed from the checkpoint of e
 the uninterrupted run exactly (bit for bit on the CPU).
 
 Checkpoints are written to a temporary file in the same folder and moved into place with
-``os.replace``, so a crash mid-write never replaces the previous good checkpoint.
+``os.replace``, so a crash mid-write never replaces the previous good checkpoint
+(:mod:`pyvi.vae.checkpoint`; reading one checks every field).
+
+After each epoch one check asks whether the parameters and the epoch's ELBOs are finite. A run that
+diverged (a learning rate far too large) cannot recover (NaN weights stay NaN under Adam), so
+training stops there with :class:`NonFiniteTrainingError`: the epoch is neither recorded nor
+checkpointed, and the checkpoint file keeps the last finite epoch.
 
 References:
     Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014, arXiv:1312.6114.
@@ -16,26 +22,39 @@ References:
 
 from __future__ import annotations
 
+import math
 import os
-import pickle
-import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 import torch
 
 from pyvi._adam import fused_adam_step, supports_fused_adam_step
+from pyvi._seeds import derived_seed
 from pyvi._validate import count, positive_float, seed_value
 from pyvi.data import MNISTData
+from pyvi.vae.checkpoint import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, load_checkpoint, save_checkpoint
 from pyvi.vae.model import VAE
 
-__all__ = ["train", "train_epoch", "evaluate_elbo", "save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT", "eval_indices"]
+__all__ = ["train", "train_epoch", "evaluate_elbo", "save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT",
+           "eval_indices", "NonFiniteTrainingError"]
 
-CHECKPOINT_FORMAT = "pyvi.vae.checkpoint"
-CHECKPOINT_VERSION = 1
 #: Fixed binarisation seeds of the evaluation sets (train subset, test subset).
 EVAL_SEEDS = (1_000_003, 2_000_003)
+
+
+class NonFiniteTrainingError(FloatingPointError):
+    """Training produced non-finite parameters or ELBOs (the learning rate is usually far too large).
+
+    Attributes:
+        history: the finite epochs' history (as :func:`train` returns it), without the failed epoch.
+        epoch: the failed epoch (1-based).
+    """
+
+    def __init__(self, message: str, history: dict, epoch: int):
+        super().__init__(message)
+        self.history = history
+        self.epoch = epoch
 
 
 def eval_indices(size: int, num: int, seed: int) -> torch.Tensor:
@@ -48,6 +67,8 @@ def eval_indices(size: int, num: int, seed: int) -> torch.Tensor:
 @torch.no_grad()
 def evaluate_elbo(model: VAE, data: MNISTData, indices: torch.Tensor, *, seed: int, batch_size: int = 500) -> float:
     """Mean one-sample ELBO over ``data[indices]`` (nats per image), with fixed binarisation and noise."""
+    if len(indices) == 0:
+        raise ValueError("indices must hold at least one image")
     generator = torch.Generator(device=data.device).manual_seed(seed)
     total = 0.0
     for part in indices.split(batch_size):
@@ -81,47 +102,14 @@ def train_epoch(model: VAE, optimizer: torch.optim.Optimizer, data: MNISTData, b
     return total.item() / max(seen, 1)
 
 
-def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
-    """Atomically write ``state`` (temporary file in the same folder, fsync, ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(state, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _parameters_finite(model: VAE) -> bool:
+    """Whether every parameter is finite (one host synchronisation for all of them)."""
+    flags = [torch.isfinite(p.detach()).all() for p in model.parameters()]
+    return bool(torch.stack(flags).all())
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a checkpoint written by :func:`train`.
-
-    Raises:
-        FileNotFoundError: no file at ``path``.
-        ValueError: the file is truncated, not a torch file, or not a pyvi VAE checkpoint.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as error:
-        # torch's own message suggests weights_only=False, which would run arbitrary pickled code: not shown.
-        raise ValueError(f"checkpoint {path} is truncated or not a torch checkpoint ({type(error).__name__}); "
-                         "the previous good checkpoint is the one written after the last finished epoch") from error
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a pyvi VAE checkpoint (no format tag {CHECKPOINT_FORMAT!r})")
-    if state.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(f"checkpoint {path} has version {state.get('version')}, this pyvi reads {CHECKPOINT_VERSION}")
-    missing = {"model_config", "model", "optimizer", "epoch", "cpu_generator", "noise_generator", "history",
-               "settings"} - set(state)
-    if missing:
-        raise ValueError(f"checkpoint {path} lacks {', '.join(sorted(missing))}")
-    return state
+def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    return Path(a).resolve() == Path(b).resolve()
 
 
 def _adam(model: VAE, lr: float) -> torch.optim.Adam:
@@ -154,8 +142,9 @@ def train(
         epochs: total epochs (when resuming, the run continues up to this many).
         batch_size, lr, seed: minibatch size, Adam step size, seed of the training generators.
             When resuming they are taken from the checkpoint.
-        checkpoint: file written after every epoch (model, optimiser, epoch, generators, history).
-        resume: a checkpoint to continue from; its model config must match ``model``.
+        checkpoint: file written after every finite epoch (model, optimiser, epoch, generators, history).
+        resume: a checkpoint to continue from (every field checked: :mod:`pyvi.vae.checkpoint`); its
+            model config must match ``model``.
         eval_images: images of each set in the per-epoch ELBO (all when a set has fewer).
         progress: show a tqdm bar.
         cuda_graph: on a CUDA device with dynamically binarised data, each epoch's steps run as captured
@@ -166,6 +155,13 @@ def train(
     Returns:
         The history: ``{"epoch", "train_elbo", "test_elbo", "seconds"}`` lists (per epoch) and
         ``"settings"``.
+
+    Raises:
+        NonFiniteTrainingError: an epoch left non-finite parameters or ELBOs (checked once per epoch);
+            that epoch is not recorded or checkpointed, the checkpoint keeps the last finite epoch, the
+            error's ``history`` the finite epochs. ``model`` holds the non-finite parameters.
+        ValueError: an argument out of range (the message names it), empty data, or a resume
+            checkpoint that is invalid or does not fit ``model``.
     """
     from tqdm.auto import tqdm
 
@@ -174,10 +170,17 @@ def train(
     lr = positive_float(lr, "lr")
     seed = seed_value(seed)
     eval_images = count(eval_images, "eval_images", minimum=1)
+    for data, name in ((train_data, "train_data"), (test_data, "test_data")):
+        if not isinstance(data, MNISTData):
+            raise TypeError(f"{name} must be a pyvi.data.MNISTData, got {type(data).__name__}")
+        if len(data) == 0:
+            raise ValueError(f"{name} must hold at least one image, got none")
+    if cuda_graph is not None and not isinstance(cuda_graph, bool):
+        raise TypeError(f"cuda_graph must be None, True or False, got {type(cuda_graph).__name__}")
     device = train_data.device
     optimizer = _adam(model, lr)
     cpu_generator = torch.Generator().manual_seed(seed)
-    noise_generator = torch.Generator(device=device).manual_seed(seed + 1)
+    noise_generator = torch.Generator(device=device).manual_seed(derived_seed(seed, 1))
     history = {"epoch": [], "train_elbo": [], "test_elbo": [], "seconds": []}
     settings = {"batch_size": batch_size, "lr": lr, "seed": seed, "eval_images": eval_images}
     start_epoch = 0
@@ -185,17 +188,18 @@ def train(
         state = load_checkpoint(resume)
         if state["model_config"] != model.config():
             raise ValueError(f"checkpoint {resume} holds a model {state['model_config']}, not {model.config()}")
-        model.load_state_dict(state["model"])
         settings = dict(state["settings"])
         batch_size, seed, eval_images = settings["batch_size"], settings["seed"], settings["eval_images"]
-        optimizer = _adam(model, settings["lr"])
-        optimizer.load_state_dict(state["optimizer"])
-        cpu_generator.set_state(state["cpu_generator"])
-        noise_generator.set_state(state["noise_generator"])
+        try:
+            model.load_state_dict(state["model"])
+            optimizer = _adam(model, settings["lr"])
+            optimizer.load_state_dict(state["optimizer"])
+            cpu_generator.set_state(state["cpu_generator"])
+            noise_generator.set_state(state["noise_generator"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as error:  # tensors that do not fit this model/device
+            raise ValueError(f"checkpoint {resume} does not fit this model on {device}: {error}") from error
         history = {key: list(value) for key, value in state["history"].items()}
-        start_epoch = int(state["epoch"])
-    if cuda_graph is not None and not isinstance(cuda_graph, bool):
-        raise TypeError(f"cuda_graph must be None, True or False, got {type(cuda_graph).__name__}")
+        start_epoch = state["epoch"]
     graphable = device.type == "cuda" and train_data.binarize == "dynamic"
     if cuda_graph and not graphable:
         raise ValueError("cuda_graph=True needs CUDA training data with binarize='dynamic'")
@@ -204,24 +208,42 @@ def train(
         from pyvi.vae.epoch import DeviceEpoch
 
         runner = DeviceEpoch(model, optimizer, train_data, batch_size, noise_generator, capture=True)
-    train_eval = eval_indices(len(train_data), eval_images, seed + 2)
-    test_eval = eval_indices(len(test_data), eval_images, seed + 3)
+    train_eval = eval_indices(len(train_data), eval_images, derived_seed(seed, 2))
+    test_eval = eval_indices(len(test_data), eval_images, derived_seed(seed, 3))
+    saved_epoch = start_epoch if resume is not None and checkpoint is not None and _same_file(resume, checkpoint) else None
 
     bar = tqdm(range(start_epoch, epochs), disable=not progress, desc="vae", unit="epoch",
                initial=start_epoch, total=epochs)
     for epoch in bar:
         started = time.perf_counter()
         if runner is not None:
-            runner.run(cpu_generator)
+            train_elbo = runner.run(cpu_generator)
         else:
-            train_epoch(model, optimizer, train_data, batch_size, cpu_generator, noise_generator)
+            train_elbo = train_epoch(model, optimizer, train_data, batch_size, cpu_generator, noise_generator)
         seconds = time.perf_counter() - started
         model.eval()
+        finite = math.isfinite(train_elbo) and _parameters_finite(model)
+        if finite:
+            elbos = (evaluate_elbo(model, train_data, train_eval, seed=EVAL_SEEDS[0]),
+                     evaluate_elbo(model, test_data, test_eval, seed=EVAL_SEEDS[1]))
+            finite = all(math.isfinite(value) for value in elbos)
+        if not finite:
+            bar.close()
+            if checkpoint is None:
+                kept = "no checkpoint was written"
+            elif saved_epoch is None:
+                kept = f"{checkpoint} was not written to"
+            else:
+                kept = f"{checkpoint} was not overwritten (it holds epoch {saved_epoch}, the last finite one)"
+            raise NonFiniteTrainingError(
+                f"training diverged in epoch {epoch + 1}: the parameters or the ELBO became non-finite "
+                f"(lr={settings['lr']:g} is likely too large; start again with a smaller one); {kept}",
+                {**history, "settings": settings}, epoch + 1)
         history["epoch"].append(epoch + 1)
-        history["train_elbo"].append(evaluate_elbo(model, train_data, train_eval, seed=EVAL_SEEDS[0]))
-        history["test_elbo"].append(evaluate_elbo(model, test_data, test_eval, seed=EVAL_SEEDS[1]))
+        history["train_elbo"].append(elbos[0])
+        history["test_elbo"].append(elbos[1])
         history["seconds"].append(seconds)
-        bar.set_postfix(train=f"{history['train_elbo'][-1]:.1f}", test=f"{history['test_elbo'][-1]:.1f}")
+        bar.set_postfix(train=f"{elbos[0]:.1f}", test=f"{elbos[1]:.1f}")
         if checkpoint is not None:
             save_checkpoint(checkpoint, {
                 "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model_config": model.config(),
@@ -229,4 +251,5 @@ def train(
                 "cpu_generator": cpu_generator.get_state(), "noise_generator": noise_generator.get_state(),
                 "history": history, "settings": settings,
             })
+            saved_epoch = epoch + 1
     return {**history, "settings": settings}

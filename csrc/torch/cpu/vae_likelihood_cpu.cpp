@@ -194,7 +194,7 @@ void gaussian_log_lik_cpu(const LikelihoodConfig& config, const at::Tensor& mean
                           const at::Tensor& log_scale, at::Tensor& out) {
   AT_DISPATCH_FLOATING_TYPES(mean.scalar_type(), "gaussian_log_lik_cpu", [&] {
     const scalar_t s = log_scale.item<scalar_t>();
-    const scalar_t inv_scale = std::exp(-s);
+    const GaussianInvScale<scalar_t> inv_scale = gaussian_inv_scale(s);
     with_dynamic(config.dynamic, [&](auto dyn) {
       forward_rows<scalar_t, decltype(dyn)::value>(mean, x, out, config.key, [inv_scale](scalar_t m, scalar_t t) {
         return gaussian_log_prob_kernel(m, t, inv_scale);
@@ -207,7 +207,7 @@ void gaussian_log_lik_cpu(const LikelihoodConfig& config, const at::Tensor& mean
 void gaussian_log_lik_backward_cpu(const LikelihoodConfig& config, const at::Tensor& grad, const at::Tensor& mean,
                                    const at::Tensor& x, const at::Tensor& log_scale, at::Tensor& out) {
   AT_DISPATCH_FLOATING_TYPES(mean.scalar_type(), "gaussian_log_lik_backward_cpu", [&] {
-    const scalar_t inv_scale = std::exp(-log_scale.item<scalar_t>());
+    const GaussianInvScale<scalar_t> inv_scale = gaussian_inv_scale(log_scale.item<scalar_t>());
     with_dynamic(config.dynamic, [&](auto dyn) {
       backward_rows<scalar_t, decltype(dyn)::value>(grad, mean, x, out, config.key,
                                                     [inv_scale](scalar_t m, scalar_t t) {

@@ -19,7 +19,7 @@ constexpr int kWarp = 32;
 enum class Likelihood { kBernoulli, kGaussian };
 
 template <typename scalar_t, Likelihood kind>
-__device__ __forceinline__ scalar_t pixel_log_prob(scalar_t p, scalar_t target, scalar_t inv_scale) {
+__device__ __forceinline__ scalar_t pixel_log_prob(scalar_t p, scalar_t target, GaussianInvScale<scalar_t> inv_scale) {
   if constexpr (kind == Likelihood::kBernoulli)
     return bernoulli_log_prob(p, target);
   else
@@ -27,7 +27,7 @@ __device__ __forceinline__ scalar_t pixel_log_prob(scalar_t p, scalar_t target, 
 }
 
 template <typename scalar_t, Likelihood kind>
-__device__ __forceinline__ scalar_t pixel_grad(scalar_t p, scalar_t target, scalar_t inv_scale) {
+__device__ __forceinline__ scalar_t pixel_grad(scalar_t p, scalar_t target, GaussianInvScale<scalar_t> inv_scale) {
   if constexpr (kind == Likelihood::kBernoulli)
     return bernoulli_log_prob_grad(p, target);
   else
@@ -49,7 +49,7 @@ __global__ void forward_kernel(const scalar_t* __restrict__ params, const scalar
   const int lane = threadIdx.x % kWarp;
   if (row >= rows) return;
   const scalar_t s = kind == Likelihood::kGaussian ? log_scale[0] : scalar_t(0);
-  const scalar_t inv_scale = exp(-s);
+  const GaussianInvScale<scalar_t> inv_scale = gaussian_inv_scale(s);
   const int64_t b = row % batch;
   const scalar_t* pr = params + row * pixels;
   const scalar_t* xr = x + b * pixels;
@@ -71,7 +71,8 @@ __global__ void backward_kernel(const scalar_t* __restrict__ grad, const scalar_
                                 const scalar_t* __restrict__ x, const scalar_t* __restrict__ log_scale,
                                 scalar_t* __restrict__ out, int64_t n, int64_t batch, int64_t pixels, uint64_t key,
                                 bool dynamic) {
-  const scalar_t inv_scale = kind == Likelihood::kGaussian ? exp(-log_scale[0]) : scalar_t(1);
+  const GaussianInvScale<scalar_t> inv_scale =
+      kind == Likelihood::kGaussian ? gaussian_inv_scale(log_scale[0]) : GaussianInvScale<scalar_t>{1, 1};
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t row = i / pixels, d = i - row * pixels;

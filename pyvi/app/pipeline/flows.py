@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pyvi._seeds import derived_seed
 from pyvi.app.pipeline.hmc import banana_from, hmc_runs, run_hmc
 
 __all__ = ["FLOWS", "make_flow", "train_flows", "run_banana"]
@@ -34,10 +35,10 @@ def train_flows(banana, steps: int | None, seed: int, objective: str = "elbo", n
 
     trained = {}
     for offset, name in enumerate(names):
-        flow = make_flow(name, seed + offset)
+        flow = make_flow(name, derived_seed(seed, offset))
         kwargs = {} if steps is None else {"num_steps": steps}
-        history = vi.fit(flow, banana, objective=objective, num_particles=num_particles, seed=seed + offset,
-                         progress=progress, **kwargs)
+        history = vi.fit(flow, banana, objective=objective, num_particles=num_particles,
+                         seed=derived_seed(seed, offset), progress=progress, **kwargs)
         trained[name] = (flow, history)
     return trained
 
@@ -54,7 +55,7 @@ def _score(flow, history, banana, exact: np.ndarray, hmc_draws: np.ndarray, seed
 
     kl = vi.kl(flow, banana, 200_000, seed=seed)
     bound = vi.elbo(flow, banana, 200_000, seed=seed)
-    samples = _flow_samples(flow, KNN_SAMPLES, seed + 1)
+    samples = _flow_samples(flow, KNN_SAMPLES, derived_seed(seed, 1))
     versus_exact = knn_kl(samples, exact, k=KNN_K, return_details=True)
     versus_hmc = knn_kl(samples, hmc_draws, k=KNN_K, return_details=True)
     return {
@@ -84,7 +85,7 @@ def run_banana(out: Path, data: str | None = None, steps: int | None = None, see
     out.mkdir(parents=True, exist_ok=True)
     banana = banana_from(data)
     runs = hmc_runs(banana, seed, backend) if runs is None else runs
-    exact = banana.sample_exact(KNN_SAMPLES, seed=seed + 7)
+    exact = banana.sample_exact(KNN_SAMPLES, seed=derived_seed(seed, 7))
     long_draws = runs["long"].flat_samples()
     hmc_draws = long_draws[:: max(1, len(long_draws) // KNN_SAMPLES)]
 
@@ -92,8 +93,9 @@ def run_banana(out: Path, data: str | None = None, steps: int | None = None, see
     trained = train_flows(banana, steps, seed, progress=progress)
     iwae = train_flows(banana, steps, seed, objective="iwae", num_particles=iwae_particles,
                        names=("planar", "RealNVP"), progress=progress)
-    scores = {name: _score(flow, history, banana, exact, hmc_draws, seed + 11) for name, (flow, history) in trained.items()}
-    scores_iwae = {name: _score(flow, history, banana, exact, hmc_draws, seed + 11) for name, (flow, history) in iwae.items()}
+    score_seed = derived_seed(seed, 11)
+    scores = {name: _score(flow, history, banana, exact, hmc_draws, score_seed) for name, (flow, history) in trained.items()}
+    scores_iwae = {name: _score(flow, history, banana, exact, hmc_draws, score_seed) for name, (flow, history) in iwae.items()}
     best_gaussian_floor = constant_jacobian_kl_floor(banana)
 
     log_evidence = banana.log_evidence()
@@ -101,7 +103,7 @@ def run_banana(out: Path, data: str | None = None, steps: int | None = None, see
                       out / "flows_elbo.png")
     panels = {"HMC (500 after 500)": runs["short"].flat_samples()}
     for offset, (name, (flow, _)) in enumerate(trained.items()):
-        panels[f"{name}: 500 samples"] = _flow_samples(flow, 500, seed + 20 + offset)
+        panels[f"{name}: 500 samples"] = _flow_samples(flow, 500, derived_seed(seed, 20 + offset))
     plots.samples_over_posterior(panels, banana, out / "flows_samples.png")
 
     metrics = {"log_evidence": log_evidence, "knn_k": KNN_K, "knn_samples": KNN_SAMPLES, "flows": scores,

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pyvi._seeds import derived_seed
+
 __all__ = ["banana_from", "hmc_runs", "run_hmc"]
 
 
@@ -49,7 +51,7 @@ def hmc_runs(banana, seed: int = 0, backend: str = "cpp", long_chains: int = 4, 
         start = time.perf_counter()
         runs[name] = hmc.sample(banana, initial, num_samples=long_samples, num_warmup=long_samples, step_size=0.05,
                                 num_steps=30, num_chains=long_chains, adapt_step_size=adapt, target_accept=0.8,
-                                seed=seed + 1, backend=backend)
+                                seed=derived_seed(seed, 1), backend=backend)
         runs[f"{name}_seconds"] = time.perf_counter() - start
     return runs
 
@@ -68,7 +70,7 @@ def run_hmc(out: Path, data: str | None = None, seed: int = 0, backend: str = "c
     short, long, adapted = runs["short"], runs["long"], runs["adapted"]
     short_seconds, long_seconds, adapted_seconds = runs["short_seconds"], runs["long_seconds"], runs["adapted_seconds"]
     long_chains, long_samples = long.samples.shape[:2]
-    exact = banana.sample_exact(long_chains * long_samples, seed=seed + 2)
+    exact = banana.sample_exact(long_chains * long_samples, seed=derived_seed(seed, 2))
     mean, cov = banana.posterior_moments()
 
     plots.samples_over_posterior(
@@ -76,7 +78,10 @@ def run_hmc(out: Path, data: str | None = None, seed: int = 0, backend: str = "c
          f"HMC long run: 2,000 of {long_chains}x{long_samples:,}": long.flat_samples()[:: max(1, long_chains * long_samples // 2000)],
          "exact i.i.d. draws (2,000)": exact[:2000]},
         banana, out / "hmc_scatter.png")
-    plots.hmc_traces(long.samples[:, :2000], out / "hmc_trace.png")
+    shown = min(2000, long_samples)
+    plots.hmc_traces(long.samples[:, :shown], out / "hmc_trace.png",
+                     title=f"HMC traces: the first {shown:,} of {long_samples:,} draws after warm-up, "
+                           f"{long_chains} chains, fixed step 0.05, L = 30")
 
     metrics = {
         "data": data or "embedded default (Banana.default())",

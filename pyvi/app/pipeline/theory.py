@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pyvi._seeds import derived_seed
+
 __all__ = ["run_refinement", "run_bounds", "TRANSITIONS", "BOUND_KS"]
 
 TRANSITIONS = (0, 1, 2, 5, 10, 20, 50)
@@ -29,17 +31,20 @@ def run_refinement(out: Path, banana, trained: dict, num_samples: int = 20_000, 
     from pyvi.divergence import knn_kl
     from pyvi.refine import mcmc_refine
 
-    reference = banana.sample_exact(num_samples, seed=seed + 31)
+    reference = banana.sample_exact(num_samples, seed=derived_seed(seed, 31))
     starts = {}
     for offset, (name, (flow, _)) in enumerate(trained.items()):
         with torch.no_grad():
-            starts[name] = flow.sample(num_samples, torch.Generator().manual_seed(seed + 40 + offset)).double().numpy()
+            generator = torch.Generator().manual_seed(derived_seed(seed, 40 + offset))
+            starts[name] = flow.sample(num_samples, generator).double().numpy()
     # A poor q shows the decrease best; q = p is the equality case, where nothing may change.
-    starts["prior N(0, I)"] = np.random.default_rng(seed + 33).normal(size=(num_samples, 2)) * banana.sigma_theta
-    starts["exact draws (q = p)"] = banana.sample_exact(num_samples, seed=seed + 32)
+    prior_draws = np.random.default_rng(derived_seed(seed, 33)).normal(size=(num_samples, 2))
+    starts["prior N(0, I)"] = prior_draws * banana.sigma_theta
+    starts["exact draws (q = p)"] = banana.sample_exact(num_samples, seed=derived_seed(seed, 32))
     results = {}
     for offset, (name, start) in enumerate(starts.items()):
-        refined = mcmc_refine(start, banana, max(TRANSITIONS), step_size, num_steps, seed=seed + 50 + offset)
+        refined = mcmc_refine(start, banana, max(TRANSITIONS), step_size, num_steps,
+                              seed=derived_seed(seed, 50 + offset))
         estimates = [knn_kl(refined.samples[t], reference, k=5, return_details=True) for t in TRANSITIONS]
         results[name] = {"T": list(TRANSITIONS), "knn_kl": [e.value for e in estimates],
                          "knn_kl_se": [e.standard_error for e in estimates],
@@ -78,7 +83,8 @@ def run_bounds(out: Path, banana, trained: dict, vae_metrics: dict | None = None
     log_evidence = banana.log_evidence()
     results = {}
     for offset, (name, (flow, _)) in enumerate(trained.items()):
-        estimates = [iwae_bound(flow, banana, K, num_estimates, seed=seed + 70 + offset) for K in BOUND_KS]
+        bound_seed = derived_seed(seed, 70 + offset)
+        estimates = [iwae_bound(flow, banana, K, num_estimates, seed=bound_seed) for K in BOUND_KS]
         results[name] = {"K": list(BOUND_KS), "bound": [e.value for e in estimates],
                          "bound_se": [e.standard_error for e in estimates]}
     plots.series_with_errors({name: (np.array(r["K"]), r["bound"], r["bound_se"]) for name, r in results.items()},
