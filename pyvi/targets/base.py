@@ -133,7 +133,7 @@ def native_face(target: Target, backend: str):
     """
     face = getattr(target, BACKEND_FACES[backend])()
     if face is None:
-        name = type(getattr(target, "target", target)).__name__ if isinstance(target, _DuckTarget) else type(target).__name__
+        name = type(target.target if isinstance(target, _DuckTarget) else target).__name__
         others = [b for b, method in BACKEND_FACES.items() if b != backend and getattr(target, method)() is not None]
         instead = f"backend={others[0]!r} or 'numpy'" if others else "backend='numpy', which runs any target"
         raise TypeError(f"{name} cannot run on backend {backend!r}: it has no {backend} face "
