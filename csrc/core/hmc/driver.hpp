@@ -33,7 +33,8 @@ struct Draws {
 
   void record(int64_t chain, int64_t draw, const State& state, const Info& info) const {
     const int64_t at = chain * num_samples + draw;
-    std::copy(state.x.begin(), state.x.end(), samples + at * dim);
+    // A loop, not std::copy: a memmove call costs more than the few values of a small target.
+    for (int64_t i = 0; i < dim; ++i) samples[at * dim + i] = state.x[i];
     log_prob[at] = state.log_prob;
     accept_prob[at] = info.accept_prob;
     divergent[at] = info.divergent;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace pyvi::hmc {
@@ -16,6 +17,13 @@ struct State {
   double log_prob = 0.0;
 
   explicit State(int64_t dim) : x(dim), grad(dim) {}
+
+  /// Exchanges the buffers (what accepting a proposal does), without the moves of std::swap.
+  friend void swap(State& a, State& b) noexcept {
+    a.x.swap(b.x);
+    a.grad.swap(b.grad);
+    std::swap(a.log_prob, b.log_prob);
+  }
 };
 
 /// What one transition did (blackjax's HMCInfo): fed to the adaptation, recorded with the draw.

@@ -57,8 +57,10 @@ void transition(const Target& target, const Metric& metric, const KernelSettings
             : kernel.num_steps;
     metric.sample_momentum(c.rng, c.momentum.data(), d);
     energy[w] = -c.state.log_prob + metric.kinetic_energy(c.momentum.data(), d);
-    c.proposal.x = c.state.x;
-    c.proposal.grad = c.state.grad;
+    for (int64_t i = 0; i < d; ++i) {  // (d is a constant for a fixed-dimension target)
+      c.proposal.x[i] = c.state.x[i];
+      c.proposal.grad[i] = c.state.grad[i];
+    }
     lanes.x[w] = c.proposal.x.data();
     lanes.p[w] = c.momentum.data();
     lanes.grad[w] = c.proposal.grad.data();
@@ -73,7 +75,7 @@ void transition(const Target& target, const Metric& metric, const KernelSettings
     // Overflow to inf or NaN is the extreme of divergence: reject, never propagate.
     if (!(energy_error == energy_error)) energy_error = std::numeric_limits<double>::infinity();
     const double accept_prob = energy_error <= 0.0 ? 1.0 : std::exp(-energy_error);
-    if (c.rng.uniform() < accept_prob) std::swap(c.state, c.proposal);
+    if (c.rng.uniform() < accept_prob) swap(c.state, c.proposal);
     infos[w] = {accept_prob, energy_error, energy_error > kernel.max_energy_error, lanes.num_steps[w]};
   }
 }

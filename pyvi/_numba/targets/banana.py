@@ -25,7 +25,7 @@ class BananaFace(NamedTuple):
 
 
 @register(BananaFace, dim=2)
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def banana_log_joint(target, x, grad):
     t1 = x[0]
     t2 = x[1]

@@ -21,7 +21,7 @@ class GaussianFace(NamedTuple):
 
 
 @register(GaussianFace, dim=None)
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def gaussian_log_prob(target, x, grad):
     d = x.shape[0]
     mean = target.mean

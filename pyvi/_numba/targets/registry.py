@@ -1,9 +1,13 @@
 """The Numba face of a target, and how the samplers find its log density.
 
 A target's Numba face is an instance of a namedtuple class holding its parameters (numbers and
-arrays). Each face class is registered with the ``@njit`` function that computes its log density,
-``fn(face, x, grad) -> log p(x)`` writing the gradient into ``grad`` (1-D float64 arrays), and with
-its dimension when that is fixed (2 for the banana) or None when it comes from the parameters.
+arrays; no namedtuple nested in it: a prange body cannot take one). Each face class is registered
+with the ``@njit`` function that computes its log density, ``fn(face, x, grad) -> log p(x)``
+writing the gradient into ``grad`` (1-D float64 arrays), and with its dimension when that is fixed
+(2 for the banana) or None when it comes from the parameters. Declare ``fn`` with
+``inline="always"``: it runs at every leapfrog step, and a call updates the reference count of
+every array it is passed (the face's included), two atomic operations each; inlined, the 5-D
+Gaussian's sampler runs 1.5x faster.
 
 Samplers call :func:`log_prob_and_grad` on any face; Numba resolves it by the face's type when it
 compiles, so the sampler is specialised for each target (the log density inlined, no run-time
