@@ -84,10 +84,12 @@ template <int W, class Target, class Metric>
 void leapfrog(const Target& target, const Metric& metric, Lanes<W>& lanes) {
   static_assert(HasFixedDim<Target>::value || W == 1,
                 "targets of run-time dimension integrate one lane at a time");
+  // A group of one lane is always full: as a constant, the tests of padding lanes compile away.
+  const int count = W == 1 ? 1 : lanes.count;
   double eps[W], log_prob[W];
   int64_t length[W];
   for (int w = 0; w < W; ++w) {
-    const bool real = w < lanes.count;  // padding lanes integrate zeros and are never written back
+    const bool real = w < count;  // padding lanes integrate zeros and are never written back
     eps[w] = real ? lanes.step_size[w] : 0.0;
     length[w] = real ? lanes.num_steps[w] : 0;
     log_prob[w] = 0.0;
@@ -96,7 +98,7 @@ void leapfrog(const Target& target, const Metric& metric, Lanes<W>& lanes) {
     constexpr int D = Target::kDim;
     double x[W][D], p[W][D], g[W][D];
     for (int w = 0; w < W; ++w) {
-      const bool real = w < lanes.count;
+      const bool real = w < count;
       for (int i = 0; i < D; ++i) {
         x[w][i] = real ? lanes.x[w][i] : 0.0;
         p[w][i] = real ? lanes.p[w][i] : 0.0;
@@ -105,9 +107,9 @@ void leapfrog(const Target& target, const Metric& metric, Lanes<W>& lanes) {
     }
     detail::leapfrog_steps<W>(
         target, metric, [&](int w) -> double* { return x[w]; }, [&](int w) -> double* { return p[w]; },
-        [&](int w) -> double* { return g[w]; }, eps, length, log_prob, lanes.count,
+        [&](int w) -> double* { return g[w]; }, eps, length, log_prob, count,
         std::integral_constant<int64_t, D>{});
-    for (int w = 0; w < lanes.count; ++w) {
+    for (int w = 0; w < count; ++w) {
       for (int i = 0; i < D; ++i) {
         lanes.x[w][i] = x[w][i];
         lanes.p[w][i] = p[w][i];
@@ -117,9 +119,9 @@ void leapfrog(const Target& target, const Metric& metric, Lanes<W>& lanes) {
   } else {
     detail::leapfrog_steps<W>(
         target, metric, [&](int w) { return lanes.x[w]; }, [&](int w) { return lanes.p[w]; },
-        [&](int w) { return lanes.grad[w]; }, eps, length, log_prob, lanes.count, target.dim());
+        [&](int w) { return lanes.grad[w]; }, eps, length, log_prob, count, target.dim());
   }
-  for (int w = 0; w < lanes.count; ++w) lanes.log_prob[w] = log_prob[w];
+  for (int w = 0; w < count; ++w) lanes.log_prob[w] = log_prob[w];
 }
 
 }  // namespace pyvi::hmc
