@@ -23,8 +23,7 @@ BANANA = Banana.default()
 def _sufficient_statistics_numpy_target() -> LogDensity:
     """The banana as a numpy LogDensity from (n, ybar, ss): the numpy loop without the O(n) data
     sum, to separate the algorithmic saving from the compiled one."""
-    kind, params = BANANA.numba_params
-    num_data, mean_y, lik, prior, log_norm = params
+    num_data, mean_y, lik, prior, log_norm = BANANA.numba_target()  # banana_params of csrc/common/banana.h
 
     def log_density(x):
         residual = x[0] + x[1] * x[1] - mean_y

@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["backends", "require", "BUILD_HINT"]
+__all__ = ["backends", "available", "require", "BUILD_HINT"]
 
 BUILD_HINT = (
     "build pyvi's extensions with `pip install --no-build-isolation -e .` from a source checkout "
@@ -105,6 +105,11 @@ def backends() -> dict[str, dict[str, object]]:
         else:
             report["cuda"] = {"available": False, "detail": "CUDA kernels built, but no GPU is visible"}
     return report
+
+
+def available(name: str) -> bool:
+    """Whether the module behind backend ``name`` (``"cpp"``, ``"torch_ops"``, ``"numba"``) loads."""
+    return _load(name)[0] is not None
 
 
 def require(name: str) -> ModuleType:

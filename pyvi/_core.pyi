@@ -1,11 +1,17 @@
 """Type stub of pyvi._core, the torch-free C++ core (pybind11). Validation errors are ValueError."""
 
-from typing import TypedDict, overload
+from typing import Protocol, TypedDict, overload
 
 import numpy as np
 import numpy.typing as npt
 
 openmp: bool
+
+class NativeTarget(Protocol):
+    """Any target class below (csrc/core/targets/registry.hpp lists them)."""
+
+    @property
+    def dim(self) -> int: ...
 
 class BananaTarget:
     """The banana posterior from its sufficient statistics: n, mean(y), sum((y - mean(y))^2)."""
@@ -18,27 +24,36 @@ class BananaTarget:
     @property
     def dim(self) -> int: ...
 
-class GaussianTarget:
-    """N(mean, precision^-1); precision must be symmetric positive definite."""
+def banana_params(num_data: float, mean_y: float, ss_y: float, sigma_y: float, sigma_theta: float) -> dict[str, float]:
+    """BananaParams (csrc/common/banana.h): num_data, mean_y, lik_precision, prior_precision, log_norm."""
 
-    def __init__(self, mean: npt.ArrayLike, precision: npt.ArrayLike) -> None: ...
+class GaussianTarget:
+    """N(mean, precision^-1) with the given log normaliser; precision must be symmetric positive definite."""
+
+    def __init__(self, mean: npt.ArrayLike, precision: npt.ArrayLike, log_norm: float) -> None: ...
     @property
     def log_norm(self) -> float: ...
     @property
     def dim(self) -> int: ...
 
-Target = BananaTarget | GaussianTarget
-
 @overload
-def log_prob_and_grad(target: Target, x: npt.ArrayLike, num_threads: int = 1) -> tuple[np.ndarray, np.ndarray]: ...
+def log_prob_and_grad(target: NativeTarget, x: npt.ArrayLike, num_threads: int = 1) -> tuple[np.ndarray, np.ndarray]: ...
 @overload
-def log_prob_and_grad(target: Target, x: npt.ArrayLike, num_threads: int = 1) -> tuple[float, np.ndarray]: ...
-def leapfrog(target: Target, position: npt.ArrayLike, momentum: npt.ArrayLike, step_size: float,
+def log_prob_and_grad(target: NativeTarget, x: npt.ArrayLike, num_threads: int = 1) -> tuple[float, np.ndarray]: ...
+def leapfrog(target: NativeTarget, position: npt.ArrayLike, momentum: npt.ArrayLike, step_size: float,
              num_steps: int) -> tuple[np.ndarray, np.ndarray, float]: ...
-def hmc(target: Target, initial: npt.ArrayLike, num_samples: int, num_warmup: int, step_size: float, num_steps: int,
-        random_steps: bool, adapt_step_size: bool, target_accept: float, max_energy_error: float, seed: int,
-        num_threads: int) -> dict[str, np.ndarray]:
-    """Keys: samples (C, S, d), log_prob, accept_prob, divergent, num_steps (C, S), step_size (C,)."""
+def hmc(target: NativeTarget, initial: npt.ArrayLike, num_samples: int, num_warmup: int, step_size: float,
+        num_steps: int, random_steps: bool, adapt_step_size: bool, target_accept: float, max_energy_error: float,
+        seed: int, num_threads: int) -> dict[str, np.ndarray]:
+    """Keys: hmc_outputs (samples (C, S, d), log_prob, accept_prob, divergent, num_steps (C, S), step_size (C,))."""
+
+#: The names of hmc's outputs, in order.
+hmc_outputs: tuple[str, ...]
+#: gamma, kappa, t0 (Stan's dual averaging), max_log_step, max_energy_error (the divergence threshold).
+hmc_constants: dict[str, float]
+
+def hmc_draws(num_chains: int, num_samples: int, dim: int) -> dict[str, np.ndarray]:
+    """Uninitialised outputs of hmc, keyed by hmc_outputs (for the Numba and numpy samplers to fill)."""
 
 def random_uint64(seed: int, stream: int, n: int) -> np.ndarray: ...
 def random_normal(seed: int, stream: int, n: int) -> np.ndarray: ...

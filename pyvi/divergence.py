@@ -188,16 +188,12 @@ def _scipy(xs: np.ndarray, ys: np.ndarray, k: int, workers: int):
 
 
 def _numba(xs: np.ndarray, ys: np.ndarray, k: int, workers: int | None):
-    numba = require("numba")
+    require("numba")
     from pyvi._numba.knn import knn_kl as numba_knn_kl
+    from pyvi._numba.threads import num_threads
 
-    limit = numba.config.NUMBA_NUM_THREADS
-    previous = numba.get_num_threads()
-    numba.set_num_threads(min(workers or limit, limit))
-    try:
+    with num_threads(workers):
         return numba_knn_kl(xs, ys, k, _LEAF_SIZE["numba"])
-    finally:
-        numba.set_num_threads(previous)
 
 
 def knn_kl(x, y, k: int = 1, *, backend: str = "cpp", workers: int | None = None,

@@ -93,20 +93,25 @@ class Estimate:
 def log_density_fn(target, impl: str = "fused") -> Callable[[torch.Tensor], torch.Tensor]:
     """A torch log density ``theta (batch, d) -> (batch,)`` from ``target``.
 
-    ``target`` is a :class:`pyvi.targets.Banana` (``impl="fused"`` uses its custom op with the
-    analytic gradient, ``"reference"`` plain torch), any object with a ``log_prob(theta)`` method that
-    takes torch tensors, or a callable.
+    ``target`` is a :class:`pyvi.targets.Target` with a torch face (its ``torch_log_prob(impl)``:
+    ``impl="fused"`` uses the target's fused op where it has one, e.g. the banana's custom op with
+    the analytic gradient, ``"reference"`` plain torch), any other object with a ``log_prob(theta)``
+    method that takes torch tensors, or a callable.
     """
     choice(impl, "impl", ("fused", "reference"))
-    from pyvi.targets import Banana
+    from pyvi.targets import Target
 
-    if isinstance(target, Banana):
-        return lambda theta: target.log_prob(theta, impl=impl)
+    if isinstance(target, Target):
+        log_prob = target.torch_log_prob(impl)
+        if log_prob is None:
+            raise TypeError(f"{type(target).__name__} has no torch log density (Target.torch_log_prob() returned "
+                            "None): VI needs one; pass a callable theta -> log p(theta) on torch tensors instead")
+        return log_prob
     if hasattr(target, "log_prob"):
         return target.log_prob
     if callable(target):
         return target
-    raise TypeError(f"target must be a Banana, have a log_prob method, or be callable; got {type(target).__name__}")
+    raise TypeError(f"target must be a pyvi.targets.Target, have a log_prob method, or be callable; got {type(target).__name__}")
 
 
 def _check_flow(flow) -> Flow:
@@ -130,25 +135,24 @@ def _bound(log_weights: torch.Tensor, objective: str) -> torch.Tensor:
 
 
 def _fast_path(flow: Flow, target, target_impl: str):
-    """The autograd-free training step for a fused flow on a :class:`pyvi.targets.Banana`, or None.
+    """The autograd-free training step for a fused flow on a target with a fused log-joint op
+    (:meth:`pyvi.targets.Target.fused_log_joint`, e.g. the banana's), or None.
 
     The loss -bound is a function of the log weights log w_i = log p(y, x_i) - log N(z_i) +
-    log|det|_i only, and every piece of its gradient is analytic: the banana op returns
+    log|det|_i only, and every piece of its gradient is analytic: the target's op returns
     grad log p(y, x), so with c_i = d(-bound)/d log w_i the flow's backward op gets
     dL/dx_i = c_i grad log p(y, x_i) and dL/dlog|det|_i = c_i directly. No autograd graph is built:
     at batch 256 the graph and its engine cost more than the kernels.
     """
-    from pyvi.targets import Banana
+    from pyvi.targets import Target
 
-    if flow.impl != "fused" or target_impl != "fused" or not isinstance(target, Banana):
+    if flow.impl != "fused" or target_impl != "fused" or not isinstance(target, Target):
         return None
+    log_joint = target.fused_log_joint()
     ops = flow._fused_ops() if hasattr(flow, "_fused_ops") else None
-    if ops is None or len(list(flow.parameters())) != 1:
+    if log_joint is None or ops is None or len(list(flow.parameters())) != 1:
         return None
     forward_op, backward_op, config = ops
-    import pyvi.ops  # noqa: F401  (loads the banana op)
-
-    banana_args = (float(target.num_data), target.mean_y, target.ss_y, target.sigma_y, target.sigma_theta)
     # log N(z; loc, scale) = -|noise|^2 / 2 - log_normaliser, with z = loc + scale * noise. The base
     # buffers are fixed during training, so the normaliser is computed once here.
     log_normaliser = float(flow.base_scale.log().sum()) + 0.5 * flow.dim * math.log(2 * math.pi)
@@ -163,7 +167,7 @@ def _fast_path(flow: Flow, target, target_impl: str):
         noise = torch.randn(num, flow.dim, generator=generator, dtype=params.dtype, device=params.device)
         z = torch.addcmul(flow.base_loc, flow.base_scale, noise)
         x, log_det, states = forward_op(z, params, *config)
-        log_p, grad_log_p = torch.ops.pyvi.banana_log_joint(x, *banana_args)
+        log_p, grad_log_p = log_joint(x)
         if objective == "elbo":
             coefficient = elbo_coefficients.get(num)
             if coefficient is None or coefficient.dtype != params.dtype or coefficient.device != params.device:
@@ -185,7 +189,7 @@ def _fast_path(flow: Flow, target, target_impl: str):
         return bound
 
     step.ops = ops  # what the device-resident step (pyvi/_fit_step.py) reuses
-    step.log_joint = lambda x: torch.ops.pyvi.banana_log_joint(x, *banana_args)
+    step.log_joint = log_joint
     return step
 
 
@@ -206,7 +210,8 @@ def fit(
     """Fits ``flow`` to ``target`` by maximising the ELBO (or the IWAE bound) with Adam.
 
     Each step draws ``batch_size * num_particles`` reparameterised samples, evaluates the bound,
-    and takes one Adam step on ``-bound``. A fused flow on a :class:`pyvi.targets.Banana` takes
+    and takes one Adam step on ``-bound``. A fused flow on a target with a fused log-joint op
+    (:meth:`pyvi.targets.Target.fused_log_joint`, e.g. :class:`pyvi.targets.Banana`) takes
     an autograd-free path (the fused ops' analytic gradients chained by hand, see ``_fast_path``)
     with the same gradients; anything else goes through autograd. With ``schedule="cosine"`` the learning rate decays from
     ``lr`` to ``lr / 100`` over ``num_steps`` (the late small steps remove most of the Monte Carlo
@@ -225,8 +230,8 @@ def fit(
         seed: seed of the base-distribution noise (reproducible for a given seed).
         progress: show a tqdm progress bar.
         schedule: ``"cosine"`` or ``"constant"``.
-        target_impl: ``"fused"`` or ``"reference"`` log density for a Banana target; None follows
-            ``flow.impl``.
+        target_impl: ``"fused"`` or ``"reference"`` log density for a target with a fused op (see
+            :func:`log_density_fn`); None follows ``flow.impl``.
         cuda_graph: on a CUDA device with the fused fast path, the whole step runs on the device
             (pyvi/_fit_step.py: no host synchronisation per step) and, unless this is False, is
             captured into CUDA graphs and replayed (pyvi/_cuda_graph.py; one host call per 16
@@ -439,13 +444,16 @@ def iwae_bound(flow: Flow, target, K: int, num_estimates: int = 2000, seed: int 
 def kl(flow: Flow, target, num_samples: int = 100_000, seed: int = 1, target_impl: str | None = None) -> Estimate:
     """Exact KL(q || p(. | y)) = log p(y) - ELBO, by Monte Carlo over q, with its standard error.
 
-    ``target`` must know its evidence (``target.log_evidence()``, e.g. :class:`pyvi.targets.Banana`,
-    exact by quadrature).
+    ``target`` must know its evidence (:meth:`pyvi.targets.Target.log_evidence`, e.g.
+    :class:`pyvi.targets.Banana`, exact by quadrature).
     """
-    if not hasattr(target, "log_evidence"):
+    from pyvi.targets import Target
+
+    if not isinstance(target, Target) and not hasattr(target, "log_evidence"):
         raise TypeError(f"target must have a log_evidence() method (e.g. pyvi.targets.Banana), got {type(target).__name__}")
+    log_evidence = float(target.log_evidence())  # a Target that does not know it raises a TypeError
     bound = elbo(flow, target, num_samples, seed, target_impl)
-    return Estimate(float(target.log_evidence()) - bound.value, bound.standard_error, bound.num_samples)
+    return Estimate(log_evidence - bound.value, bound.standard_error, bound.num_samples)
 
 
 def knn_kl(

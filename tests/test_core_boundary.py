@@ -40,13 +40,13 @@ def test_log_prob_and_grad_any_array(x):
 
 
 @SETTINGS
-@given(mean=ARRAYS, precision=ARRAYS)
-def test_gaussian_target_constructor(mean, precision):
+@given(mean=ARRAYS, precision=ARRAYS, log_norm=FLOATS)
+def test_gaussian_target_constructor(mean, precision, log_norm):
     try:
-        target = _core.GaussianTarget(mean, precision)
+        target = _core.GaussianTarget(mean, precision, log_norm)
     except ValueError:
         return
-    assert np.isfinite(target.log_norm)
+    assert target.log_norm == log_norm and np.isfinite(target.log_norm)
 
 
 @SETTINGS
@@ -86,6 +86,14 @@ def test_leapfrog_any_arguments(position, momentum, step_size, num_steps):
     except ValueError:
         return
     assert x.shape == p.shape == (2,)
+
+
+def test_step_total_beyond_int64_is_a_value_error():
+    # Issue #15 item 3: num_warmup + num_samples wrapped around and the loop never ran.
+    import pytest
+
+    with pytest.raises(ValueError, match=r"num_warmup \+ num_samples must be < 2\*\*63"):
+        _core.hmc(_banana(), np.zeros((1, 2)), 10, 2**63 - 1, 0.1, 1, False, False, 0.8, 1000.0, 0, 1)
 
 
 def test_wrong_types_are_type_errors():

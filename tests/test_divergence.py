@@ -208,14 +208,17 @@ def test_numba_tree_is_a_valid_kd_tree(leaf_size):
     # Two-buffer partition at the sample mean, with the quickselect fallback for ties (300 copies,
     # one axis constant over a block): rows are a permutation, children split their parent's rows,
     # and every row lies in its node's tight box and cell, which the search's pruning relies on.
-    from pyvi._numba.knn import build_tree
+    from pyvi._numba.knn import KDTree, build_tree
 
     rng = np.random.default_rng(leaf_size)
     original = rng.normal(size=(3000, 2))
     original[:300] = original[0]
     original[1000:1500, 1] = 0.5
     points = original.copy()
-    index, begin, end, left, lo, hi, cell_lo, cell_hi = build_tree(points, leaf_size)
+    tree = build_tree(points, leaf_size)
+    assert isinstance(tree, KDTree)  # a named record, not an 8-tuple indexed by position
+    index, begin, end, left = tree.index, tree.begin, tree.end, tree.left
+    lo, hi, cell_lo, cell_hi = tree.lo, tree.hi, tree.cell_lo, tree.cell_hi
     np.testing.assert_array_equal(np.sort(index), np.arange(3000))
     np.testing.assert_array_equal(points, original[index])
     for node in range(len(begin)):

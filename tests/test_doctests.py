@@ -5,9 +5,9 @@ import importlib
 
 import pytest
 
-MODULES = ["pyvi", "pyvi._backend", "pyvi.targets.banana", "pyvi.targets.gaussian", "pyvi.targets.log_density",
-           "pyvi.hmc", "pyvi.diagnostics", "pyvi.ops.banana", "pyvi.ops.coupling", "pyvi.refine", "pyvi.binarize",
-           "pyvi._seeds"]
+MODULES = ["pyvi", "pyvi._backend", "pyvi.targets.base", "pyvi.targets.banana", "pyvi.targets.gaussian",
+           "pyvi.targets.log_density", "pyvi.hmc.sampler", "pyvi._numba.threads", "pyvi.diagnostics", "pyvi.ops.banana",
+           "pyvi.ops.coupling", "pyvi.refine", "pyvi.binarize", "pyvi._seeds"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+import pyvi.targets
 from pyvi import hmc
 from pyvi.targets import Banana, Gaussian, LogDensity
 
@@ -138,8 +139,9 @@ def test_python_log_density_runs_on_numpy_backend_only():
                         random_steps=True, backend="numpy", num_chains=2)
     assert abs(result.flat_samples().mean()) < 0.1
     assert abs(result.flat_samples().var() - 1.0) < 0.1
-    with pytest.raises(TypeError, match="backend 'cpp' runs targets the native core knows"):
-        hmc.sample(target, [0.0, 0.0], 10, 10, 0.1, 5, backend="cpp")
+    for backend in ("cpp", "numba"):
+        with pytest.raises(TypeError, match=f"LogDensity cannot run on backend '{backend}'.*use backend='numpy'"):
+            hmc.sample(target, [0.0, 0.0], 10, 10, 0.1, 5, backend=backend)
 
 
 def test_result_summary_is_plain_numbers(default_banana):
@@ -193,3 +195,77 @@ def test_bad_backend_and_target(default_banana):
         hmc.sample(default_banana, [1.0, 0.5], 10, 10, 0.05, 5, backend="jax")
     with pytest.raises(TypeError, match="target must have"):
         hmc.sample(object(), [1.0, 0.5], 10, 10, 0.05, 5)
+
+
+def _gaussian(dim):
+    a = np.random.default_rng(dim).normal(size=(dim, dim))
+    return Gaussian(np.linspace(-1.0, 1.0, dim), a @ a.T + 0.5 * np.eye(dim))
+
+
+#: One instance of every built-in target with native faces (fixed and run-time dimensions).
+BUILT_IN_TARGETS = {"banana": Banana.default(), "gaussian-1d": _gaussian(1), "gaussian-2d": CORRELATED,
+                    "gaussian-5d": _gaussian(5)}
+
+
+@pytest.mark.parametrize("adapt", [False, True])
+@pytest.mark.parametrize("random_steps", [False, True])
+@pytest.mark.parametrize("num_chains", [1, 3, 17])
+@pytest.mark.parametrize("name", sorted(BUILT_IN_TARGETS))
+def test_cpp_and_numba_are_identical_on_every_built_in_target(name, num_chains, random_steps, adapt):
+    """Issue #15 item 5: the 5-D Gaussian differed (two computations of log_norm one bit apart,
+    amplified by the adaptation); now every backend gets the one value Gaussian computed."""
+    target = BUILT_IN_TARGETS[name]
+    assert all(getattr(type(target), face) is not getattr(pyvi.targets.Target, face)
+               for face in ("cpp_target", "numba_target"))
+    initial = 0.5 * np.random.default_rng(num_chains).normal(size=(num_chains, target.dim))
+    kwargs = dict(num_samples=200, num_warmup=200, step_size=0.05 if name == "banana" else 0.2, num_steps=15,
+                  num_chains=num_chains, random_steps=random_steps, adapt_step_size=adapt, seed=2025)
+    cpp = hmc.sample(target, initial, backend="cpp", num_threads=1, **kwargs)
+    numba = hmc.sample(target, initial, backend="numba", num_threads=2, **kwargs)
+    for field in ("samples", "log_prob", "accept_prob", "divergent", "num_steps", "step_size"):
+        np.testing.assert_array_equal(getattr(numba, field), getattr(cpp, field), err_msg=field)
+    x0, p0 = initial[0], np.linspace(-0.5, 0.5, target.dim)
+    for got, expected in zip(hmc.leapfrog(target, x0, p0, 0.03, 40, backend="numba"),
+                             hmc.leapfrog(target, x0, p0, 0.03, 40, backend="cpp")):
+        np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        # Issue #15 item 3: num_warmup + num_samples overflowed int64 and cpp returned at once with
+        # uninitialised arrays; items 14: counts beyond the native range were pybind11's
+        # "incompatible function arguments".
+        (dict(num_warmup=2**63 - 1), r"num_warmup \+ num_samples must be <= 2\*\*63 - 1"),
+        (dict(num_warmup=2**62, num_samples=2**62), r"num_warmup \+ num_samples"),
+        (dict(num_samples=2**64), r"num_samples must be <= 9223372036854775807"),
+        (dict(num_warmup=2**63), r"num_warmup must be <= 9223372036854775807"),
+        (dict(num_threads=2**40), r"num_threads must be <= 2147483647"),
+        (dict(num_steps=2**31), r"num_steps must be <= 2147483647"),
+        (dict(num_chains=2**63), r"num_chains must be <= 9223372036854775807"),
+        (dict(num_samples=2**40, num_chains=2**30), r"num_chains \* num_samples \* dim"),
+    ],
+)
+def test_counts_beyond_the_native_range_are_value_errors(default_banana, backend, overrides, match):
+    kwargs = dict(initial=[1.0, 0.5], num_samples=10, num_warmup=10, step_size=0.05, num_steps=5, seed=0)
+    kwargs.update(overrides)
+    with pytest.raises(ValueError, match=match):
+        hmc.sample(default_banana, backend=backend, **kwargs)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_leapfrog_steps_beyond_int64_are_a_value_error(default_banana, backend):
+    with pytest.raises(ValueError, match=r"num_steps must be <= 9223372036854775807"):
+        hmc.leapfrog(default_banana, [0.0, 0.0], [0.0, 0.0], 0.1, 2**63, backend=backend)
+
+
+def test_numba_backend_restores_the_thread_count(default_banana):
+    import numba
+
+    before = numba.get_num_threads()
+    hmc.sample(default_banana, [1.0, 0.5], 10, 10, 0.05, 5, backend="numba", num_threads=1)
+    assert numba.get_num_threads() == before
+    with pytest.raises(ValueError, match="initial: the log density is not finite"):
+        hmc.sample(default_banana, [1e200, 0.0], 10, 10, 0.05, 5, backend="numba", num_threads=1)
+    assert numba.get_num_threads() == before

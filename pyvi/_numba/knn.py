@@ -15,11 +15,27 @@ References:
 """
 
 import math
+from typing import NamedTuple
 
 import numba
 import numpy as np
 
-__all__ = ["build_tree", "knn_kl"]
+__all__ = ["KDTree", "build_tree", "knn_kl"]
+
+
+class KDTree(NamedTuple):
+    """A k-d tree over points stored in tree order (pynndescent's FlatTree idea: flat arrays, one
+    row per node, children by index). Node ``c`` is a leaf when ``left[c] < 0``; its children are
+    ``left[c]`` and ``left[c] + 1`` (siblings are (odd, odd + 1))."""
+
+    index: np.ndarray  # (n,) int64: original row of each tree row
+    begin: np.ndarray  # (nodes,) int64: first tree row of each node
+    end: np.ndarray  # (nodes,) int64: one past its last row
+    left: np.ndarray  # (nodes,) int64: first child, -1 for a leaf
+    lo: np.ndarray  # (nodes, d): tight bounding box, low corner
+    hi: np.ndarray  # (nodes, d): high corner
+    cell_lo: np.ndarray  # (nodes, d): the cell the splits above assign to the node, low corner
+    cell_hi: np.ndarray  # (nodes, d): high corner
 
 _BLOCK = 256  # consecutive tree-order queries per prange item
 # The search's helpers are inlined in Numba's IR (inline="always"): as separate functions each call
@@ -92,10 +108,7 @@ def _split_value(src, b, e, axis, sample):
 
 @numba.njit(cache=True)
 def build_tree(points, leaf_size):
-    """Reorders ``points`` (n, d) in place into tree order and returns the tree arrays
-    ``(index, begin, end, left, lo, hi, cell_lo, cell_hi)``: original row of each tree row; per node
-    its rows, first child (-1 for a leaf; the second child is left + 1; siblings are (odd, odd + 1)),
-    tight bounding box and cell (the region the splits above it assign to it).
+    """Reorders ``points`` (n, d) in place into tree order and returns its :class:`KDTree`.
 
     Each split moves a node's rows from one of two buffers into the other, left keys to the front and
     the others to the back, without a branch per row (a quickselect's branches mispredict about half
@@ -208,8 +221,8 @@ def build_tree(points, leaf_size):
             for j in range(d):
                 lo[node, j] = min(lo[c, j], lo[c + 1, j])
                 hi[node, j] = max(hi[c, j], hi[c + 1, j])
-    return (index, begin[:count].copy(), end[:count].copy(), left[:count].copy(), lo, hi,
-            cell_lo[:count].copy(), cell_hi[:count].copy())
+    return KDTree(index, begin[:count].copy(), end[:count].copy(), left[:count].copy(), lo, hi,
+                  cell_lo[:count].copy(), cell_hi[:count].copy())
 
 
 @numba.njit(cache=True, inline="always")
@@ -438,18 +451,24 @@ def _leaf_of(left, end, r):
 
 @numba.njit(cache=True)
 def _copy_tree(tree, out, count):
-    """Copies build_tree's arrays into the first rows of ``out`` (arrays of capacity rows)."""
-    for a, b in ((tree[0], out[0]), (tree[1], out[1]), (tree[2], out[2]), (tree[3], out[3])):
-        b[: a.shape[0]] = a
-    for a, b in ((tree[4], out[4]), (tree[5], out[5]), (tree[6], out[6]), (tree[7], out[7])):
-        b[: a.shape[0]] = a
-    count[0] = tree[1].shape[0]
+    """Copies build_tree's tree into the first rows of ``out`` (a KDTree of capacity rows)."""
+    out.index[: tree.index.shape[0]] = tree.index
+    out.begin[: tree.begin.shape[0]] = tree.begin
+    out.end[: tree.end.shape[0]] = tree.end
+    out.left[: tree.left.shape[0]] = tree.left
+    out.lo[: tree.lo.shape[0]] = tree.lo
+    out.hi[: tree.hi.shape[0]] = tree.hi
+    out.cell_lo[: tree.cell_lo.shape[0]] = tree.cell_lo
+    out.cell_hi[: tree.cell_hi.shape[0]] = tree.cell_hi
+    count[0] = tree.begin.shape[0]
 
 
 @numba.njit(cache=True)
-def _empty_tree(n, d):
-    """Uninitialised arrays for build_tree's result on n points: (index, begin, end, left, lo, hi,
-    cell_lo, cell_hi), the node arrays with room for the most nodes a tree can have (2n + 1)."""
+def _empty_tree_arrays(n, d):
+    """Uninitialised arrays for build_tree's KDTree on n points (in its field order), the node
+    arrays with room for the most nodes a tree can have (2n + 1). The caller makes the KDTree: a
+    namedtuple returned by a call and then used in a prange body fails Numba's parfor lowering
+    (NameError, numba 0.68), one built in place does not."""
     nodes = 2 * n + 1
     return (np.empty(n, np.int64), np.empty(nodes, np.int64), np.empty(nodes, np.int64), np.empty(nodes, np.int64),
             np.empty((nodes, d)), np.empty((nodes, d)), np.empty((nodes, d)), np.empty((nodes, d)))
@@ -463,8 +482,8 @@ def _trees(x, y, leaf_size):
     (a few ms at 1e6, against ~80 ms per build)."""
     px = x.copy()
     py = y.copy()
-    tx = _empty_tree(px.shape[0], px.shape[1])
-    ty = _empty_tree(py.shape[0], py.shape[1])
+    tx = KDTree(*_empty_tree_arrays(px.shape[0], px.shape[1]))
+    ty = KDTree(*_empty_tree_arrays(py.shape[0], py.shape[1]))
     counts = np.empty(2, np.int64)
     for t in numba.prange(2):
         if t == 0:
@@ -477,15 +496,17 @@ def _trees(x, y, leaf_size):
 @numba.njit(cache=True)
 def _first_nodes(tree, count):
     """The tree with its node arrays cut to the first ``count`` nodes (index is per point: whole)."""
-    return (tree[0], tree[1][:count], tree[2][:count], tree[3][:count], tree[4][:count], tree[5][:count],
-            tree[6][:count], tree[7][:count])
+    return KDTree(tree.index, tree.begin[:count], tree.end[:count], tree.left[:count], tree.lo[:count],
+                  tree.hi[:count], tree.cell_lo[:count], tree.cell_hi[:count])
 
 
 @numba.njit(cache=True, parallel=True)
 def _distances(px, tree_x, py, tree_y, k):
     n = px.shape[0]
-    ix, bx, ex, lx, lox, hix, clox, chix = tree_x
-    iy, by, ey, ly, loy, hiy, cloy, chiy = tree_y
+    ix, bx, ex, lx, lox, hix, clox, chix = (tree_x.index, tree_x.begin, tree_x.end, tree_x.left, tree_x.lo, tree_x.hi,
+                                            tree_x.cell_lo, tree_x.cell_hi)
+    iy, by, ey, ly, loy, hiy, cloy, chiy = (tree_y.index, tree_y.begin, tree_y.end, tree_y.left, tree_y.lo, tree_y.hi,
+                                            tree_y.cell_lo, tree_y.cell_hi)
     parent_x = _parents(lx)
     parent_y = _parents(ly)
     rho2 = np.empty(n)

@@ -25,9 +25,10 @@ from os import PathLike
 
 import numpy as np
 
-from pyvi._backend import require
+from pyvi._backend import available, require
 from pyvi._validate import as_float_array, choice, count, positive_float, seed_value
 from pyvi.targets.banana_exact import BananaQuadrature
+from pyvi.targets.base import Target
 
 __all__ = ["Banana", "DEFAULT_THETA", "DEFAULT_SEED"]
 
@@ -39,7 +40,7 @@ DEFAULT_SEED = 2022
 _LOG_2PI = 1.8378770664093454835606594728112  # log(2 pi), correctly rounded as in banana.h
 
 
-class Banana:
+class Banana(Target):
     """The banana posterior p(theta | y) of Problem 3.
 
     Args:
@@ -123,12 +124,12 @@ class Banana:
             with np.errstate(over="ignore", invalid="ignore"):
                 return self._numpy_log_prob_and_grad(flat, batch_shape)
         if backend == "cpp":
-            log_prob, grad = require("cpp").log_prob_and_grad(self.core, flat, num_threads=0)
+            log_prob, grad = require("cpp").log_prob_and_grad(self.cpp_target(), flat, num_threads=0)
         else:
             require("numba")
             from pyvi._numba.targets import log_prob_and_grad_batch
 
-            log_prob, grad = log_prob_and_grad_batch(*self.numba_params, flat)
+            log_prob, grad = log_prob_and_grad_batch(self.numba_target(), flat)
         return self._shaped(log_prob, grad, batch_shape)
 
     @staticmethod
@@ -193,26 +194,48 @@ class Banana:
             total += -0.5 * _LOG_2PI - math.log(self.sigma_theta) - 0.5 * (t / self.sigma_theta) ** 2
         return total
 
-    @cached_property
-    def core(self):
+    # -- faces (pyvi.targets.Target) ---------------------------------------------------------------
+
+    def _sufficient_statistics(self) -> tuple[float, float, float, float, float]:
+        """(n, ybar, ss, sigma_y, sigma_theta): what every native face is built from."""
+        return float(self.num_data), self.mean_y, self.ss_y, self.sigma_y, self.sigma_theta
+
+    def cpp_target(self):
         """The ``pyvi._core.BananaTarget`` twin, built from the same sufficient statistics."""
-        return require("cpp").BananaTarget(self.num_data, self.mean_y, self.ss_y, self.sigma_y, self.sigma_theta)
+        return self._cpp_target
 
     @cached_property
-    def numba_params(self) -> tuple[int, np.ndarray]:
-        """(kind, params) for the Numba kernels (layout in pyvi/_numba/targets.py), computed with
-        the same operations as ``banana_params`` in csrc/common/banana.h so both agree to the bit."""
-        from pyvi._numba.targets import BANANA
+    def _cpp_target(self):
+        return require("cpp").BananaTarget(*self._sufficient_statistics())
 
-        n = float(self.num_data)
-        lik_precision = 1.0 / (self.sigma_y * self.sigma_y)
-        prior_precision = 1.0 / (self.sigma_theta * self.sigma_theta)
-        log_norm = (
-            -0.5 * n * (_LOG_2PI + 2.0 * math.log(self.sigma_y))
-            - 0.5 * self.ss_y * lik_precision
-            - (_LOG_2PI + 2.0 * math.log(self.sigma_theta))
-        )
-        return BANANA, np.array([n, self.mean_y, lik_precision, prior_precision, log_norm])
+    def numba_target(self):
+        """The Numba face: ``banana_params`` of csrc/common/banana.h (read from ``pyvi._core``, so
+        both backends use the same bits)."""
+        return self._numba_target
+
+    @cached_property
+    def _numba_target(self):
+        from pyvi._numba.targets.banana import BananaFace
+
+        return BananaFace(**require("cpp").banana_params(*self._sufficient_statistics()))
+
+    def torch_log_prob(self, impl: str = "reference"):
+        """:meth:`log_prob` on torch tensors: plain torch (``"reference"``) or the fused op
+        through autograd (``"fused"``)."""
+        choice(impl, "impl", ("reference", "fused"))
+        return lambda theta: self.log_prob(theta, impl=impl)
+
+    def fused_log_joint(self):
+        """``torch.ops.pyvi.banana_log_joint`` on this data: ``theta (batch, 2) -> (log_prob,
+        grad)`` with the analytic gradient; None when ``pyvi._C`` is not built."""
+        if not available("torch_ops"):
+            return None
+        import torch
+
+        import pyvi.ops  # noqa: F401  (registers the op's fake kernel)
+
+        op, args = torch.ops.pyvi.banana_log_joint, self._sufficient_statistics()
+        return lambda theta: op(theta, *args)
 
     # -- exact ground truth ------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""A multivariate normal target N(mean, cov)."""
+"""A multivariate normal target N(mean, cov), with a face for every backend."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ from functools import cached_property
 import numpy as np
 
 from pyvi._backend import require
-from pyvi._validate import as_float_array
+from pyvi._validate import as_float_array, choice
+from pyvi.targets.base import Target
 
 __all__ = ["Gaussian"]
 
 
-class Gaussian:
-    """N(mean, cov) as an HMC target: log density and gradient, known to every backend.
+class Gaussian(Target):
+    """N(mean, cov) as a target: log density and gradient on every backend, normalised (its log
+    evidence is 0).
 
     With ``cov = I`` HMC's leapfrog integrates a harmonic oscillator, which the integrator tests use.
 
@@ -43,7 +45,10 @@ class Gaussian:
             raise ValueError("cov must be positive definite") from error
         self.precision = np.linalg.inv(self.cov)
         self.precision = 0.5 * (self.precision + self.precision.T)
-        self.log_norm = -0.5 * self.dim * np.log(2 * np.pi) - np.sum(np.log(np.diag(chol)))
+        # Computed once, here, and handed to every backend: two computations (say from a Cholesky
+        # factor of cov and of the precision) differ in the last bit, and the step-size adaptation
+        # turns that bit into different draws.
+        self.log_norm = float(-0.5 * self.dim * np.log(2 * np.pi) - np.sum(np.log(np.diag(chol))))
 
     def log_prob_and_grad(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """log N(x; mean, cov) and its gradient, for x of shape ``(..., d)`` (numpy)."""
@@ -53,15 +58,37 @@ class Gaussian:
         log_prob = self.log_norm + 0.5 * np.sum(centred * grad, axis=-1)
         return (float(log_prob) if log_prob.ndim == 0 else log_prob), grad
 
-    @cached_property
-    def core(self):
-        """The ``pyvi._core`` twin of this target."""
-        return require("cpp").GaussianTarget(self.mean, self.precision)
+    def cpp_target(self):
+        """The ``pyvi._core.GaussianTarget`` twin (the same mean, precision and log_norm)."""
+        return self._cpp_target
 
     @cached_property
-    def numba_params(self) -> tuple[int, np.ndarray]:
-        """(kind, params) for the Numba kernels (layout in pyvi/_numba/targets.py)."""
-        from pyvi._numba.targets import GAUSSIAN
+    def _cpp_target(self):
+        return require("cpp").GaussianTarget(self.mean, self.precision, self.log_norm)
 
-        params = np.concatenate([[self.dim, self.log_norm], self.mean, self.precision.ravel()])
-        return GAUSSIAN, params
+    def numba_target(self):
+        """The Numba face (pyvi/_numba/targets/gaussian.py)."""
+        return self._numba_target
+
+    @cached_property
+    def _numba_target(self):
+        from pyvi._numba.targets.gaussian import GaussianFace
+
+        return GaussianFace(self.log_norm, self.mean, self.precision)
+
+    def torch_log_prob(self, impl: str = "reference"):
+        """log N(theta; mean, cov) on torch tensors ``(..., d)`` (autograd; one implementation
+        whatever ``impl``)."""
+        choice(impl, "impl", ("reference", "fused"))
+        import torch
+
+        def log_prob(theta):
+            centred = theta - torch.as_tensor(self.mean, dtype=theta.dtype, device=theta.device)
+            precision = torch.as_tensor(self.precision, dtype=theta.dtype, device=theta.device)
+            return self.log_norm - 0.5 * ((centred @ precision) * centred).sum(-1)
+
+        return log_prob
+
+    def log_evidence(self) -> float:
+        """0: the density is normalised."""
+        return 0.0

@@ -1,4 +1,4 @@
-"""A target from Python callables, for the numpy HMC backend."""
+"""A target from Python callables, for the numpy HMC backend (no native face)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from collections.abc import Callable
 import numpy as np
 
 from pyvi._validate import count
+from pyvi.targets.base import Target
 
 __all__ = ["LogDensity"]
 
 
-class LogDensity:
+class LogDensity(Target):
     """A log density given by Python functions of a ``(dim,)`` float64 array.
 
     Args:

@@ -1,5 +1,8 @@
 // Nesterov dual averaging of log(step size) towards a target acceptance rate, as in Stan.
 //
+// The constants are defined here only: pyvi._core exports them (hmc_constants) and the Numba and
+// numpy samplers read them from there.
+//
 // References:
 //   Hoffman & Gelman, "The No-U-Turn Sampler", JMLR 15 (2014), Algorithm 5, arXiv:1111.4246.
 //   Stan Reference Manual, "HMC algorithm parameters" (gamma 0.05, kappa 0.75, t0 10).
@@ -8,7 +11,7 @@
 #include <algorithm>
 #include <cmath>
 
-namespace pyvi {
+namespace pyvi::hmc {
 
 struct DualAveraging {
   static constexpr double kGamma = 0.05;
@@ -17,12 +20,12 @@ struct DualAveraging {
   // exp(+-700) stays finite; outside that a step size is meaningless anyway.
   static constexpr double kMaxLogStep = 700.0;
 
-  double mu;                 // shrinkage point, log(10 * initial step size)
-  double target_accept;      // delta
-  double log_step = 0.0;     // the iterate used for the next transition
-  double log_step_bar = 0.0; // its weighted average: the step size after warm-up
-  double h_bar = 0.0;        // running mean of (delta - accept)
-  double count = 0.0;        // t
+  double mu;                  // shrinkage point, log(10 * initial step size)
+  double target_accept;       // delta
+  double log_step = 0.0;      // the iterate used for the next transition
+  double log_step_bar = 0.0;  // its weighted average: the step size after warm-up
+  double h_bar = 0.0;         // running mean of (delta - accept)
+  double count = 0.0;         // t
 
   DualAveraging(double initial_step, double target)
       : mu(std::log(10.0 * initial_step)), target_accept(target), log_step(std::log(initial_step)) {}
@@ -42,4 +45,4 @@ struct DualAveraging {
   double final_step() const { return count > 0.0 ? std::exp(log_step_bar) : std::exp(log_step); }
 };
 
-}  // namespace pyvi
+}  // namespace pyvi::hmc

@@ -1,0 +1,200 @@
+// pyvi._core's targets and sampler: each registered target's class, log_prob_and_grad, leapfrog
+// and hmc (validation here, then the GIL released), and what Python reads instead of mirroring it:
+// the sampler's constants (hmc_constants) and its outputs (hmc_outputs, hmc_draws).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "hmc/driver.hpp"
+#include "hmc/dual_averaging.hpp"
+#include "hmc/leapfrog.hpp"
+#include "hmc/metric.hpp"
+#include "hmc/transition.hpp"
+#include "parallel.hpp"
+#include "targets/registry.hpp"
+#include "validate.hpp"
+
+namespace py = pybind11;
+using namespace pyvi;
+
+namespace {
+
+/// The sampler's outputs, in this order: the one list of their names.
+constexpr const char* kOutputs[] = {"samples", "log_prob", "accept_prob", "divergent", "num_steps", "step_size"};
+
+/// Empty outputs for num_chains chains of num_samples draws in dim dimensions, keyed by kOutputs,
+/// with the Draws view of them (what the C++ sampler fills; the Numba and numpy samplers fill the
+/// same arrays through pyvi._core.hmc_draws).
+std::pair<py::dict, hmc::Draws> allocate_draws(int64_t num_chains, int64_t num_samples, int64_t dim) {
+  py::array_t<double> samples({num_chains, num_samples, dim});
+  py::array_t<double> log_prob({num_chains, num_samples});
+  py::array_t<double> accept_prob({num_chains, num_samples});
+  py::array_t<bool> divergent({num_chains, num_samples});
+  py::array_t<int32_t> num_steps({num_chains, num_samples});
+  py::array_t<double> step_size(num_chains);
+  const hmc::Draws draws{num_samples,
+                         dim,
+                         samples.mutable_data(),
+                         log_prob.mutable_data(),
+                         accept_prob.mutable_data(),
+                         divergent.mutable_data(),
+                         num_steps.mutable_data(),
+                         step_size.mutable_data()};
+  const py::object arrays[] = {samples, log_prob, accept_prob, divergent, num_steps, step_size};
+  py::dict out;
+  for (size_t i = 0; i < std::size(kOutputs); ++i) out[kOutputs[i]] = arrays[i];
+  return {out, draws};
+}
+
+/// Points as (n, dim): a (dim,) vector is taken as one point.
+DoubleArray as_points(DoubleArray x, int64_t dim, const char* name) {
+  if (x.ndim() == 1 && x.shape(0) == dim)
+    return py::cast<DoubleArray>(x.reshape({py::ssize_t(1), py::ssize_t(dim)}));
+  if (x.ndim() != 2 || x.shape(1) != dim)
+    fail(std::string(name) + " must have shape (n, " + std::to_string(dim) + ") or (" +
+         std::to_string(dim) + ",)");
+  return x;
+}
+
+template <class Target>
+py::tuple log_prob_and_grad(const Target& target, const DoubleArray& x_in, int num_threads) {
+  const int64_t d = target.dim();
+  DoubleArray x = as_points(x_in, d, "x");
+  require_finite(x, "x");
+  const py::ssize_t n = x.shape(0);
+  py::array_t<double> log_prob(n), grad({n, py::ssize_t(d)});
+  const double* xs = x.data();
+  double* lp = log_prob.mutable_data();
+  double* g = grad.mutable_data();
+  {
+    py::gil_scoped_release release;
+    constexpr int64_t kBlock = 4096;  // points per work item: threads only pay off on big batches
+    parallel_for((n + kBlock - 1) / kBlock, num_threads, [&](int64_t block) {
+      const int64_t end = std::min<int64_t>(n, (block + 1) * kBlock);
+      for (int64_t i = block * kBlock; i < end; ++i) lp[i] = target.log_prob_and_grad(xs + i * d, g + i * d);
+    });
+  }
+  if (x_in.ndim() == 1) return py::make_tuple(py::float_(log_prob.at(0)), grad.reshape({py::ssize_t(d)}));
+  return py::make_tuple(log_prob, grad);
+}
+
+template <class Target>
+py::tuple leapfrog_binding(const Target& target, const DoubleArray& position, const DoubleArray& momentum,
+                           double step_size, int64_t num_steps) {
+  const int64_t d = target.dim();
+  if (position.ndim() != 1 || position.shape(0) != d) fail("position must have shape (" + std::to_string(d) + ",)");
+  if (momentum.ndim() != 1 || momentum.shape(0) != d) fail("momentum must have shape (" + std::to_string(d) + ",)");
+  require_finite(position, "position");
+  require_finite(momentum, "momentum");
+  require_positive(step_size, "step_size");
+  require_at_least(num_steps, 0, "num_steps");
+  py::array_t<double> x(d), p(d), grad(d);
+  std::copy(position.data(), position.data() + d, x.mutable_data());
+  std::copy(momentum.data(), momentum.data() + d, p.mutable_data());
+  double log_prob;
+  {
+    py::gil_scoped_release release;
+    log_prob = target.log_prob_and_grad(x.mutable_data(), grad.mutable_data());
+    if (num_steps > 0) {
+      hmc::Lanes<1> lanes;  // the samplers' leapfrog, on one lane
+      lanes.count = 1;
+      lanes.x[0] = x.mutable_data();
+      lanes.p[0] = p.mutable_data();
+      lanes.grad[0] = grad.mutable_data();
+      lanes.step_size[0] = step_size;
+      lanes.num_steps[0] = num_steps;
+      hmc::leapfrog<1>(target, hmc::IdentityMetric{}, lanes);
+      log_prob = lanes.log_prob[0];
+    }
+  }
+  return py::make_tuple(x, p, log_prob);
+}
+
+template <class Target>
+py::dict hmc_binding(const Target& target, const DoubleArray& initial, int64_t num_samples, int64_t num_warmup,
+                     double step_size, int64_t num_steps, bool random_steps, bool adapt_step_size,
+                     double target_accept, double max_energy_error, uint64_t seed, int num_threads) {
+  const int64_t d = target.dim();
+  require_ndim(initial, 2, "initial");
+  if (initial.shape(1) != d) fail("initial must have shape (num_chains, " + std::to_string(d) + ")");
+  const int64_t num_chains = initial.shape(0);
+  require_at_least(num_chains, 1, "num_chains");
+  require_finite(initial, "initial");
+  require_at_least(num_samples, 0, "num_samples");
+  require_at_least(num_warmup, 0, "num_warmup");
+  if (num_warmup > std::numeric_limits<int64_t>::max() - num_samples)
+    fail("num_warmup + num_samples must be < 2**63, got " + std::to_string(num_warmup) + " + " +
+         std::to_string(num_samples));
+  require_at_least(num_steps, 1, "num_steps");
+  if (num_steps > std::numeric_limits<int32_t>::max()) fail("num_steps must be < 2**31");
+  require_positive(step_size, "step_size");
+  if (!(target_accept > 0.0 && target_accept < 1.0))
+    fail("target_accept must lie in (0, 1), got " + std::to_string(target_accept));
+  require_positive(max_energy_error, "max_energy_error");
+  require_at_least(num_threads, 0, "num_threads");
+  std::vector<double> scratch(d);
+  for (int64_t c = 0; c < num_chains; ++c)
+    if (!std::isfinite(target.log_prob_and_grad(initial.data() + c * d, scratch.data())))
+      fail("initial: the log density is not finite at chain " + std::to_string(c) + "'s start");
+
+  auto [result, draws] = allocate_draws(num_chains, num_samples, d);
+  const hmc::Settings settings{num_samples,
+                               num_warmup,
+                               step_size,
+                               {num_steps, random_steps, max_energy_error},
+                               adapt_step_size,
+                               target_accept,
+                               seed};
+  {
+    py::gil_scoped_release release;
+    hmc::run_chains(target, initial.data(), settings, num_chains, draws, num_threads);
+  }
+  return result;
+}
+
+template <class Target>
+void bind_target(py::module_& m) {
+  Target::bind(m);
+  m.def("log_prob_and_grad", &log_prob_and_grad<Target>, py::arg("target"), py::arg("x"),
+        py::arg("num_threads") = 1, "log p(x) and its gradient for x of shape (n, dim) or (dim,).");
+  m.def("leapfrog", &leapfrog_binding<Target>, py::arg("target"), py::arg("position"), py::arg("momentum"),
+        py::arg("step_size"), py::arg("num_steps"),
+        "num_steps leapfrog steps from (position, momentum): returns (position, momentum, log_prob).");
+  m.def("hmc", &hmc_binding<Target>, py::arg("target"), py::arg("initial"), py::arg("num_samples"),
+        py::arg("num_warmup"), py::arg("step_size"), py::arg("num_steps"), py::arg("random_steps"),
+        py::arg("adapt_step_size"), py::arg("target_accept"), py::arg("max_energy_error"), py::arg("seed"),
+        py::arg("num_threads"), "HMC chains from initial (num_chains, dim); chain c uses random stream (seed, c).");
+}
+
+}  // namespace
+
+void bind_hmc(py::module_& m) {
+  NativeTargets::for_each([&](auto* tag) { bind_target<std::remove_pointer_t<decltype(tag)>>(m); });
+
+  py::tuple outputs(std::size(kOutputs));
+  for (size_t i = 0; i < std::size(kOutputs); ++i) outputs[i] = kOutputs[i];
+  m.attr("hmc_outputs") = outputs;
+  m.def(
+      "hmc_draws",
+      [](int64_t num_chains, int64_t num_samples, int64_t dim) {
+        require_at_least(num_chains, 0, "num_chains");
+        require_at_least(num_samples, 0, "num_samples");
+        require_at_least(dim, 1, "dim");
+        return allocate_draws(num_chains, num_samples, dim).first;
+      },
+      py::arg("num_chains"), py::arg("num_samples"), py::arg("dim"),
+      "Uninitialised outputs of hmc (a dict keyed by hmc_outputs), for the other backends to fill.");
+  py::dict constants;
+  constants["gamma"] = hmc::DualAveraging::kGamma;
+  constants["kappa"] = hmc::DualAveraging::kKappa;
+  constants["t0"] = hmc::DualAveraging::kT0;
+  constants["max_log_step"] = hmc::DualAveraging::kMaxLogStep;
+  constants["max_energy_error"] = hmc::kMaxEnergyError;
+  m.attr("hmc_constants") = constants;
+}

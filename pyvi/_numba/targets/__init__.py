@@ -1,0 +1,17 @@
+"""Log densities for the Numba samplers: one module per target, found through a registry.
+
+Adding a target: a module here with its face (a namedtuple of parameters) and its ``@njit`` log
+density decorated with ``@register(Face, dim=...)``, plus its name in the import line below.
+"""
+
+from pyvi._numba.targets.registry import (
+    fixed_dim_of,
+    has_fixed_dim,
+    log_prob_and_grad,
+    log_prob_and_grad_batch,
+    register,
+)
+
+from pyvi._numba.targets import banana, gaussian  # noqa: E402, F401  (the built-in faces register themselves)
+
+__all__ = ["register", "log_prob_and_grad", "log_prob_and_grad_batch", "has_fixed_dim", "fixed_dim_of"]

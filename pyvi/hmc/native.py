@@ -1,0 +1,51 @@
+"""The native HMC backends: ``pyvi._core`` (C++) and ``pyvi._numba.hmc``, on a target's face.
+
+Both run the same algorithm on the same random streams (chain c: xoshiro256++ stream (seed, c))
+and fill the same outputs (``pyvi._core.hmc_draws``), so their draws are identical, bit for bit,
+whatever the thread count or the grouping of chains.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pyvi._backend import require
+from pyvi.hmc.settings import Settings, constants
+
+__all__ = ["run_cpp", "run_numba", "numba_leapfrog"]
+
+
+def run_cpp(face, initial: np.ndarray, settings: Settings, num_threads: int) -> dict[str, np.ndarray]:
+    """Every chain on the C++ core (GIL released); ``num_threads`` 0 uses all cores."""
+    s = settings
+    return require("cpp").hmc(face, initial, s.num_samples, s.num_warmup, s.step_size, s.num_steps, s.random_steps,
+                              s.adapt_step_size, s.target_accept, constants()["max_energy_error"], s.seed,
+                              num_threads)
+
+
+def run_numba(face, initial: np.ndarray, settings: Settings, num_threads: int) -> dict[str, np.ndarray]:
+    """Every chain on the Numba sampler, in a prange over ``num_threads`` threads (0: all)."""
+    require("numba")
+    from pyvi._numba.hmc import Draws, Settings as NumbaSettings, first_non_finite_start, sample_chains
+    from pyvi._numba.threads import num_threads as numba_threads
+
+    bad = first_non_finite_start(face, initial)
+    if bad >= 0:
+        raise ValueError(f"initial: the log density is not finite at chain {bad}'s start")
+    # The record's fields are the settings' and pyvi._core's constants', by name.
+    record = NumbaSettings(**{**settings.as_dict(), "seed": np.uint64(settings.seed)}, **constants())
+    num_chains, dim = initial.shape
+    draws = Draws(**require("cpp").hmc_draws(num_chains, settings.num_samples, dim))
+    with numba_threads(num_threads):
+        sample_chains(face, record, initial, draws)
+    return draws._asdict()
+
+
+def numba_leapfrog(face, position: np.ndarray, momentum: np.ndarray, step_size: float, num_steps: int):
+    """The Numba sampler's leapfrog on one lane: ``(position, momentum, log_prob)`` at the end."""
+    require("numba")
+    from pyvi._numba.hmc import integrate
+
+    x, p = position.copy(), momentum.copy()
+    log_prob = integrate(face, x, p, step_size, num_steps)
+    return x, p, float(log_prob)

@@ -1,0 +1,157 @@
+"""The numpy HMC sampler: the readable reference, in the same pieces as the native ones.
+
+State and Info records, the identity metric, the leapfrog, one transition, dual averaging, and the
+driver that runs warm-up and sampling (csrc/core/hmc/ and pyvi/_numba/hmc/ have one file per
+piece). One Python loop per chain over numpy, so it runs any :class:`pyvi.targets.Target`; its
+random numbers come from numpy (``SeedSequence(seed).spawn``), so its draws differ from the native
+backends' (which share one stream) while following the same distribution.
+
+References:
+    Neal, "MCMC using Hamiltonian dynamics", Handbook of MCMC (2011), arXiv:1206.1901.
+    Hoffman & Gelman, "The No-U-Turn Sampler", JMLR 15 (2014), Algorithm 5, arXiv:1111.4246.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from pyvi._backend import require
+from pyvi.hmc.settings import Settings, constants
+
+__all__ = ["State", "Info", "leapfrog", "transition", "DualAveraging", "sample_chains"]
+
+
+@dataclass(frozen=True)
+class State:
+    """A chain's position with the log density and its gradient there (blackjax's HMCState)."""
+
+    x: np.ndarray
+    log_prob: float
+    grad: np.ndarray
+
+
+@dataclass(frozen=True)
+class Info:
+    """What one transition did (blackjax's HMCInfo)."""
+
+    accept_prob: float
+    energy_error: float  # H(end) - H(start); +inf when not finite
+    divergent: bool
+    num_steps: int
+
+
+# -- the identity metric: p ~ N(0, I), K(p) = |p|^2 / 2, dx/dt = p --------------------------------
+
+
+def sample_momentum(rng: np.random.Generator, dim: int) -> np.ndarray:
+    return rng.standard_normal(dim)
+
+
+def kinetic_energy(p: np.ndarray) -> float:
+    return 0.5 * p @ p
+
+
+# -- integrator, kernel, adaptation ----------------------------------------------------------------
+
+
+def leapfrog(target, x, p, grad, step_size: float, num_steps: int):
+    """``num_steps`` leapfrog steps (kick, drift, kick) from (x, p) with ``grad`` = d log p / dx at
+    x; returns ``(x, p, grad, log_prob)`` at the end. A position that overflows ends the
+    integration with log_prob = -inf: the target is never handed inf or NaN."""
+    log_prob = math.nan
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(num_steps):
+            p = p + 0.5 * step_size * grad
+            x = x + step_size * p
+            if not np.isfinite(x).all():
+                return x, p, grad, -math.inf
+            log_prob, grad = target.log_prob_and_grad(x)
+            p = p + 0.5 * step_size * grad
+    return x, p, grad, log_prob
+
+
+def transition(rng: np.random.Generator, state: State, target, step_size: float, settings: Settings,
+               max_energy_error: float) -> tuple[State, Info]:
+    """One static-HMC transition: path length, momentum, leapfrog, Metropolis accept or reject."""
+    num_steps = int(rng.integers(1, settings.num_steps + 1)) if settings.random_steps else settings.num_steps
+    p = sample_momentum(rng, state.x.shape[0])
+    energy = -state.log_prob + kinetic_energy(p)
+    x, p, grad, log_prob = leapfrog(target, state.x, p, state.grad, step_size, num_steps)
+    with np.errstate(over="ignore", invalid="ignore"):
+        energy_error = (-log_prob + kinetic_energy(p)) - energy
+    if not energy_error == energy_error:  # NaN: treat as infinitely divergent
+        energy_error = math.inf
+    accept_prob = 1.0 if energy_error <= 0 else math.exp(-energy_error)
+    if rng.random() < accept_prob:
+        state = State(x, log_prob, grad)
+    return state, Info(accept_prob, energy_error, energy_error > max_energy_error, num_steps)
+
+
+class DualAveraging:
+    """Dual averaging of log(step size) towards ``target_accept`` (the arithmetic of
+    csrc/core/hmc/dual_averaging.hpp, its constants read from pyvi._core)."""
+
+    def __init__(self, step_size: float, target_accept: float):
+        c = constants()
+        self.gamma, self.kappa, self.t0, self.max_log_step = c["gamma"], c["kappa"], c["t0"], c["max_log_step"]
+        self.mu = math.log(10.0 * step_size)  # shrinkage point
+        self.target_accept = target_accept
+        self.log_step = math.log(step_size)
+        self.log_step_bar = 0.0
+        self.h_bar = 0.0
+        self.count = 0.0
+
+    def update(self, info: Info) -> float:
+        """Feeds one warm-up transition's info; returns the next step size."""
+        self.count += 1.0
+        eta = 1.0 / (self.count + self.t0)
+        self.h_bar = (1.0 - eta) * self.h_bar + eta * (self.target_accept - info.accept_prob)
+        log_step = self.mu - math.sqrt(self.count) / self.gamma * self.h_bar
+        self.log_step = min(max(log_step, -self.max_log_step), self.max_log_step)
+        weight = self.count ** (-self.kappa)
+        self.log_step_bar = weight * self.log_step + (1.0 - weight) * self.log_step_bar
+        return math.exp(self.log_step)
+
+    def final_step(self) -> float:
+        """The step size to sample with once warm-up is over."""
+        return math.exp(self.log_step_bar) if self.count > 0 else math.exp(self.log_step)
+
+
+# -- driver -------------------------------------------------------------------------------------------
+
+
+def sample_chains(target, initial: np.ndarray, settings: Settings) -> dict[str, np.ndarray]:
+    """Runs one chain per row of ``initial``: warm-up (adapting the step size when asked), then
+    sampling; returns the outputs of ``pyvi._core.hmc_draws`` filled in."""
+    num_chains, dim = initial.shape
+    draws = require("cpp").hmc_draws(num_chains, settings.num_samples, dim)
+    max_energy_error = constants()["max_energy_error"]
+    streams = np.random.SeedSequence(settings.seed).spawn(num_chains)
+    for c in range(num_chains):
+        rng = np.random.default_rng(streams[c])
+        x = initial[c].copy()
+        log_prob, grad = target.log_prob_and_grad(x)
+        if not math.isfinite(log_prob):
+            raise ValueError(f"initial: the log density is not finite at chain {c}'s start")
+        state = State(x, log_prob, grad)
+        step_size = settings.step_size
+        adaptation = DualAveraging(step_size, settings.target_accept)
+        for it in range(settings.num_warmup + settings.num_samples):
+            state, info = transition(rng, state, target, step_size, settings, max_energy_error)
+            if it < settings.num_warmup:
+                if settings.adapt_step_size:
+                    step_size = adaptation.update(info)
+                    if it + 1 == settings.num_warmup:
+                        step_size = adaptation.final_step()
+                continue
+            draw = it - settings.num_warmup
+            draws["samples"][c, draw] = state.x
+            draws["log_prob"][c, draw] = state.log_prob
+            draws["accept_prob"][c, draw] = info.accept_prob
+            draws["divergent"][c, draw] = info.divergent
+            draws["num_steps"][c, draw] = info.num_steps
+        draws["step_size"][c] = step_size
+    return draws

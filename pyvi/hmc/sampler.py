@@ -1,0 +1,142 @@
+"""``sample`` and ``leapfrog``: argument checks, then the backend that runs the target's face."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pyvi._backend import require
+from pyvi._validate import as_float_array, choice, positive_float
+from pyvi.hmc import reference
+from pyvi.hmc.native import numba_leapfrog, run_cpp, run_numba
+from pyvi.hmc.result import HMCResult
+from pyvi.hmc.settings import MAX_INT64, Settings, native_count, thread_count
+from pyvi.targets.base import as_target, native_face
+
+__all__ = ["sample", "leapfrog", "BACKENDS"]
+
+BACKENDS = ("cpp", "numba", "numpy")
+_RUN = {"cpp": run_cpp, "numba": run_numba}
+
+
+def _initial_positions(initial, num_chains: int, dim: int) -> np.ndarray:
+    initial = as_float_array(initial, "initial", ndim=(1, 2))
+    if initial.ndim == 1:
+        if initial.shape != (dim,):
+            raise ValueError(f"initial must have shape ({dim},) or (num_chains, {dim}), got {initial.shape}")
+        initial = np.broadcast_to(initial, (num_chains, dim))
+    elif initial.shape != (num_chains, dim):
+        raise ValueError(f"initial must have shape ({dim},) or ({num_chains}, {dim}), got {initial.shape}")
+    return np.ascontiguousarray(initial, dtype=np.float64)
+
+
+def sample(
+    target,
+    initial,
+    num_samples: int,
+    num_warmup: int,
+    step_size: float,
+    num_steps: int,
+    *,
+    random_steps: bool = False,
+    num_chains: int = 1,
+    adapt_step_size: bool = True,
+    target_accept: float = 0.8,
+    seed: int = 0,
+    backend: str = "cpp",
+    num_threads: int | None = None,
+) -> HMCResult:
+    """Draws from ``target`` with HMC (identity mass matrix, leapfrog integrator).
+
+    Args:
+        target: a :class:`~pyvi.targets.Target` (or any object with ``dim`` and
+            ``log_prob_and_grad(x) -> (float, (dim,) array)``). ``"numpy"`` runs any target;
+            ``"cpp"`` and ``"numba"`` run the target's native face (:class:`~pyvi.targets.Banana`,
+            :class:`~pyvi.targets.Gaussian`) and raise a TypeError for a target without one.
+        initial: start, ``(dim,)`` for every chain or ``(num_chains, dim)``; log p must be finite there.
+        num_samples: draws kept per chain after warm-up.
+        num_warmup: warm-up (burn-in) transitions per chain; the step size adapts during them when
+            ``adapt_step_size``.
+        step_size: leapfrog step size (the initial one when adapting).
+        num_steps: leapfrog steps per transition L (its maximum if ``random_steps``).
+        random_steps: draw L uniformly from 1..num_steps at every transition.
+        num_chains: independent chains.
+        adapt_step_size: dual averaging towards ``target_accept`` during warm-up (Stan's gamma=0.05,
+            kappa=0.75, t0=10).
+        target_accept: target mean acceptance probability, in (0, 1).
+        seed: in [0, 2**64); chain c uses stream (seed, c).
+        backend: ``"cpp"``, ``"numba"`` or ``"numpy"``.
+        num_threads: threads for the chains (``cpp``: its own; ``numba``: its thread pool, restored
+            afterwards). ``None`` uses all cores. Never changes the draws.
+
+    Returns:
+        An :class:`HMCResult`.
+
+    Raises:
+        ValueError: a setting out of range (counts beyond the native integer range included), a
+            start where log p is not finite.
+        TypeError: a target the backend cannot run, an argument of the wrong type.
+
+    Example:
+        >>> from pyvi.targets import Banana
+        >>> result = sample(Banana.default(), [1.0, 0.5], num_samples=500, num_warmup=500,
+        ...                 step_size=0.05, num_steps=30, num_chains=4, seed=1)
+        >>> result.samples.shape, bool(result.rhat.max() < 1.05)
+        ((4, 500, 2), True)
+    """
+    backend = choice(backend, "backend", BACKENDS)
+    num_chains = native_count(num_chains, "num_chains", minimum=1)
+    settings = Settings.validated(num_samples=num_samples, num_warmup=num_warmup, step_size=step_size,
+                                  num_steps=num_steps, random_steps=random_steps, adapt_step_size=adapt_step_size,
+                                  target_accept=target_accept, seed=seed)
+    threads = thread_count(num_threads)
+    target = as_target(target)
+    if num_chains * settings.num_samples * target.dim > MAX_INT64 // 8:
+        raise ValueError(f"num_chains * num_samples * dim = {num_chains} * {settings.num_samples} * {target.dim} "
+                         "draws do not fit in memory")
+    face = None if backend == "numpy" else native_face(target, backend)
+    initial = _initial_positions(initial, num_chains, target.dim)
+    if backend == "numpy":
+        draws = reference.sample_chains(target, initial, settings)
+    else:
+        draws = _RUN[backend](face, initial, settings, threads)
+    return HMCResult(backend=backend, settings=settings.as_dict(), **draws)
+
+
+def leapfrog(target, position, momentum, step_size: float, num_steps: int, *, backend: str = "cpp"):
+    """Integrates Hamilton's equations for H = -log p(x) + |p|^2/2 with ``num_steps`` leapfrog steps.
+
+    Args:
+        target: as for :func:`sample`.
+        position, momentum: ``(dim,)`` start.
+        step_size: > 0.
+        num_steps: >= 0 (numpy: the integration stops early, log_prob -inf, if the position
+            overflows).
+        backend: ``"cpp"``, ``"numba"`` or ``"numpy"``.
+
+    Returns:
+        ``(position, momentum, log_prob)`` at the end.
+
+    Example:
+        >>> from pyvi.targets import Gaussian
+        >>> x, p, _ = leapfrog(Gaussian([0.0], [[1.0]]), [1.0], [0.0], 0.01, 157, backend="numpy")
+        >>> bool(abs(x[0]) < 0.01)
+        True
+    """
+    backend = choice(backend, "backend", BACKENDS)
+    step_size = positive_float(step_size, "step_size")
+    num_steps = native_count(num_steps, "num_steps")
+    target = as_target(target)
+    dim = target.dim
+    position = as_float_array(position, "position", ndim=1).copy()
+    momentum = as_float_array(momentum, "momentum", ndim=1).copy()
+    for name, value in (("position", position), ("momentum", momentum)):
+        if value.shape != (dim,):
+            raise ValueError(f"{name} must have shape ({dim},), got {value.shape}")
+    if backend == "cpp":
+        return require("cpp").leapfrog(native_face(target, "cpp"), position, momentum, step_size, num_steps)
+    if backend == "numba":
+        return numba_leapfrog(native_face(target, "numba"), position, momentum, step_size, num_steps)
+    log_prob, grad = target.log_prob_and_grad(position)
+    if num_steps:
+        position, momentum, _, log_prob = reference.leapfrog(target, position, momentum, grad, step_size, num_steps)
+    return position, momentum, float(log_prob)

@@ -1,0 +1,101 @@
+"""The Numba backend's infrastructure: the one thread-count context manager, the named records the
+kernels pass around, the registry of target faces and the stack arrays behind the leapfrog."""
+
+import dataclasses
+
+import numba
+import numpy as np
+import pytest
+
+from pyvi import _core
+from pyvi._numba.threads import num_threads
+
+
+def test_num_threads_sets_and_restores_the_count():
+    limit = numba.config.NUMBA_NUM_THREADS
+    before = numba.get_num_threads()
+    with num_threads(1) as used:
+        assert used == numba.get_num_threads() == 1
+    assert numba.get_num_threads() == before
+    for requested in (None, 0, limit + 5):  # all of the pool, or at most the pool
+        with num_threads(requested) as used:
+            assert used == numba.get_num_threads() == limit
+    assert numba.get_num_threads() == before
+
+
+def test_num_threads_restores_the_count_on_an_exception():
+    before = numba.get_num_threads()
+    with pytest.raises(RuntimeError, match="inside"):
+        with num_threads(1):
+            raise RuntimeError("inside")
+    assert numba.get_num_threads() == before
+
+
+def test_every_numba_caller_uses_the_context_manager():
+    """numba.set_num_threads appears in one module only."""
+    from pathlib import Path
+
+    import pyvi
+
+    callers = [path.relative_to(Path(pyvi.__file__).parent).as_posix()
+               for path in Path(pyvi.__file__).parent.rglob("*.py") if "numba.set_num_threads(" in path.read_text()]
+    assert callers == ["_numba/threads.py"]
+
+
+def test_hmc_records_are_named_and_single_sourced():
+    """The Numba settings record is the Python settings plus pyvi._core's constants, by name; the
+    outputs are the ones pyvi._core defines (names, shapes, dtypes), and HMCResult takes them."""
+    from pyvi._numba.hmc import Draws, Settings
+    from pyvi.hmc import HMCResult
+    from pyvi.hmc.settings import Settings as PythonSettings
+
+    python_fields = [f.name for f in dataclasses.fields(PythonSettings)]
+    assert sorted(Settings._fields) == sorted(python_fields + list(_core.hmc_constants))
+    assert Draws._fields == _core.hmc_outputs
+    assert set(_core.hmc_outputs) <= {f.name for f in dataclasses.fields(HMCResult)}
+    draws = _core.hmc_draws(3, 4, 2)
+    assert tuple(draws) == _core.hmc_outputs
+    assert draws["samples"].shape == (3, 4, 2) and draws["num_steps"].dtype == np.int32
+    assert draws["divergent"].dtype == bool and draws["step_size"].shape == (3,)
+    with pytest.raises(ValueError, match="dim must be >= 1"):
+        _core.hmc_draws(1, 1, 0)
+
+
+def test_sampler_constants_come_from_the_core():
+    from pyvi import hmc
+
+    assert hmc.MAX_ENERGY_ERROR == _core.hmc_constants["max_energy_error"] == 1000.0
+    assert {k: _core.hmc_constants[k] for k in ("gamma", "kappa", "t0")} == {"gamma": 0.05, "kappa": 0.75, "t0": 10.0}
+
+
+def test_target_registry():
+    from typing import NamedTuple
+
+    from pyvi._numba.targets import fixed_dim_of, log_prob_and_grad_batch, register
+    from pyvi._numba.targets.banana import BananaFace
+    from pyvi._numba.targets.gaussian import GaussianFace
+
+    assert fixed_dim_of(numba.typeof(BananaFace(1.0, 0.0, 1.0, 1.0, 0.0))) == 2
+    assert fixed_dim_of(numba.typeof(GaussianFace(0.0, np.zeros(3), np.eye(3)))) is None
+    with pytest.raises(ValueError, match="registered already"):
+        register(BananaFace, dim=2)(lambda target, x, grad: 0.0)
+
+    class Unknown(NamedTuple):
+        scale: float
+
+    with pytest.raises(numba.core.errors.TypingError, match="not a registered Numba target face"):
+        log_prob_and_grad_batch(Unknown(1.0), np.zeros((2, 2)))
+
+
+def test_stack_array_is_a_writable_matrix():
+    from pyvi._numba.registers import stack_array
+
+    @numba.njit
+    def trace():
+        a = stack_array(2, 3)
+        for i in range(2):
+            for j in range(3):
+                a[i, j] = 10.0 * i + j
+        return a.shape[0], a.shape[1], a[1].sum(), a.flags.c_contiguous
+
+    assert trace() == (2, 3, 33.0, True)
