@@ -25,10 +25,10 @@ References:
 from __future__ import annotations
 
 from pyvi.hmc.result import HMCResult
-from pyvi.hmc.sampler import BACKENDS, leapfrog, sample
+from pyvi.hmc.sampler import BACKENDS, KERNELS, leapfrog, nuts, sample
 from pyvi.hmc.settings import constants
 
-__all__ = ["sample", "leapfrog", "HMCResult", "BACKENDS", "MAX_ENERGY_ERROR"]
+__all__ = ["sample", "nuts", "leapfrog", "HMCResult", "BACKENDS", "KERNELS", "MAX_ENERGY_ERROR"]
 
 
 def __getattr__(name: str):

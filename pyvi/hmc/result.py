@@ -26,6 +26,14 @@ class HMCResult:
         step_size: ``(num_chains,)`` step size used for sampling (after adaptation).
         backend: which backend ran.
         settings: the run's settings (plain numbers).
+        tree_depth: ``(num_chains, num_samples)`` NUTS: doublings of the trajectory kept (equal to
+            ``max_tree_depth`` where the tree was cut at its limit); None for static HMC.
+        energy: ``(num_chains, num_samples)`` NUTS: the Hamiltonian at the draw (for E-BFMI).
+        energy_error: ``(num_chains, num_samples)`` NUTS: H at the draw minus H at the start.
+        inv_metric: NUTS: the inverse metric M^-1 each chain sampled with, ``(num_chains, dim)``
+            (identity, diagonal) or ``(num_chains, dim, dim)`` (dense).
+        warmup_samples, warmup_log_prob, ...: NUTS with ``save_warmup=True``: the warm-up draws and
+            their statistics, one ``warmup_<field>`` per per-draw field above.
     """
 
     samples: np.ndarray
@@ -36,6 +44,18 @@ class HMCResult:
     step_size: np.ndarray
     backend: str
     settings: dict = field(default_factory=dict, repr=False)
+    tree_depth: np.ndarray | None = field(default=None, repr=False)
+    energy: np.ndarray | None = field(default=None, repr=False)
+    energy_error: np.ndarray | None = field(default=None, repr=False)
+    inv_metric: np.ndarray | None = field(default=None, repr=False)
+    warmup_samples: np.ndarray | None = field(default=None, repr=False)
+    warmup_log_prob: np.ndarray | None = field(default=None, repr=False)
+    warmup_accept_prob: np.ndarray | None = field(default=None, repr=False)
+    warmup_divergent: np.ndarray | None = field(default=None, repr=False)
+    warmup_num_steps: np.ndarray | None = field(default=None, repr=False)
+    warmup_tree_depth: np.ndarray | None = field(default=None, repr=False)
+    warmup_energy: np.ndarray | None = field(default=None, repr=False)
+    warmup_energy_error: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def num_chains(self) -> int:
@@ -44,6 +64,13 @@ class HMCResult:
     @property
     def num_divergent(self) -> int:
         return int(self.divergent.sum())
+
+    @property
+    def num_max_tree_depth(self) -> int:
+        """NUTS: draws whose tree was cut at ``max_tree_depth`` (0 for static HMC)."""
+        if self.tree_depth is None:
+            return 0
+        return int((self.tree_depth >= self.settings.get("max_tree_depth", np.inf)).sum())
 
     @property
     def mean_accept_prob(self) -> float:

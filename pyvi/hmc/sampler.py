@@ -6,16 +6,19 @@ import numpy as np
 
 from pyvi._backend import require
 from pyvi._validate import as_float_array, choice, positive_float
+from pyvi.hmc import nuts as nuts_runs
 from pyvi.hmc import reference
 from pyvi.hmc.native import numba_leapfrog, run_cpp, run_numba
 from pyvi.hmc.result import HMCResult
 from pyvi.hmc.settings import MAX_INT64, Settings, native_count, thread_count
 from pyvi.targets.base import as_target, native_face
 
-__all__ = ["sample", "leapfrog", "BACKENDS"]
+__all__ = ["sample", "nuts", "leapfrog", "BACKENDS", "KERNELS"]
 
 BACKENDS = ("cpp", "numba", "numpy")
+KERNELS = ("hmc", "nuts")
 _RUN = {"cpp": run_cpp, "numba": run_numba}
+_RUN_NUTS = {"cpp": nuts_runs.run_cpp, "numba": nuts_runs.run_numba}
 
 
 def _initial_positions(initial, num_chains: int, dim: int) -> np.ndarray:
@@ -29,14 +32,34 @@ def _initial_positions(initial, num_chains: int, dim: int) -> np.ndarray:
     return np.ascontiguousarray(initial, dtype=np.float64)
 
 
+def _jittered(initial: np.ndarray, init_jitter, seed: int) -> np.ndarray:
+    """``initial`` + Uniform(-init_jitter, init_jitter) per coordinate (Stan's inits are this around
+    0 with init_jitter 2), drawn from numpy's generator seeded with ``seed``: the same starts for
+    every backend."""
+    jitter = float(init_jitter) if not isinstance(init_jitter, bool) else init_jitter
+    if not isinstance(jitter, float) or not (np.isfinite(jitter) and jitter >= 0.0):
+        raise ValueError(f"init_jitter must be a finite number >= 0, got {init_jitter!r}")
+    if jitter == 0.0:
+        return initial
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x1717]))
+    return np.ascontiguousarray(initial + rng.uniform(-jitter, jitter, size=initial.shape))
+
+
 def sample(
     target,
     initial,
     num_samples: int,
     num_warmup: int,
-    step_size: float,
-    num_steps: int,
+    step_size: float | None = None,
+    num_steps: int | None = None,
     *,
+    kernel: str = "hmc",
+    metric: str | None = None,
+    max_tree_depth: int = 10,
+    adapt_metric: bool = True,
+    save_warmup: bool = False,
+    thin: int = 1,
+    init_jitter: float = 0.0,
     random_steps: bool = False,
     num_chains: int = 1,
     adapt_step_size: bool = True,
@@ -45,7 +68,7 @@ def sample(
     backend: str = "cpp",
     num_threads: int | None = None,
 ) -> HMCResult:
-    """Draws from ``target`` with HMC (identity mass matrix, leapfrog integrator).
+    """Draws from ``target`` with static HMC or NUTS (leapfrog integrator).
 
     Args:
         target: a :class:`~pyvi.targets.Target` (or any object with ``dim`` and
@@ -55,13 +78,35 @@ def sample(
         initial: start, ``(dim,)`` for every chain or ``(num_chains, dim)``; log p must be finite there.
         num_samples: draws kept per chain after warm-up.
         num_warmup: warm-up (burn-in) transitions per chain; the step size adapts during them when
-            ``adapt_step_size``.
-        step_size: leapfrog step size (the initial one when adapting).
-        num_steps: leapfrog steps per transition L (its maximum if ``random_steps``).
+            ``adapt_step_size`` (and, with NUTS, the metric, in Stan's windows).
+        step_size: leapfrog step size (the initial one when adapting). Required for ``"hmc"``;
+            NUTS defaults to 1.0 (Stan's), from which its warm-up starts with Stan's search for a
+            step whose one-step acceptance crosses 0.8.
+        num_steps: ``"hmc"`` only (required there): leapfrog steps per transition L (its maximum
+            if ``random_steps``).
+        kernel: ``"hmc"`` (static: a fixed or random path length, identity metric) or ``"nuts"``
+            (the No-U-Turn sampler: multinomial sampling of the trajectory, the generalised
+            no-U-turn criterion with Stan's checks across subtrees; Betancourt 2017).
+        metric: NUTS: ``"identity"``, ``"diag"`` (default) or ``"dense"``: the mass matrix, its
+            inverse estimated during warm-up when ``adapt_metric``.
+        max_tree_depth: NUTS: at most 2**max_tree_depth leapfrog steps per draw (Stan's 10);
+            draws cut there are counted in ``result.num_max_tree_depth``.
+        adapt_metric: NUTS: Stan's windowed warm-up: after an initial fast interval of 75
+            iterations, slow windows of 25, 50, 100, ... iterations (the last one stretched)
+            estimate M^-1 from the chain's draws, regularised toward the identity as
+            (n / (n + 5)) var + 1e-3 (5 / (n + 5)), and restart the step size adaptation;
+            a terminal fast interval of 50 iterations tunes the step size alone. A warm-up shorter
+            than 150 iterations takes Stan's split (15% / 75% / 10%); shorter than 20 estimates no
+            metric. Per chain.
+        save_warmup: NUTS: also return the warm-up draws and statistics (``result.warmup_*``).
+        thin: NUTS: keep every thin-th draw (of warm-up and sampling separately).
+        init_jitter: NUTS: start each chain at ``initial`` + Uniform(-init_jitter, init_jitter) per
+            coordinate (Stan's default inits are ``initial`` 0 with ``init_jitter=2``); drawn from
+            ``seed``, the same for every backend. 0 (default): start at ``initial``.
         random_steps: draw L uniformly from 1..num_steps at every transition.
         num_chains: independent chains.
         adapt_step_size: dual averaging towards ``target_accept`` during warm-up (Stan's gamma=0.05,
-            kappa=0.75, t0=10).
+            kappa=0.75, t0=10); NUTS: the mean acceptance over each trajectory.
         target_accept: target mean acceptance probability, in (0, 1).
         seed: in [0, 2**64); chain c uses stream (seed, c).
         backend: ``"cpp"``, ``"numba"`` or ``"numpy"``.
@@ -84,7 +129,23 @@ def sample(
         ((4, 500, 2), True)
     """
     backend = choice(backend, "backend", BACKENDS)
+    kernel = choice(kernel, "kernel", KERNELS)
     num_chains = native_count(num_chains, "num_chains", minimum=1)
+    if kernel == "nuts":
+        return _sample_nuts(target, initial, num_samples, num_warmup, 1.0 if step_size is None else step_size,
+                            num_steps, metric="diag" if metric is None else metric, max_tree_depth=max_tree_depth,
+                            adapt_metric=adapt_metric, save_warmup=save_warmup, thin=thin, init_jitter=init_jitter,
+                            random_steps=random_steps, num_chains=num_chains, adapt_step_size=adapt_step_size,
+                            target_accept=target_accept, seed=seed, backend=backend, num_threads=num_threads)
+    if step_size is None or num_steps is None:
+        raise TypeError("kernel='hmc' needs step_size and num_steps (kernel='nuts' needs neither)")
+    unused = {"metric": metric is not None and metric != "identity", "save_warmup": save_warmup is not False,
+              "thin": thin != 1, "init_jitter": init_jitter != 0.0, "max_tree_depth": max_tree_depth != 10,
+              "adapt_metric": adapt_metric is not True}
+    for name, given in unused.items():
+        if given:
+            raise ValueError(f"{name} is a NUTS setting: pass kernel='nuts' (static HMC samples with the identity "
+                             "metric, keeps every draw after warm-up)")
     settings = Settings.validated(num_samples=num_samples, num_warmup=num_warmup, step_size=step_size,
                                   num_steps=num_steps, random_steps=random_steps, adapt_step_size=adapt_step_size,
                                   target_accept=target_accept, seed=seed)
@@ -100,6 +161,50 @@ def sample(
     else:
         draws = _RUN[backend](face, initial, settings, threads)
     return HMCResult(backend=backend, settings=settings.as_dict(), **draws)
+
+
+def _sample_nuts(target, initial, num_samples, num_warmup, step_size, num_steps, *, metric, max_tree_depth,
+                 adapt_metric, save_warmup, thin, init_jitter, random_steps, num_chains, adapt_step_size,
+                 target_accept, seed, backend, num_threads) -> HMCResult:
+    if num_steps is not None or random_steps:
+        raise ValueError("num_steps and random_steps are static-HMC settings: NUTS chooses each trajectory's "
+                         "length itself (bound it with max_tree_depth)")
+    settings = nuts_runs.NutsSettings.validated(
+        num_samples=num_samples, num_warmup=num_warmup, thin=thin, save_warmup=save_warmup, step_size=step_size,
+        max_tree_depth=max_tree_depth, metric=metric, adapt_step_size=adapt_step_size, adapt_metric=adapt_metric,
+        target_accept=target_accept, seed=seed)
+    threads = thread_count(num_threads)
+    target = as_target(target)
+    if num_chains * settings.rows * target.dim > MAX_INT64 // 8:
+        raise ValueError(f"num_chains * draws * dim = {num_chains} * {settings.rows} * {target.dim} "
+                         "draws do not fit in memory")
+    face = None if backend == "numpy" else native_face(target, backend)
+    initial = _jittered(_initial_positions(initial, num_chains, target.dim), init_jitter, settings.seed)
+    if backend == "numpy":
+        arrays = nuts_runs.run_numpy(target, initial, settings)
+    else:
+        arrays = _RUN_NUTS[backend](face, initial, settings, threads)
+    return nuts_runs.to_result(arrays, settings, backend)
+
+
+def nuts(target, initial, num_samples: int = 1000, num_warmup: int = 1000, **options) -> HMCResult:
+    """:func:`sample` with ``kernel="nuts"``: the No-U-Turn sampler with a diagonal metric and
+    Stan's windowed warm-up by default (1000 warm-up iterations, 1000 draws, as Stan).
+
+    References:
+        Hoffman & Gelman, "The No-U-Turn Sampler", JMLR 15 (2014), arXiv:1111.4246.
+        Betancourt, "A Conceptual Introduction to Hamiltonian Monte Carlo" (2017),
+        arXiv:1701.02434.
+
+    Example:
+        >>> from pyvi.targets import Gaussian
+        >>> result = nuts(Gaussian([0.0, 0.0], [[1.0, 0.0], [0.0, 100.0]]), [0.0, 0.0], num_chains=2, seed=1)
+        >>> result.samples.shape, result.inv_metric.shape, bool(80 < result.inv_metric[0, 1] < 125)
+        ((2, 1000, 2), (2, 2), True)
+    """
+    if "kernel" in options:
+        raise TypeError("nuts() got an unexpected keyword argument 'kernel'")
+    return sample(target, initial, num_samples, num_warmup, kernel="nuts", **options)
 
 
 def leapfrog(target, position, momentum, step_size: float, num_steps: int, *, backend: str = "cpp"):

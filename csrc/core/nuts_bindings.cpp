@@ -1,0 +1,135 @@
+// pyvi._core's NUTS: nuts per registered target (validation here, then the GIL released), and
+// what Python reads instead of mirroring it: the outputs (nuts_outputs, nuts_draws) and the
+// warm-up's window sizes (nuts_constants).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "hmc/nuts_driver.hpp"
+#include "targets/registry.hpp"
+#include "validate.hpp"
+
+namespace py = pybind11;
+using namespace pyvi;
+
+namespace {
+
+// Stan's windowed warm-up: initial fast interval, first slow window, terminal fast interval.
+constexpr int64_t kInitBuffer = 75, kBaseWindow = 25, kTermBuffer = 50;
+constexpr int64_t kMaxTreeDepth = 30;  // 2^30 leapfrog steps per draw is already beyond any use
+
+/// The outputs, in this order: the one list of their names.
+constexpr const char* kOutputs[] = {"samples",    "log_prob", "accept_prob",  "divergent", "num_steps",
+                                    "tree_depth", "energy",   "energy_error", "step_size", "inv_metric"};
+
+std::pair<py::dict, hmc::NutsDraws> allocate(int64_t num_chains, int64_t rows, int64_t dim, bool dense) {
+  py::array_t<double> samples({num_chains, rows, dim});
+  py::array_t<double> log_prob({num_chains, rows}), accept_prob({num_chains, rows});
+  py::array_t<bool> divergent({num_chains, rows});
+  py::array_t<int32_t> num_steps({num_chains, rows}), tree_depth({num_chains, rows});
+  py::array_t<double> energy({num_chains, rows}), energy_error({num_chains, rows});
+  py::array_t<double> step_size(num_chains);
+  py::array_t<double> inv_metric = dense ? py::array_t<double>({num_chains, dim, dim}) : py::array_t<double>({num_chains, dim});
+  const hmc::NutsDraws draws{rows,
+                             dim,
+                             samples.mutable_data(),
+                             log_prob.mutable_data(),
+                             accept_prob.mutable_data(),
+                             divergent.mutable_data(),
+                             num_steps.mutable_data(),
+                             tree_depth.mutable_data(),
+                             energy.mutable_data(),
+                             energy_error.mutable_data(),
+                             step_size.mutable_data(),
+                             inv_metric.mutable_data()};
+  const py::object arrays[] = {samples, log_prob,     accept_prob, divergent, num_steps, tree_depth,
+                               energy,  energy_error, step_size,   inv_metric};
+  py::dict out;
+  for (size_t i = 0; i < std::size(kOutputs); ++i) out[kOutputs[i]] = arrays[i];
+  return {out, draws};
+}
+
+hmc::MetricKind metric_kind(const std::string& metric) {
+  if (metric == "identity") return hmc::MetricKind::kIdentity;
+  if (metric == "diag") return hmc::MetricKind::kDiag;
+  if (metric == "dense") return hmc::MetricKind::kDense;
+  fail("metric must be 'identity', 'diag' or 'dense', got '" + metric + "'");
+}
+
+template <class Target>
+py::dict nuts_binding(const Target& target, const DoubleArray& initial, int64_t num_samples, int64_t num_warmup,
+                      int64_t thin, bool save_warmup, double step_size, int64_t max_tree_depth,
+                      const std::string& metric, bool adapt_step_size, bool adapt_metric, double target_accept,
+                      double max_energy_error, uint64_t seed, int num_threads) {
+  const int64_t d = target.dim();
+  require_ndim(initial, 2, "initial");
+  if (initial.shape(1) != d) fail("initial must have shape (num_chains, " + std::to_string(d) + ")");
+  const int64_t num_chains = initial.shape(0);
+  require_at_least(num_chains, 1, "num_chains");
+  require_finite(initial, "initial");
+  require_at_least(num_samples, 0, "num_samples");
+  require_at_least(num_warmup, 0, "num_warmup");
+  if (num_warmup > std::numeric_limits<int64_t>::max() - num_samples)
+    fail("num_warmup + num_samples must be < 2**63");
+  require_at_least(thin, 1, "thin");
+  require_positive(step_size, "step_size");
+  require_at_least(max_tree_depth, 1, "max_tree_depth");
+  if (max_tree_depth > kMaxTreeDepth) fail("max_tree_depth must be <= " + std::to_string(kMaxTreeDepth));
+  const hmc::MetricKind kind = metric_kind(metric);
+  if (!(target_accept > 0.0 && target_accept < 1.0))
+    fail("target_accept must lie in (0, 1), got " + std::to_string(target_accept));
+  require_positive(max_energy_error, "max_energy_error");
+  require_at_least(num_threads, 0, "num_threads");
+  std::vector<double> scratch(d);
+  for (int64_t c = 0; c < num_chains; ++c)
+    if (!std::isfinite(target.log_prob_and_grad(initial.data() + c * d, scratch.data())))
+      fail("initial: the log density is not finite at chain " + std::to_string(c) + "'s start");
+  const hmc::NutsSettings settings{num_samples, num_warmup,   thin,       save_warmup, step_size,
+                                   max_tree_depth, max_energy_error, adapt_step_size, adapt_metric,
+                                   target_accept,  seed,       kInitBuffer, kTermBuffer, kBaseWindow};
+  auto [result, draws] = allocate(num_chains, hmc::warmup_rows(settings) + hmc::sample_rows(settings), d,
+                                  kind == hmc::MetricKind::kDense);
+  {
+    py::gil_scoped_release release;
+    hmc::run_nuts(target, initial.data(), settings, kind, num_chains, draws, num_threads);
+  }
+  return result;
+}
+
+}  // namespace
+
+void bind_nuts(py::module_& m) {
+  NativeTargets::for_each([&](auto* tag) {
+    using Target = std::remove_pointer_t<decltype(tag)>;
+    m.def("nuts", &nuts_binding<Target>, py::arg("target"), py::arg("initial"), py::arg("num_samples"),
+          py::arg("num_warmup"), py::arg("thin"), py::arg("save_warmup"), py::arg("step_size"),
+          py::arg("max_tree_depth"), py::arg("metric"), py::arg("adapt_step_size"), py::arg("adapt_metric"),
+          py::arg("target_accept"), py::arg("max_energy_error"), py::arg("seed"), py::arg("num_threads"),
+          "NUTS chains from initial (num_chains, dim) with Stan's windowed warm-up; chain c uses random "
+          "stream (seed, c).");
+  });
+  py::tuple outputs(std::size(kOutputs));
+  for (size_t i = 0; i < std::size(kOutputs); ++i) outputs[i] = kOutputs[i];
+  m.attr("nuts_outputs") = outputs;
+  m.def(
+      "nuts_draws",
+      [](int64_t num_chains, int64_t rows, int64_t dim, bool dense) {
+        require_at_least(num_chains, 0, "num_chains");
+        require_at_least(rows, 0, "rows");
+        require_at_least(dim, 1, "dim");
+        return allocate(num_chains, rows, dim, dense).first;
+      },
+      py::arg("num_chains"), py::arg("rows"), py::arg("dim"), py::arg("dense"),
+      "Uninitialised outputs of nuts (a dict keyed by nuts_outputs), for the other backends to fill.");
+  py::dict constants;
+  constants["init_buffer"] = kInitBuffer;
+  constants["term_buffer"] = kTermBuffer;
+  constants["base_window"] = kBaseWindow;
+  constants["max_tree_depth"] = kMaxTreeDepth;
+  m.attr("nuts_constants") = constants;
+}

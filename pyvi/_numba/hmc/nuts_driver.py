@@ -1,0 +1,173 @@
+"""The Numba NUTS driver: each chain's warm-up (dual averaging, the metric in Stan's windows) and
+sampling, one chain per prange iteration. The twin of csrc/core/hmc/nuts_driver.hpp.
+
+References:
+    Hoffman & Gelman, "The No-U-Turn Sampler" (2014), Algorithms 4 and 6, arXiv:1111.4246.
+    Stan, src/stan/mcmc/hmc/base_hmc.hpp (init_stepsize), adapt_diag_e_nuts.hpp.
+"""
+
+import math
+from typing import NamedTuple
+
+import numba
+import numpy as np
+
+from pyvi._backend import require
+from pyvi._numba.hmc import dual_averaging
+from pyvi._numba.hmc import windowed_adaptation as windows
+from pyvi._numba.hmc.metric import DENSE, IDENTITY, Metric, metric_kinetic_energy, metric_sample_momentum
+from pyvi._numba.hmc.nuts import (ACCEPT_PROB, DIVERGENT, ENERGY, ENERGY_ERROR, NUM_STEPS, TREE_DEPTH, leapfrog_step,
+                                  nuts_transition, workspace)
+from pyvi._numba.rng import seed_state
+from pyvi._numba.targets import log_prob_and_grad
+
+__all__ = ["NutsSettings", "NutsDraws", "sample_nuts_chains"]
+
+
+class NutsSettings(NamedTuple):
+    """One NUTS run's settings (validated by pyvi.hmc) and the constants it reads from pyvi._core."""
+
+    num_samples: int
+    num_warmup: int
+    thin: int
+    save_warmup: bool
+    step_size: float
+    max_tree_depth: int
+    metric: int  # IDENTITY, DIAG or DENSE
+    adapt_step_size: bool
+    adapt_metric: bool
+    target_accept: float
+    max_energy_error: float
+    seed: np.uint64
+    init_buffer: int
+    term_buffer: int
+    base_window: int
+    gamma: float
+    kappa: float
+    t0: float
+    max_log_step: float
+
+
+#: The outputs, as ``pyvi._core.nuts_draws`` allocates them.
+NutsDraws = __import__("collections").namedtuple("NutsDraws", require("cpp").nuts_outputs)
+
+
+@numba.njit(cache=True)
+def _find_initial_step(target, metric, rng, x0, g0, lp0, step_size, x, p, g):
+    """Stan's init_stepsize (nuts_driver.hpp's find_initial_step)."""
+    if not step_size > 0.0 or step_size > 1e7:
+        return step_size
+    log_08 = math.log(0.8)
+    direction = 0
+    while True:
+        for i in range(x.shape[0]):
+            x[i] = x0[i]
+            g[i] = g0[i]
+        metric_sample_momentum(metric, rng, p)
+        h0 = -lp0 + metric_kinetic_energy(metric, p)
+        lp = leapfrog_step(target, metric, x, p, g, step_size)
+        h = -lp + metric_kinetic_energy(metric, p)
+        if h != h:
+            h = np.inf
+        dh = h0 - h
+        if direction == 0:
+            direction = 1 if dh > log_08 else -1
+            continue
+        if direction == 1 and not dh > log_08:
+            break
+        if direction == -1 and not dh < log_08:
+            break
+        following = 2.0 * step_size if direction == 1 else 0.5 * step_size
+        if not following > 0.0 or following > 1e7:
+            break
+        step_size = following
+    return step_size
+
+
+@numba.njit(cache=True)
+def _record(draws, chain, row, x, log_prob, info):
+    for i in range(x.shape[0]):
+        draws.samples[chain, row, i] = x[i]
+    draws.log_prob[chain, row] = log_prob
+    draws.accept_prob[chain, row] = info[ACCEPT_PROB]
+    draws.divergent[chain, row] = info[DIVERGENT] != 0.0
+    draws.num_steps[chain, row] = np.int32(info[NUM_STEPS])
+    draws.tree_depth[chain, row] = np.int32(info[TREE_DEPTH])
+    draws.energy[chain, row] = info[ENERGY]
+    draws.energy_error[chain, row] = info[ENERGY_ERROR]
+
+
+@numba.njit(cache=True)
+def _chain(target, s, initial, c, draws):
+    """Chain c, start to finish."""
+    d = initial.shape[1]
+    dense = s.metric == DENSE
+    inv_mass = np.zeros((d, d)) if dense else np.ones((1, d))
+    chol = np.zeros((d, d)) if dense else np.zeros((1, 1))
+    if dense:
+        for i in range(d):
+            inv_mass[i, i] = 1.0
+            chol[i, i] = 1.0
+    metric = Metric(s.metric, inv_mass, chol)
+    x = initial[c].copy()
+    grad = np.empty(d)
+    log_prob = np.empty(1)
+    log_prob[0] = log_prob_and_grad(target, x, grad)
+    rng = seed_state(s.seed, np.uint64(c))
+    ws = workspace(d, s.max_tree_depth)
+    xs, ps, gs = np.empty(d), np.empty(d), np.empty(d)
+    schedule = windows.schedule(s.num_warmup, s.init_buffer, s.term_buffer, s.base_window,
+                                s.adapt_metric and s.metric != IDENTITY)
+    count = np.zeros(1)
+    mean = np.zeros(d)
+    m2 = np.zeros((d, d)) if dense else np.zeros((1, d))
+    delta = np.zeros(d)
+    step_size = s.step_size
+    if s.adapt_step_size and s.num_warmup > 0:
+        step_size = _find_initial_step(target, metric, rng, x, grad, log_prob[0], step_size, xs, ps, gs)
+    adaptation = dual_averaging.start(step_size, 1)
+    first_sample_row = (s.num_warmup + s.thin - 1) // s.thin if s.save_warmup else 0
+    for it in range(s.num_warmup + s.num_samples):
+        nuts_transition(target, metric, ws, rng, x, grad, log_prob, step_size, s.max_tree_depth, s.max_energy_error)
+        if it < s.num_warmup:
+            if s.save_warmup and it % s.thin == 0:
+                _record(draws, c, it // s.thin, x, log_prob[0], ws.info)
+            if s.adapt_step_size:
+                step_size = dual_averaging.update(adaptation, 0, ws.info[ACCEPT_PROB], s)
+            if schedule[windows.NUM_WARMUP] > 0:
+                if windows.in_window(schedule):
+                    windows.estimator_add(count, mean, m2, delta, x, dense)
+                if windows.end_of_window(schedule):
+                    windows.compute_next_window(schedule)
+                    windows.estimator_finish(count, m2, inv_mass, chol, dense)
+                    count[0] = 0.0
+                    mean[:] = 0.0
+                    m2[:] = 0.0
+                    if s.adapt_step_size:
+                        step_size = _find_initial_step(target, metric, rng, x, grad, log_prob[0], step_size, xs, ps,
+                                                       gs)
+                        adaptation = dual_averaging.start(step_size, 1)
+                schedule[windows.COUNTER] += 1
+            if s.adapt_step_size and it + 1 == s.num_warmup:
+                step_size = dual_averaging.final_step(adaptation, 0)
+            continue
+        draw = it - s.num_warmup
+        if draw % s.thin == 0:
+            _record(draws, c, first_sample_row + draw // s.thin, x, log_prob[0], ws.info)
+    draws.step_size[c] = step_size
+    if dense:
+        for i in range(d):
+            for j in range(d):
+                draws.inv_metric[c, i, j] = inv_mass[i, j]
+    else:
+        for i in range(d):
+            draws.inv_metric[c, 0, i] = inv_mass[0, i]
+
+
+@numba.njit(cache=True, parallel=True)
+def sample_nuts_chains(target, settings, initial, draws):
+    """Runs one NUTS chain per row of ``initial`` (num_chains, d) and fills ``draws`` (a
+    :data:`NutsDraws` whose ``inv_metric`` is (num_chains, d, d) for a dense metric, else a
+    (num_chains, 1, d) view: one array type for every metric)."""
+    for c in numba.prange(initial.shape[0]):
+        _chain(target, settings, initial, c, draws)

@@ -1,0 +1,159 @@
+"""NUTS runs: their settings, validated once for every backend, and the three backends' runners.
+
+``pyvi.hmc.sample(..., kernel="nuts")`` (or :func:`pyvi.hmc.nuts`) comes here. The C++ core
+(csrc/core/hmc/nuts*.hpp) and the Numba twin (pyvi/_numba/hmc/nuts*.py) draw the same numbers
+from the same streams and give the same draws; the numpy reference (:mod:`pyvi.hmc.reference_nuts`)
+runs the same algorithm on numpy's generator. Every backend fills the arrays
+``pyvi._core.nuts_draws`` defines, then :func:`to_result` splits off the warm-up rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from pyvi._backend import require
+from pyvi._validate import choice, positive_float, probability, seed_value
+from pyvi.hmc.result import HMCResult
+from pyvi.hmc.settings import MAX_INT32, MAX_INT64, constants, native_count
+
+__all__ = ["NutsSettings", "METRICS", "run_cpp", "run_numba", "run_numpy", "to_result", "nuts_constants"]
+
+METRICS = ("identity", "diag", "dense")
+
+#: The per-draw outputs, split into warm-up and sampling rows.
+_PER_DRAW = ("samples", "log_prob", "accept_prob", "divergent", "num_steps", "tree_depth", "energy", "energy_error")
+
+
+def nuts_constants() -> dict[str, int]:
+    """Stan's window sizes (``init_buffer`` 75, ``base_window`` 25, ``term_buffer`` 50) and the
+    largest ``max_tree_depth``, from ``pyvi._core``."""
+    return dict(require("cpp").nuts_constants)
+
+
+@dataclass(frozen=True)
+class NutsSettings:
+    """What one NUTS run does, the same for every backend (see :func:`pyvi.hmc.sample`)."""
+
+    num_samples: int
+    num_warmup: int
+    thin: int
+    save_warmup: bool
+    step_size: float
+    max_tree_depth: int
+    metric: str
+    adapt_step_size: bool
+    adapt_metric: bool
+    target_accept: float
+    seed: int
+
+    @classmethod
+    def validated(cls, *, num_samples, num_warmup, thin, save_warmup, step_size, max_tree_depth, metric,
+                  adapt_step_size, adapt_metric, target_accept, seed) -> NutsSettings:
+        num_samples = native_count(num_samples, "num_samples", maximum=MAX_INT32)
+        num_warmup = native_count(num_warmup, "num_warmup", maximum=MAX_INT32)
+        for name, flag in (("save_warmup", save_warmup), ("adapt_step_size", adapt_step_size),
+                           ("adapt_metric", adapt_metric)):
+            if not isinstance(flag, bool | np.bool_):
+                raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
+        if not isinstance(metric, str):
+            raise TypeError(f"metric must be a str, got {type(metric).__name__}")
+        return cls(
+            num_samples=num_samples,
+            num_warmup=num_warmup,
+            thin=native_count(thin, "thin", minimum=1, maximum=MAX_INT32),
+            save_warmup=bool(save_warmup),
+            step_size=positive_float(step_size, "step_size"),
+            max_tree_depth=native_count(max_tree_depth, "max_tree_depth", minimum=1,
+                                        maximum=nuts_constants()["max_tree_depth"]),
+            metric=choice(metric, "metric", METRICS),
+            adapt_step_size=bool(adapt_step_size),
+            adapt_metric=bool(adapt_metric),
+            target_accept=probability(target_accept, "target_accept"),
+            seed=seed_value(seed),
+        )
+
+    @property
+    def warmup_rows(self) -> int:
+        return -(-self.num_warmup // self.thin) if self.save_warmup else 0
+
+    @property
+    def rows(self) -> int:
+        return self.warmup_rows + -(-self.num_samples // self.thin)
+
+    def as_dict(self) -> dict:
+        return {"kernel": "nuts", **dataclasses.asdict(self)}
+
+
+def run_cpp(face, initial: np.ndarray, s: NutsSettings, num_threads: int) -> dict[str, np.ndarray]:
+    """Every chain on the C++ core (GIL released); ``num_threads`` 0 uses all cores."""
+    return require("cpp").nuts(face, initial, s.num_samples, s.num_warmup, s.thin, s.save_warmup, s.step_size,
+                               s.max_tree_depth, s.metric, s.adapt_step_size, s.adapt_metric, s.target_accept,
+                               constants()["max_energy_error"], s.seed, num_threads)
+
+
+def run_numba(face, initial: np.ndarray, s: NutsSettings, num_threads: int) -> dict[str, np.ndarray]:
+    """Every chain on the Numba sampler, one per prange iteration over ``num_threads`` threads."""
+    require("numba")
+    from pyvi._numba.hmc import first_non_finite_start
+    from pyvi._numba.hmc.nuts_driver import NutsDraws, NutsSettings as NumbaNutsSettings, sample_nuts_chains
+    from pyvi._numba.threads import num_threads as numba_threads
+
+    bad = first_non_finite_start(face, initial)
+    if bad >= 0:
+        raise ValueError(f"initial: the log density is not finite at chain {bad}'s start")
+    c = constants()
+    windows = nuts_constants()
+    record = NumbaNutsSettings(
+        num_samples=s.num_samples, num_warmup=s.num_warmup, thin=s.thin, save_warmup=s.save_warmup,
+        step_size=s.step_size, max_tree_depth=s.max_tree_depth, metric=METRICS.index(s.metric),
+        adapt_step_size=s.adapt_step_size, adapt_metric=s.adapt_metric, target_accept=s.target_accept,
+        max_energy_error=c["max_energy_error"], seed=np.uint64(s.seed), init_buffer=windows["init_buffer"],
+        term_buffer=windows["term_buffer"], base_window=windows["base_window"], gamma=c["gamma"], kappa=c["kappa"],
+        t0=c["t0"], max_log_step=c["max_log_step"])
+    num_chains, dim = initial.shape
+    arrays = require("cpp").nuts_draws(num_chains, s.rows, dim, s.metric == "dense")
+    # One array type for every metric: a diagonal inv_metric travels as a (num_chains, 1, d) view.
+    draws = NutsDraws(**{**arrays, "inv_metric": arrays["inv_metric"].reshape(num_chains, -1, dim)})
+    with numba_threads(num_threads):
+        sample_nuts_chains(face, record, initial, draws)
+    return arrays
+
+
+def run_numpy(target, initial: np.ndarray, s: NutsSettings) -> dict[str, np.ndarray]:
+    """Every chain on the numpy reference, one after the other, on numpy's generator."""
+    from pyvi.hmc.reference_nuts import NumpyStream, sample_chain
+
+    num_chains, dim = initial.shape
+    arrays = require("cpp").nuts_draws(num_chains, s.rows, dim, s.metric == "dense")
+    windows = nuts_constants()
+    buffers = (windows["init_buffer"], windows["term_buffer"], windows["base_window"])
+    streams = np.random.SeedSequence(s.seed).spawn(num_chains)
+    for c in range(num_chains):
+        log_prob, _ = target.log_prob_and_grad(initial[c])
+        if not np.isfinite(log_prob):
+            raise ValueError(f"initial: the log density is not finite at chain {c}'s start")
+    for c in range(num_chains):
+        rng = NumpyStream(np.random.default_rng(streams[c]))
+        rows, step_size, inv_mass = sample_chain(rng, target, initial[c].copy(), dataclasses.asdict(s),
+                                                 constants()["max_energy_error"], buffers)
+        for r, (x, log_prob, info) in enumerate(rows):
+            arrays["samples"][c, r] = x
+            arrays["log_prob"][c, r] = log_prob
+            for name in ("accept_prob", "divergent", "num_steps", "tree_depth", "energy", "energy_error"):
+                arrays[name][c, r] = getattr(info, name)
+        arrays["step_size"][c] = step_size
+        arrays["inv_metric"][c] = inv_mass
+    return arrays
+
+
+def to_result(arrays: dict[str, np.ndarray], s: NutsSettings, backend: str) -> HMCResult:
+    """The backend's arrays as an :class:`HMCResult`, the warm-up rows (if saved) as ``warmup_*``."""
+    split = s.warmup_rows
+    fields = {name: arrays[name][:, split:] for name in _PER_DRAW}
+    if s.save_warmup:
+        fields.update({"warmup_" + name: arrays[name][:, :split] for name in _PER_DRAW})
+    return HMCResult(backend=backend, settings=s.as_dict(), step_size=arrays["step_size"],
+                     inv_metric=arrays["inv_metric"], **fields)
