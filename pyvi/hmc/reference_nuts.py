@@ -42,6 +42,23 @@ class NumpyStream:
         return self.generator.standard_normal(d)
 
 
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """a . b as products then a sum: BLAS's dot may fuse multiply-adds, which the native backends
+    never do (a test compares them)."""
+    return float(np.sum(a * b))
+
+
+def cholesky(a: np.ndarray) -> np.ndarray:
+    """The lower Cholesky factor of a, column by column (the native backends' order of operations)."""
+    d = a.shape[0]
+    lower = np.zeros_like(a)
+    for j in range(d):
+        for i in range(j, d):
+            s = a[i, j] - _dot(lower[i, :j], lower[j, :j]) if j else a[i, j]
+            lower[i, j] = math.sqrt(s) if i == j else s / lower[j, j]
+    return lower
+
+
 @dataclass
 class Metric:
     """M^-1 (``inv_mass``: None for the identity, a vector for a diagonal, a matrix for a dense
@@ -52,7 +69,7 @@ class Metric:
 
     def set(self, inv_mass: np.ndarray) -> None:
         self.inv_mass = inv_mass
-        self.chol = np.linalg.cholesky(inv_mass) if inv_mass.ndim == 2 else None
+        self.chol = cholesky(inv_mass) if inv_mass.ndim == 2 else None
 
     def sample_momentum(self, rng, d: int) -> np.ndarray:
         z = rng.normals(d)
@@ -60,15 +77,18 @@ class Metric:
             return z
         if self.inv_mass.ndim == 1:
             return z / np.sqrt(self.inv_mass)
-        return np.linalg.solve(self.chol.T, z)  # p = L^-T z has covariance (L L^T)^-1 = M
+        p = z.copy()  # p = L^-T z has covariance (L L^T)^-1 = M: back substitution
+        for i in range(d - 1, -1, -1):
+            p[i] = (p[i] - _dot(self.chol[i + 1:, i], p[i + 1:]) if i + 1 < d else p[i]) / self.chol[i, i]
+        return p
 
     def velocity(self, p: np.ndarray) -> np.ndarray:
         if self.inv_mass is None:
             return p
-        return self.inv_mass * p if self.inv_mass.ndim == 1 else self.inv_mass @ p
+        return self.inv_mass * p if self.inv_mass.ndim == 1 else (self.inv_mass * p).sum(axis=1)
 
     def kinetic_energy(self, p: np.ndarray) -> float:
-        return 0.5 * float(p @ self.velocity(p))
+        return 0.5 * _dot(p, self.velocity(p))
 
 
 @dataclass
@@ -122,7 +142,7 @@ def _leapfrog_step(target, metric: Metric, z: Point, eps: float) -> None:
 
 
 def _criterion(v_minus, v_plus, rho) -> bool:
-    return float(v_plus @ rho) > 0.0 and float(v_minus @ rho) > 0.0
+    return _dot(v_plus, rho) > 0.0 and _dot(v_minus, rho) > 0.0
 
 
 class _Tree:
@@ -175,9 +195,8 @@ def nuts_transition(rng, target, metric: Metric, x: np.ndarray, log_prob: float,
     v_ends = {"bb": v, "bf": v, "fb": v, "ff": v}
     rho = p.copy()
     log_sum_weight = 0.0
-    tree = None
+    tree = _Tree(target, metric, rng, None, h0, max_energy_error)  # steps, acceptance, divergence tallies
     depth = 0
-    num_steps, sum_accept, divergent = 0, 0.0, False
     while depth < max_tree_depth:
         forward = rng.uniform() > 0.5
         direction = 1 if forward else -1
@@ -185,11 +204,8 @@ def nuts_transition(rng, target, metric: Metric, x: np.ndarray, log_prob: float,
             rho_bck, p_ends["bf"], v_ends["bf"] = rho, p_ends["ff"], v_ends["ff"]
         else:
             rho_fwd, p_ends["fb"], v_ends["fb"] = rho, p_ends["bb"], v_ends["bb"]
-        tree = _Tree(target, metric, rng, ends[direction], h0, max_energy_error)
+        tree.z = ends[direction]  # extend the trajectory from this end
         valid, propose, w_subtree, rho_sub, p_beg, v_beg, p_end, v_end = tree.build(depth, direction * step_size)
-        num_steps += tree.num_steps
-        sum_accept += tree.sum_accept
-        divergent = divergent or tree.divergent
         if not valid:
             break
         side = "f" if forward else "b"
@@ -212,7 +228,7 @@ def nuts_transition(rng, target, metric: Metric, x: np.ndarray, log_prob: float,
     z, h = sample
     if h is not None:
         h_sample = h
-    info = NutsInfo(sum_accept / num_steps, h_sample, h_sample - h0, divergent, num_steps, depth)
+    info = NutsInfo(tree.sum_accept / tree.num_steps, h_sample, h_sample - h0, tree.divergent, tree.num_steps, depth)
     return z.x, z.log_prob, z.grad, info
 
 
