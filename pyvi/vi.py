@@ -149,8 +149,8 @@ def _fast_path(flow: Flow, target, target_impl: str):
     if flow.impl != "fused" or target_impl != "fused" or not isinstance(target, Target):
         return None
     log_joint = target.fused_log_joint()
-    ops = flow._fused_ops() if hasattr(flow, "_fused_ops") else None
-    if log_joint is None or ops is None or len(list(flow.parameters())) != 1:
+    ops = flow.fused_ops()  # a FusedOps (the flow runs it: impl == "fused"); its one parameter is flow.params
+    if log_joint is None or ops is None:
         return None
     forward_op, backward_op, config = ops
     # log N(z; loc, scale) = -|noise|^2 / 2 - log_normaliser, with z = loc + scale * noise. The base
