@@ -98,6 +98,10 @@ def sample(
         ...                 step_size=0.05, num_steps=30, num_chains=4, seed=1)
         >>> result.samples.shape, bool(result.rhat.max() < 1.05)
         ((4, 500, 2), True)
+        >>> many = sample(Banana.default(), [1.0, 0.5], num_samples=200, num_warmup=200, step_size=0.05,
+        ...               num_steps=30, num_chains=256, seed=1, backend="torch")  # in lockstep, one tensor
+        >>> many.samples.shape, bool(many.rhat.max() < 1.05)
+        ((256, 200, 2), True)
     """
     backend = choice(backend, "backend", BACKENDS)
     num_chains = native_count(num_chains, "num_chains", minimum=1)

@@ -22,22 +22,24 @@ class TorchTarget(Target):
     evaluates every chain in one call. Code without host synchronisation (no ``.item()``, no
     Python branches on tensor values) can be captured into CUDA graphs by the torch backend.
 
-    ``fn`` is called once here, on ``check_at``, to check its signature and output: a wrong
+    ``fn`` is called once here, on ``check_point``, to check its signature and output: a wrong
     signature, a return value that is not a tensor of shape ``(n,)`` in the input's dtype, or one
     that autograd cannot differentiate is a TypeError/ValueError now, not deep inside a sampler.
+    ``hmc.sample`` checks the output again on the chains' starts (shape, dtype, finite values).
 
     Args:
         fn: ``x (n, dim) -> log p (n,)``.
         dim: the dimension of a point (>= 1).
-        check_at: the points of the construction check, ``(dim,)`` or ``(n, dim)`` (a tensor: its
-            device and dtype are used). Default: two rows of zeros in float64 on the CPU; give
-            points inside the support, on the model's device, when zero is outside it or the
-            model's tensors live on a GPU.
+        check_point: where ``fn`` is called once, at construction: a point ``(dim,)`` or a batch
+            ``(n, dim)`` (a tensor: its device and dtype are used). Default: two rows of zeros in
+            float64 on the CPU; pass points where fn is defined, on the model's device, when zero
+            is outside its support or the model's tensors live on a GPU.
 
     Raises:
         TypeError: ``fn`` is not callable, raised a TypeError on the check points, or returned
             something other than a differentiable floating tensor of their dtype.
-        ValueError: a bad ``dim`` or ``check_at``, or an output of the wrong shape.
+        ValueError: a bad ``dim`` or ``check_point``, or an output of the wrong shape.
+        Exception: whatever else ``fn`` raised at ``check_point``, with a note saying so.
 
     Example:
         >>> import torch
@@ -47,33 +49,33 @@ class TorchTarget(Target):
         (-1.5, [-1.0, -1.0, -1.0])
     """
 
-    def __init__(self, fn: Callable, dim: int, *, check_at=None):
+    def __init__(self, fn: Callable, dim: int, *, check_point=None):
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {type(fn).__name__}")
         self.fn = fn
         self.dim = count(dim, "dim", minimum=1)
-        self._check(self._check_points(check_at))
+        self._check(self._check_points(check_point))
 
     def __repr__(self) -> str:
         return f"TorchTarget({getattr(self.fn, '__qualname__', type(self.fn).__name__)}, dim={self.dim})"
 
-    def _check_points(self, check_at):
+    def _check_points(self, check_point):
         import torch
 
-        if check_at is None:
+        if check_point is None:
             return torch.zeros(2, self.dim, dtype=torch.float64)
-        if not isinstance(check_at, torch.Tensor):
+        if not isinstance(check_point, torch.Tensor):
             try:
-                check_at = torch.as_tensor(np.asarray(check_at, dtype=np.float64))
+                check_point = torch.as_tensor(np.asarray(check_point, dtype=np.float64))
             except (TypeError, ValueError) as error:
-                raise TypeError(f"check_at must be an array of numbers, got {type(check_at).__name__}") from error
-        if not check_at.is_floating_point():
-            raise TypeError(f"check_at must be a floating-point tensor, got {check_at.dtype}")
-        if check_at.dim() == 1:
-            check_at = check_at.unsqueeze(0)
-        if check_at.dim() != 2 or check_at.shape[1] != self.dim or check_at.shape[0] < 1:
-            raise ValueError(f"check_at must have shape ({self.dim},) or (n, {self.dim}), got {tuple(check_at.shape)}")
-        return check_at.detach()
+                raise TypeError(f"check_point must be an array of numbers, got {type(check_point).__name__}") from error
+        if not check_point.is_floating_point():
+            raise TypeError(f"check_point must be a floating-point tensor, got {check_point.dtype}")
+        if check_point.dim() == 1:
+            check_point = check_point.unsqueeze(0)
+        if check_point.dim() != 2 or check_point.shape[1] != self.dim or check_point.shape[0] < 1:
+            raise ValueError(f"check_point must have shape ({self.dim},) or (n, {self.dim}), got {tuple(check_point.shape)}")
+        return check_point.detach()
 
     def _check(self, x) -> None:
         """Calls fn on ``x`` once and checks what it returns (see the class docstring)."""
@@ -86,6 +88,10 @@ class TorchTarget(Target):
             except TypeError as error:
                 raise TypeError(f"fn must take one ({x.shape[0]}, {self.dim}) tensor and return its log densities; "
                                 f"calling it on one raised TypeError: {error}") from error
+            except Exception as error:
+                error.add_note(f"(raised by fn in TorchTarget's construction check, on a ({x.shape[0]}, {self.dim}) "
+                               f"{x.dtype} tensor on {x.device}: pass check_point= where fn is defined)")
+                raise
             check_output(log_prob, x, "fn")
             if not log_prob.requires_grad:
                 raise TypeError("fn's output does not depend on its input through autograd (computed with numpy, "
