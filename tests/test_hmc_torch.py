@@ -235,6 +235,16 @@ def test_same_seed_same_draws_whatever_the_threads(default_banana):
     assert not np.array_equal(one.samples[0], one.samples[1])
 
 
+def test_autograd_targets_do_not_depend_on_the_threads_either():
+    """The 5-D Gaussian's torch face (matrix products, autograd) on 300 chains."""
+    target = correlated_gaussian()
+    kwargs = dict(num_samples=20, num_warmup=20, step_size=0.05, num_steps=10, num_chains=300, seed=3,
+                  backend="torch")
+    one = hmc.sample(target, np.zeros(5), num_threads=1, **kwargs)
+    two = hmc.sample(target, np.zeros(5), num_threads=2, **kwargs)
+    np.testing.assert_array_equal(one.samples, two.samples)
+
+
 def test_torch_threads_are_restored(default_banana):
     before = torch.get_num_threads()
     _run(default_banana, num_threads=1, num_samples=5, num_warmup=5)
