@@ -41,7 +41,7 @@ def assert_moments(result, mean, cov, z=4.5):
 
 def correlated_gaussian(dim=5, seed=5):
     a = np.random.default_rng(seed).normal(size=(dim, dim))
-    cov = a @ a.T / dim + 0.2 * np.eye(dim)  # correlations up to ~0.9
+    cov = a @ a.T / dim + 0.2 * np.eye(dim)  # correlations up to 0.6 in magnitude
     return Gaussian(np.linspace(-1.0, 2.0, dim), cov)
 
 
