@@ -55,6 +55,22 @@ hmc_constants: dict[str, float]
 def hmc_draws(num_chains: int, num_samples: int, dim: int) -> dict[str, np.ndarray]:
     """Uninitialised outputs of hmc, keyed by hmc_outputs (for the Numba and numpy samplers to fill)."""
 
+def nuts(target: NativeTarget, initial: npt.ArrayLike, num_samples: int, num_warmup: int, thin: int,
+         save_warmup: bool, step_size: float, max_tree_depth: int, metric: str, adapt_step_size: bool,
+         adapt_metric: bool, target_accept: float, max_energy_error: float, seed: int,
+         num_threads: int) -> dict[str, np.ndarray]:
+    """Keys: nuts_outputs (samples (C, R, d), log_prob, accept_prob, divergent, num_steps, tree_depth, energy,
+    energy_error (C, R), step_size (C,), inv_metric (C, d) or (C, d, d)); R: the warm-up rows (when
+    save_warmup) then the sampling rows, each ceil(n / thin)."""
+
+#: The names of nuts's outputs, in order.
+nuts_outputs: tuple[str, ...]
+#: init_buffer, term_buffer, base_window (Stan's windows: 75, 50, 25), max_tree_depth (the largest allowed).
+nuts_constants: dict[str, int]
+
+def nuts_draws(num_chains: int, rows: int, dim: int, dense: bool) -> dict[str, np.ndarray]:
+    """Uninitialised outputs of nuts, keyed by nuts_outputs (for the Numba and numpy samplers to fill)."""
+
 def random_uint64(seed: int, stream: int, n: int) -> np.ndarray: ...
 def random_normal(seed: int, stream: int, n: int) -> np.ndarray: ...
 

@@ -287,6 +287,8 @@ def test_adaptation_can_be_turned_off():
     (dict(kernel="hmc", step_size=0.1, num_steps=5, metric="diag"), ValueError, "metric"),
     (dict(kernel="hmc", step_size=0.1, num_steps=5, thin=2), ValueError, "thin"),
     (dict(kernel="hmc"), TypeError, "num_steps"),
+    (dict(kernel="nuts", backend="torch"), ValueError, "torch"),
+    (dict(kernel="nuts", device="cpu"), ValueError, "device"),
 ])
 def test_bad_input(kwargs, error, match):
     with pytest.raises(error, match=match):
