@@ -109,6 +109,37 @@ def test_recursive_reference_equals_the_iterative_tree(metric):
     np.testing.assert_allclose(inv_mass, native.inv_metric[0], rtol=1e-9)
 
 
+def test_static_hmc_with_a_metric_cpp_equals_numba_and_the_reference():
+    """kernel="hmc" with a diagonal or dense metric runs on the same per-chain driver and warm-up."""
+    kwargs = dict(step_size=0.3, num_steps=7, random_steps=True, num_chains=2, seed=4, save_warmup=True)
+    for metric in ("diag", "dense"):
+        cpp = hmc.sample(DIAGONAL, np.ones(3), 50, 150, backend="cpp", metric=metric, **kwargs)
+        numba = hmc.sample(DIAGONAL, np.ones(3), 50, 150, backend="numba", metric=metric, **kwargs)
+        for name in ("samples", "energy", "energy_error", "num_steps", "step_size", "inv_metric", "warmup_samples"):
+            np.testing.assert_array_equal(getattr(cpp, name), getattr(numba, name), err_msg=name)
+        assert np.all(cpp.tree_depth == 0) and np.all(cpp.num_steps <= 7)
+    gaussian = Gaussian([0.5, -1.0], [[1.0, 0.6], [0.6, 2.0]])
+    settings = dict(num_samples=40, num_warmup=150, thin=1, save_warmup=True, step_size=0.3, max_tree_depth=10,
+                    metric="diag", adapt_step_size=True, adapt_metric=True, target_accept=0.8, kernel="hmc",
+                    num_steps=5, random_steps=True)
+    native = hmc.sample(gaussian, [2.0, 2.0], 40, 150, 0.3, 5, random_steps=True, metric="diag", save_warmup=True,
+                        seed=5)
+    rows, step_size, inv_mass = reference_nuts.sample_chain(_XoshiroStream(5, 0), _NativeDensity(gaussian),
+                                                            np.array([2.0, 2.0]), settings, hmc.MAX_ENERGY_ERROR,
+                                                            (75, 50, 25))
+    np.testing.assert_allclose([x for x, _, _ in rows], np.concatenate([native.warmup_samples[0], native.samples[0]]),
+                               rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(inv_mass, native.inv_metric[0], rtol=1e-9)
+
+
+def test_static_hmc_with_the_diag_metric_gets_the_moments():
+    result = hmc.sample(DIAGONAL, np.ones(3), 1000, 1000, 0.1, 10, random_steps=True, metric="diag", num_chains=4,
+                        seed=3)
+    assert result.num_divergent == 0
+    _moments_ok(result, np.zeros(3), np.diag(SCALES**2))
+    np.testing.assert_allclose(result.inv_metric, np.broadcast_to(SCALES**2, (4, 3)), rtol=0.35)
+
+
 # -- correctness of the transition ---------------------------------------------------------------
 
 
@@ -284,8 +315,10 @@ def test_adaptation_can_be_turned_off():
     (dict(kernel="nuts", num_steps=10), ValueError, "num_steps"),
     (dict(kernel="nuts", init_jitter=-1.0), ValueError, "init_jitter"),
     (dict(kernel="nuts", save_warmup=1), TypeError, "save_warmup"),
-    (dict(kernel="hmc", step_size=0.1, num_steps=5, metric="diag"), ValueError, "metric"),
-    (dict(kernel="hmc", step_size=0.1, num_steps=5, thin=2), ValueError, "thin"),
+    (dict(kernel="hmc", step_size=0.1, num_steps=5, metric="full"), ValueError, "metric"),
+    (dict(kernel="hmc", step_size=0.1, num_steps=5, thin=0), ValueError, "thin"),
+    (dict(kernel="hmc", step_size=0.1, num_steps=5, max_tree_depth=5), ValueError, "max_tree_depth"),
+    (dict(kernel="hmc", step_size=0.1, num_steps=5, metric="diag", backend="torch"), ValueError, "torch"),
     (dict(kernel="hmc"), TypeError, "num_steps"),
     (dict(kernel="nuts", backend="torch"), ValueError, "torch"),
     (dict(kernel="nuts", device="cpu"), ValueError, "device"),

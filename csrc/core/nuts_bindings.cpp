@@ -65,7 +65,8 @@ template <class Target>
 py::dict nuts_binding(const Target& target, const DoubleArray& initial, int64_t num_samples, int64_t num_warmup,
                       int64_t thin, bool save_warmup, double step_size, int64_t max_tree_depth,
                       const std::string& metric, bool adapt_step_size, bool adapt_metric, double target_accept,
-                      double max_energy_error, uint64_t seed, int num_threads) {
+                      double max_energy_error, uint64_t seed, int num_threads, const std::string& kernel,
+                      int64_t num_steps, bool random_steps) {
   const int64_t d = target.dim();
   require_ndim(initial, 2, "initial");
   if (initial.shape(1) != d) fail("initial must have shape (num_chains, " + std::to_string(d) + ")");
@@ -85,13 +86,17 @@ py::dict nuts_binding(const Target& target, const DoubleArray& initial, int64_t 
     fail("target_accept must lie in (0, 1), got " + std::to_string(target_accept));
   require_positive(max_energy_error, "max_energy_error");
   require_at_least(num_threads, 0, "num_threads");
+  if (kernel != "nuts" && kernel != "hmc") fail("kernel must be 'nuts' or 'hmc', got '" + kernel + "'");
+  require_at_least(num_steps, 1, "num_steps");
+  if (num_steps > std::numeric_limits<int32_t>::max()) fail("num_steps must be < 2**31");
   std::vector<double> scratch(d);
   for (int64_t c = 0; c < num_chains; ++c)
     if (!std::isfinite(target.log_prob_and_grad(initial.data() + c * d, scratch.data())))
       fail("initial: the log density is not finite at chain " + std::to_string(c) + "'s start");
   const hmc::NutsSettings settings{num_samples, num_warmup,   thin,       save_warmup, step_size,
                                    max_tree_depth, max_energy_error, adapt_step_size, adapt_metric,
-                                   target_accept,  seed,       kInitBuffer, kTermBuffer, kBaseWindow};
+                                   target_accept,  seed,       kInitBuffer, kTermBuffer, kBaseWindow,
+                                   kernel == "hmc", num_steps, random_steps};
   auto [result, draws] = allocate(num_chains, hmc::warmup_rows(settings) + hmc::sample_rows(settings), d,
                                   kind == hmc::MetricKind::kDense);
   {
@@ -110,8 +115,9 @@ void bind_nuts(py::module_& m) {
           py::arg("num_warmup"), py::arg("thin"), py::arg("save_warmup"), py::arg("step_size"),
           py::arg("max_tree_depth"), py::arg("metric"), py::arg("adapt_step_size"), py::arg("adapt_metric"),
           py::arg("target_accept"), py::arg("max_energy_error"), py::arg("seed"), py::arg("num_threads"),
-          "NUTS chains from initial (num_chains, dim) with Stan's windowed warm-up; chain c uses random "
-          "stream (seed, c).");
+          py::arg("kernel") = "nuts", py::arg("num_steps") = 1, py::arg("random_steps") = false,
+          "NUTS (or, kernel='hmc', static HMC with num_steps) chains from initial (num_chains, dim) with "
+          "Stan's windowed warm-up; chain c uses random stream (seed, c).");
   });
   py::tuple outputs(std::size(kOutputs));
   for (size_t i = 0; i < std::size(kOutputs); ++i) outputs[i] = kOutputs[i];

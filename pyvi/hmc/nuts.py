@@ -1,6 +1,8 @@
 """NUTS runs: their settings, validated once for every backend, and the three backends' runners.
 
-``pyvi.hmc.sample(..., kernel="nuts")`` (or :func:`pyvi.hmc.nuts`) comes here. The C++ core
+``pyvi.hmc.sample(..., kernel="nuts")`` (or :func:`pyvi.hmc.nuts`) comes here, and so does static
+HMC with a diagonal or dense metric (or with save_warmup, thin, init_jitter): the same per-chain
+driver and warm-up, with the static kernel. The C++ core
 (csrc/core/hmc/nuts*.hpp) and the Numba twin (pyvi/_numba/hmc/nuts*.py) draw the same numbers
 from the same streams and give the same draws; the numpy reference (:mod:`pyvi.hmc.reference_nuts`)
 runs the same algorithm on numpy's generator. Every backend fills the arrays
@@ -48,14 +50,18 @@ class NutsSettings:
     adapt_metric: bool
     target_accept: float
     seed: int
+    kernel: str = "nuts"  # or "hmc": static HMC with num_steps (random_steps) on the per-chain driver
+    num_steps: int = 1
+    random_steps: bool = False
 
     @classmethod
     def validated(cls, *, num_samples, num_warmup, thin, save_warmup, step_size, max_tree_depth, metric,
-                  adapt_step_size, adapt_metric, target_accept, seed) -> NutsSettings:
+                  adapt_step_size, adapt_metric, target_accept, seed, kernel="nuts", num_steps=1,
+                  random_steps=False) -> NutsSettings:
         num_samples = native_count(num_samples, "num_samples", maximum=MAX_INT32)
         num_warmup = native_count(num_warmup, "num_warmup", maximum=MAX_INT32)
         for name, flag in (("save_warmup", save_warmup), ("adapt_step_size", adapt_step_size),
-                           ("adapt_metric", adapt_metric)):
+                           ("adapt_metric", adapt_metric), ("random_steps", random_steps)):
             if not isinstance(flag, bool | np.bool_):
                 raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
         if not isinstance(metric, str):
@@ -73,6 +79,9 @@ class NutsSettings:
             adapt_metric=bool(adapt_metric),
             target_accept=probability(target_accept, "target_accept"),
             seed=seed_value(seed),
+            kernel=choice(kernel, "kernel", ("nuts", "hmc")),
+            num_steps=native_count(num_steps, "num_steps", minimum=1, maximum=MAX_INT32),
+            random_steps=bool(random_steps),
         )
 
     @property
@@ -84,14 +93,15 @@ class NutsSettings:
         return self.warmup_rows + -(-self.num_samples // self.thin)
 
     def as_dict(self) -> dict:
-        return {"kernel": "nuts", **dataclasses.asdict(self)}
+        return dataclasses.asdict(self)
 
 
 def run_cpp(face, initial: np.ndarray, s: NutsSettings, num_threads: int) -> dict[str, np.ndarray]:
     """Every chain on the C++ core (GIL released); ``num_threads`` 0 uses all cores."""
     return require("cpp").nuts(face, initial, s.num_samples, s.num_warmup, s.thin, s.save_warmup, s.step_size,
                                s.max_tree_depth, s.metric, s.adapt_step_size, s.adapt_metric, s.target_accept,
-                               constants()["max_energy_error"], s.seed, num_threads)
+                               constants()["max_energy_error"], s.seed, num_threads, s.kernel, s.num_steps,
+                               s.random_steps)
 
 
 def run_numba(face, initial: np.ndarray, s: NutsSettings, num_threads: int) -> dict[str, np.ndarray]:
@@ -111,7 +121,8 @@ def run_numba(face, initial: np.ndarray, s: NutsSettings, num_threads: int) -> d
         step_size=s.step_size, max_tree_depth=s.max_tree_depth, metric=METRICS.index(s.metric),
         adapt_step_size=s.adapt_step_size, adapt_metric=s.adapt_metric, target_accept=s.target_accept,
         max_energy_error=c["max_energy_error"], seed=np.uint64(s.seed), init_buffer=windows["init_buffer"],
-        term_buffer=windows["term_buffer"], base_window=windows["base_window"], gamma=c["gamma"], kappa=c["kappa"],
+        term_buffer=windows["term_buffer"], base_window=windows["base_window"], static_hmc=s.kernel == "hmc",
+        num_steps=s.num_steps, random_steps=s.random_steps, gamma=c["gamma"], kappa=c["kappa"],
         t0=c["t0"], max_log_step=c["max_log_step"])
     num_chains, dim = initial.shape
     arrays = require("cpp").nuts_draws(num_chains, s.rows, dim, s.metric == "dense")

@@ -25,7 +25,7 @@ import numpy as np
 
 from pyvi.hmc.reference import DualAveraging
 
-__all__ = ["NumpyStream", "Metric", "NutsInfo", "Point", "nuts_transition", "find_initial_step", "WindowSchedule",
+__all__ = ["NumpyStream", "Metric", "NutsInfo", "Point", "nuts_transition", "static_transition", "find_initial_step", "WindowSchedule",
            "MetricEstimator", "sample_chain"]
 
 
@@ -232,6 +232,23 @@ def nuts_transition(rng, target, metric: Metric, x: np.ndarray, log_prob: float,
     return z.x, z.log_prob, z.grad, info
 
 
+def static_transition(rng, target, metric: Metric, x: np.ndarray, log_prob: float, grad: np.ndarray,
+                      step_size: float, num_steps: int, random_steps: bool, max_energy_error: float):
+    """One static-HMC transition with ``metric`` (random numbers in the order of the native kernels:
+    path length, momentum, accept uniform): returns ``(x, log_prob, grad, NutsInfo)``."""
+    length = 1 + int(rng.uniform() * num_steps) if random_steps else num_steps
+    z = Point(x.copy(), metric.sample_momentum(rng, x.shape[0]), log_prob, grad.copy())
+    h0 = _hamiltonian(z, metric)
+    for _ in range(length):
+        _leapfrog_step(target, metric, z, step_size)
+    h = _hamiltonian(z, metric)
+    energy_error = h - h0
+    accept_prob = 1.0 if energy_error <= 0.0 else math.exp(-energy_error)
+    accepted = rng.uniform() < accept_prob
+    info = NutsInfo(accept_prob, h if accepted else h0, energy_error, energy_error > max_energy_error, length, 0)
+    return (z.x, z.log_prob, z.grad, info) if accepted else (x, log_prob, grad, info)
+
+
 def find_initial_step(rng, target, metric: Metric, x, log_prob, grad, step_size: float) -> float:
     """Stan's init_stepsize (csrc/core/hmc/nuts_driver.hpp): double or halve the step size until one
     leapfrog step's acceptance crosses 0.8; stops at 1e7 and at the smallest positive double."""
@@ -333,7 +350,8 @@ class MetricEstimator:
 def sample_chain(rng, target, x, settings: dict, max_energy_error: float, buffers: tuple[int, int, int]):
     """One chain: warm-up (step-size search and dual averaging, the metric in Stan's windows) then
     sampling. ``settings``: num_samples, num_warmup, thin, save_warmup, step_size, max_tree_depth,
-    metric, adapt_step_size, adapt_metric, target_accept. Returns (rows of (x, log_prob, info),
+    metric, adapt_step_size, adapt_metric, target_accept, and (static HMC instead of NUTS) kernel
+    "hmc", num_steps, random_steps. Returns (rows of (x, log_prob, info),
     the final step size, the metric's M^-1)."""
     s = settings
     d = x.shape[0]
@@ -351,8 +369,12 @@ def sample_chain(rng, target, x, settings: dict, max_energy_error: float, buffer
     adaptation = DualAveraging(step_size, s["target_accept"])
     rows = []
     for it in range(s["num_warmup"] + s["num_samples"]):
-        x, log_prob, grad, info = nuts_transition(rng, target, metric, x, log_prob, grad, step_size,
-                                                  s["max_tree_depth"], max_energy_error)
+        if s.get("kernel", "nuts") == "hmc":
+            x, log_prob, grad, info = static_transition(rng, target, metric, x, log_prob, grad, step_size,
+                                                        s["num_steps"], s["random_steps"], max_energy_error)
+        else:
+            x, log_prob, grad, info = nuts_transition(rng, target, metric, x, log_prob, grad, step_size,
+                                                      s["max_tree_depth"], max_energy_error)
         if it < s["num_warmup"]:
             if s["save_warmup"] and it % s["thin"] == 0:
                 rows.append((x, log_prob, info))

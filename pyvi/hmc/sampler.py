@@ -89,23 +89,26 @@ def sample(
             step whose one-step acceptance crosses 0.8.
         num_steps: ``"hmc"`` only (required there): leapfrog steps per transition L (its maximum
             if ``random_steps``).
-        kernel: ``"hmc"`` (static: a fixed or random path length, identity metric) or ``"nuts"``
-            (the No-U-Turn sampler: multinomial sampling of the trajectory, the generalised
-            no-U-turn criterion with Stan's checks across subtrees; Betancourt 2017).
-        metric: NUTS: ``"identity"``, ``"diag"`` (default) or ``"dense"``: the mass matrix, its
-            inverse estimated during warm-up when ``adapt_metric``.
+        kernel: ``"hmc"`` (static: a fixed or random path length) or ``"nuts"`` (the No-U-Turn
+            sampler: multinomial sampling of the trajectory, the generalised no-U-turn criterion
+            with Stan's checks across subtrees; Betancourt 2017).
+        metric: ``"identity"``, ``"diag"`` or ``"dense"``: the mass matrix, its inverse estimated
+            during warm-up when ``adapt_metric``. NUTS's default is ``"diag"``, static HMC's
+            ``"identity"``; static HMC with another metric (or with ``save_warmup``, ``thin``,
+            ``init_jitter``) runs on NUTS's per-chain driver and warm-up (Stan's step-size search
+            and windows) and reports energies too.
         max_tree_depth: NUTS: at most 2**max_tree_depth leapfrog steps per draw (Stan's 10);
             draws cut there are counted in ``result.num_max_tree_depth``.
-        adapt_metric: NUTS: Stan's windowed warm-up: after an initial fast interval of 75
+        adapt_metric: Stan's windowed warm-up: after an initial fast interval of 75
             iterations, slow windows of 25, 50, 100, ... iterations (the last one stretched)
             estimate M^-1 from the chain's draws, regularised toward the identity as
             (n / (n + 5)) var + 1e-3 (5 / (n + 5)), and restart the step size adaptation;
             a terminal fast interval of 50 iterations tunes the step size alone. A warm-up shorter
             than 150 iterations takes Stan's split (15% / 75% / 10%); shorter than 20 estimates no
             metric. Per chain.
-        save_warmup: NUTS: also return the warm-up draws and statistics (``result.warmup_*``).
-        thin: NUTS: keep every thin-th draw (of warm-up and sampling separately).
-        init_jitter: NUTS: start each chain at ``initial`` + Uniform(-init_jitter, init_jitter) per
+        save_warmup: also return the warm-up draws and statistics (``result.warmup_*``).
+        thin: keep every thin-th draw (of warm-up and sampling separately).
+        init_jitter: start each chain at ``initial`` + Uniform(-init_jitter, init_jitter) per
             coordinate (Stan's default inits are ``initial`` 0 with ``init_jitter=2``); drawn from
             ``seed``, the same for every backend. 0 (default): start at ``initial``.
         random_steps: draw L uniformly from 1..num_steps at every transition.
@@ -163,13 +166,18 @@ def sample(
                             target_accept=target_accept, seed=seed, backend=backend, num_threads=num_threads)
     if step_size is None or num_steps is None:
         raise TypeError("kernel='hmc' needs step_size and num_steps (kernel='nuts' needs neither)")
-    unused = {"metric": metric is not None and metric != "identity", "save_warmup": save_warmup is not False,
-              "thin": thin != 1, "init_jitter": init_jitter != 0.0, "max_tree_depth": max_tree_depth != 10,
-              "adapt_metric": adapt_metric is not True}
-    for name, given in unused.items():
-        if given:
-            raise ValueError(f"{name} is a NUTS setting: pass kernel='nuts' (static HMC samples with the identity "
-                             "metric, keeps every draw after warm-up)")
+    if max_tree_depth != 10:
+        raise ValueError("max_tree_depth is a NUTS setting: pass kernel='nuts'")
+    if (metric not in (None, "identity")) or save_warmup is not False or thin != 1 or init_jitter != 0.0:
+        # The per-chain driver: a diagonal or dense metric in Stan's windows, warm-up rows, thinning.
+        if backend == "torch":
+            raise ValueError("backend='torch' runs static HMC with the identity metric, every draw after warm-up")
+        torch_options(backend, device, dtype, cuda_graph)
+        return _sample_nuts(target, initial, num_samples, num_warmup, step_size, num_steps, kernel="hmc",
+                            metric="identity" if metric is None else metric, max_tree_depth=max_tree_depth,
+                            adapt_metric=adapt_metric, save_warmup=save_warmup, thin=thin, init_jitter=init_jitter,
+                            random_steps=random_steps, num_chains=num_chains, adapt_step_size=adapt_step_size,
+                            target_accept=target_accept, seed=seed, backend=backend, num_threads=num_threads)
     settings = Settings.validated(num_samples=num_samples, num_warmup=num_warmup, step_size=step_size,
                                   num_steps=num_steps, random_steps=random_steps, adapt_step_size=adapt_step_size,
                                   target_accept=target_accept, seed=seed)
@@ -195,14 +203,16 @@ def sample(
 
 def _sample_nuts(target, initial, num_samples, num_warmup, step_size, num_steps, *, metric, max_tree_depth,
                  adapt_metric, save_warmup, thin, init_jitter, random_steps, num_chains, adapt_step_size,
-                 target_accept, seed, backend, num_threads) -> HMCResult:
-    if num_steps is not None or random_steps:
+                 target_accept, seed, backend, num_threads, kernel="nuts") -> HMCResult:
+    """NUTS, or static HMC on the per-chain driver (a metric adapted in Stan's windows)."""
+    if kernel == "nuts" and (num_steps is not None or random_steps):
         raise ValueError("num_steps and random_steps are static-HMC settings: NUTS chooses each trajectory's "
                          "length itself (bound it with max_tree_depth)")
     settings = nuts_runs.NutsSettings.validated(
         num_samples=num_samples, num_warmup=num_warmup, thin=thin, save_warmup=save_warmup, step_size=step_size,
         max_tree_depth=max_tree_depth, metric=metric, adapt_step_size=adapt_step_size, adapt_metric=adapt_metric,
-        target_accept=target_accept, seed=seed)
+        target_accept=target_accept, seed=seed, kernel=kernel, num_steps=1 if num_steps is None else num_steps,
+        random_steps=random_steps)
     threads = thread_count(num_threads)
     target = as_target(target)
     if num_chains * settings.rows * target.dim > MAX_INT64 // 8:

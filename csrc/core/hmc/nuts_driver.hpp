@@ -1,5 +1,6 @@
 // The NUTS driver: each chain's warm-up (step size by dual averaging, the metric in Stan's
-// windows) and sampling, recorded with the per-draw statistics of a NUTS run.
+// windows) and sampling, recorded with the per-draw statistics of a NUTS run. It also runs static
+// HMC with a diagonal or dense metric (metric_transition.hpp), on the same warm-up.
 //
 // One chain at a time per thread (a NUTS trajectory's length varies from draw to draw, so chains
 // are not integrated in lanes). Chain c draws from random stream (seed, c): its initial step-size
@@ -20,6 +21,7 @@
 #include "../parallel.hpp"
 #include "dual_averaging.hpp"
 #include "metric.hpp"
+#include "metric_transition.hpp"
 #include "nuts.hpp"
 #include "state.hpp"
 #include "windowed_adaptation.hpp"
@@ -39,6 +41,9 @@ struct NutsSettings {
   double target_accept;
   uint64_t seed;
   int64_t init_buffer, term_buffer, base_window;  // Stan's 75, 50, 25
+  bool static_hmc;        // the kernel: static HMC (metric_transition.hpp) instead of NUTS
+  int64_t num_steps;      // static HMC: L, or its maximum when random_steps
+  bool random_steps;
 };
 
 /// The rows each chain records: ceil(num_warmup / thin) warm-up rows first when save_warmup,
@@ -129,7 +134,10 @@ void run_nuts_chain(const Target& target, const Metric& metric, const double* in
   const int64_t first_sample_row = warmup_rows(s);
   for (int64_t it = 0; it < s.num_warmup + s.num_samples; ++it) {
     const NutsInfo info =
-        nuts_transition(target, metric, ws, rng, state, step_size, s.max_tree_depth, s.max_energy_error);
+        s.static_hmc
+            ? static_transition(target, metric, ws, rng, state, step_size, s.num_steps, s.random_steps,
+                                s.max_energy_error)
+            : nuts_transition(target, metric, ws, rng, state, step_size, s.max_tree_depth, s.max_energy_error);
     if (it < s.num_warmup) {
       if (s.save_warmup && it % s.thin == 0) draws.record(c, it / s.thin, state, info);
       if (s.adapt_step_size) step_size = adaptation.update(info.accept_prob);

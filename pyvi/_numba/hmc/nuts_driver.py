@@ -1,5 +1,6 @@
 """The Numba NUTS driver: each chain's warm-up (dual averaging, the metric in Stan's windows) and
-sampling, one chain per prange iteration. The twin of csrc/core/hmc/nuts_driver.hpp.
+sampling, one chain per prange iteration; also static HMC with a diagonal or dense metric. The twin
+of csrc/core/hmc/nuts_driver.hpp.
 
 References:
     Hoffman & Gelman, "The No-U-Turn Sampler" (2014), Algorithms 4 and 6, arXiv:1111.4246.
@@ -16,6 +17,7 @@ from pyvi._backend import require
 from pyvi._numba.hmc import dual_averaging
 from pyvi._numba.hmc import windowed_adaptation as windows
 from pyvi._numba.hmc.metric import DENSE, IDENTITY, Metric, metric_kinetic_energy, metric_sample_momentum
+from pyvi._numba.hmc.metric_transition import static_transition
 from pyvi._numba.hmc.nuts import (ACCEPT_PROB, DIVERGENT, ENERGY, ENERGY_ERROR, NUM_STEPS, TREE_DEPTH, leapfrog_step,
                                   nuts_transition, workspace)
 from pyvi._numba.rng import seed_state
@@ -42,6 +44,9 @@ class NutsSettings(NamedTuple):
     init_buffer: int
     term_buffer: int
     base_window: int
+    static_hmc: bool  # the kernel: static HMC with num_steps (random_steps) instead of NUTS
+    num_steps: int
+    random_steps: bool
     gamma: float
     kappa: float
     t0: float
@@ -128,7 +133,12 @@ def _chain(target, s, initial, c, draws):
     adaptation = dual_averaging.start(step_size, 1)
     first_sample_row = (s.num_warmup + s.thin - 1) // s.thin if s.save_warmup else 0
     for it in range(s.num_warmup + s.num_samples):
-        nuts_transition(target, metric, ws, rng, x, grad, log_prob, step_size, s.max_tree_depth, s.max_energy_error)
+        if s.static_hmc:
+            static_transition(target, metric, ws, rng, x, grad, log_prob, step_size, s.num_steps, s.random_steps,
+                              s.max_energy_error)
+        else:
+            nuts_transition(target, metric, ws, rng, x, grad, log_prob, step_size, s.max_tree_depth,
+                            s.max_energy_error)
         if it < s.num_warmup:
             if s.save_warmup and it % s.thin == 0:
                 _record(draws, c, it // s.thin, x, log_prob[0], ws.info)
