@@ -6,7 +6,7 @@ import numpy as np
 
 from pyvi._backend import require
 from pyvi._validate import as_float_array, choice, positive_float
-from pyvi.hmc import nuts as nuts_runs
+from pyvi.hmc import nuts_run as nuts_runs
 from pyvi.hmc import reference
 from pyvi.hmc.native import numba_leapfrog, run_cpp, run_numba
 from pyvi.hmc.result import HMCResult

@@ -1,6 +1,10 @@
 """The Numba NUTS driver: each chain's warm-up (dual averaging, the metric in Stan's windows) and
-sampling, one chain per prange iteration; also static HMC with a diagonal or dense metric. The twin
-of csrc/core/hmc/nuts_driver.hpp.
+sampling, one compiled call per chain (without the GIL) on a pool of Python threads; also static HMC
+with a diagonal or dense metric. The twin of csrc/core/hmc/nuts_driver.hpp.
+
+Not a ``prange``: a parallel region compiles the whole chain a second time (its arguments take
+other array types inside the parallel region), doubling the minute a cold compile costs; a chain is
+long enough that a thread per chain from Python costs nothing measurable.
 
 References:
     Hoffman & Gelman, "The No-U-Turn Sampler" (2014), Algorithms 4 and 6, arXiv:1111.4246.
@@ -8,6 +12,7 @@ References:
 """
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numba
@@ -102,7 +107,7 @@ def _record(draws, chain, row, x, log_prob, info):
     draws.energy_error[chain, row] = info[ENERGY_ERROR]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _chain(target, s, initial, c, draws):
     """Chain c, start to finish."""
     d = initial.shape[1]
@@ -174,10 +179,15 @@ def _chain(target, s, initial, c, draws):
             draws.inv_metric[c, 0, i] = inv_mass[0, i]
 
 
-@numba.njit(cache=True, parallel=True)
-def sample_nuts_chains(target, settings, initial, draws):
-    """Runs one NUTS chain per row of ``initial`` (num_chains, d) and fills ``draws`` (a
-    :data:`NutsDraws` whose ``inv_metric`` is (num_chains, d, d) for a dense metric, else a
-    (num_chains, 1, d) view: one array type for every metric)."""
-    for c in numba.prange(initial.shape[0]):
-        _chain(target, settings, initial, c, draws)
+def sample_nuts_chains(target, settings, initial, draws, num_threads: int = 1) -> None:
+    """Runs one NUTS chain per row of ``initial`` (num_chains, d) on ``num_threads`` threads and fills
+    ``draws`` (a :data:`NutsDraws` whose ``inv_metric`` is (num_chains, d, d) for a dense metric,
+    else a (num_chains, 1, d) view: one array type for every metric)."""
+    num_chains = initial.shape[0]
+    if num_threads <= 1 or num_chains == 1:
+        for c in range(num_chains):
+            _chain(target, settings, initial, c, draws)
+        return
+    with ThreadPoolExecutor(max_workers=min(num_threads, num_chains)) as pool:
+        for future in [pool.submit(_chain, target, settings, initial, c, draws) for c in range(num_chains)]:
+            future.result()

@@ -105,11 +105,13 @@ def run_cpp(face, initial: np.ndarray, s: NutsSettings, num_threads: int) -> dic
 
 
 def run_numba(face, initial: np.ndarray, s: NutsSettings, num_threads: int) -> dict[str, np.ndarray]:
-    """Every chain on the Numba sampler, one per prange iteration over ``num_threads`` threads."""
+    """Every chain on the Numba sampler, one compiled call per chain (GIL released) on
+    ``num_threads`` threads (0: all cores)."""
     require("numba")
+    import os
+
     from pyvi._numba.hmc import first_non_finite_start
     from pyvi._numba.hmc.nuts_driver import NutsDraws, NutsSettings as NumbaNutsSettings, sample_nuts_chains
-    from pyvi._numba.threads import num_threads as numba_threads
 
     bad = first_non_finite_start(face, initial)
     if bad >= 0:
@@ -128,8 +130,7 @@ def run_numba(face, initial: np.ndarray, s: NutsSettings, num_threads: int) -> d
     arrays = require("cpp").nuts_draws(num_chains, s.rows, dim, s.metric == "dense")
     # One array type for every metric: a diagonal inv_metric travels as a (num_chains, 1, d) view.
     draws = NutsDraws(**{**arrays, "inv_metric": arrays["inv_metric"].reshape(num_chains, -1, dim)})
-    with numba_threads(num_threads):
-        sample_nuts_chains(face, record, initial, draws)
+    sample_nuts_chains(face, record, initial, draws, num_threads or os.cpu_count() or 1)
     return arrays
 
 
