@@ -1,12 +1,15 @@
-// pyvi._core's NUTS: nuts per registered target (validation here, then the GIL released), and
-// what Python reads instead of mirroring it: the outputs (nuts_outputs, nuts_draws) and the
-// warm-up's window sizes (nuts_constants).
+// pyvi._core's NUTS: nuts_start (validation here; the NutsRun it returns is advanced in chunks of
+// iterations without the GIL, Python reporting progress and seeing Ctrl-C between them) and nuts
+// (one call), and what Python reads instead of mirroring it: the outputs (nuts_outputs,
+// nuts_draws) and the warm-up's window sizes (nuts_constants).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -61,12 +64,59 @@ hmc::MetricKind metric_kind(const std::string& metric) {
   fail("metric must be 'identity', 'diag' or 'dense', got '" + metric + "'");
 }
 
+/// A NUTS run of any target, advanced chunk by chunk.
+class NutsRun {
+ public:
+  virtual ~NutsRun() = default;
+  /// Runs the next `iterations` iterations of every chain (at most what is left), without the GIL.
+  void advance(int64_t iterations, int num_threads) {
+    require_at_least(iterations, 0, "iterations");
+    require_at_least(num_threads, 0, "num_threads");
+    const int64_t end = iteration_ + std::min(iterations, num_iterations() - iteration_);
+    {
+      py::gil_scoped_release release;
+      advance_to(iteration_, end, num_threads);
+    }
+    iteration_ = end;
+  }
+  int64_t iteration() const { return iteration_; }
+  virtual int64_t num_iterations() const = 0;
+  const py::dict& outputs() const { return outputs_; }
+  void keep_alive(py::object target) { target_ = std::move(target); }
+
+ protected:
+  NutsRun(py::dict outputs, const hmc::NutsDraws& draws) : outputs_(std::move(outputs)), draws_(draws) {}
+  virtual void advance_to(int64_t begin, int64_t end, int num_threads) = 0;
+  py::dict outputs_;
+  hmc::NutsDraws draws_;
+
+ private:
+  int64_t iteration_ = 0;
+  py::object target_;
+};
+
 template <class Target>
-py::dict nuts_binding(const Target& target, const DoubleArray& initial, int64_t num_samples, int64_t num_warmup,
-                      int64_t thin, bool save_warmup, double step_size, int64_t max_tree_depth,
-                      const std::string& metric, bool adapt_step_size, bool adapt_metric, double target_accept,
-                      double max_energy_error, uint64_t seed, int num_threads, const std::string& kernel,
-                      int64_t num_steps, bool random_steps) {
+class NutsRunOf final : public NutsRun {
+ public:
+  NutsRunOf(const Target& target, const double* initial, int64_t num_chains, const hmc::NutsSettings& settings,
+            hmc::MetricKind kind, py::dict outputs, const hmc::NutsDraws& draws)
+      : NutsRun(std::move(outputs), draws), sampler_(target, initial, num_chains, settings, kind) {}
+  int64_t num_iterations() const override { return sampler_.num_iterations(); }
+  int64_t first_non_finite() const { return sampler_.first_non_finite(); }
+
+ private:
+  void advance_to(int64_t begin, int64_t end, int num_threads) override {
+    sampler_.advance(begin, end, draws_, num_threads);
+  }
+  hmc::NutsSampler<Target> sampler_;
+};
+
+template <class Target>
+std::unique_ptr<NutsRun> nuts_start(const Target& target, const DoubleArray& initial, int64_t num_samples,
+                                    int64_t num_warmup, int64_t thin, bool save_warmup, double step_size,
+                                    int64_t max_tree_depth, const std::string& metric, bool adapt_step_size,
+                                    bool adapt_metric, double target_accept, double max_energy_error, uint64_t seed,
+                                    const std::string& kernel, int64_t num_steps, bool random_steps) {
   const int64_t d = target.dim();
   require_ndim(initial, 2, "initial");
   if (initial.shape(1) != d) fail("initial must have shape (num_chains, " + std::to_string(d) + ")");
@@ -85,40 +135,83 @@ py::dict nuts_binding(const Target& target, const DoubleArray& initial, int64_t 
   if (!(target_accept > 0.0 && target_accept < 1.0))
     fail("target_accept must lie in (0, 1), got " + std::to_string(target_accept));
   require_positive(max_energy_error, "max_energy_error");
-  require_at_least(num_threads, 0, "num_threads");
   if (kernel != "nuts" && kernel != "hmc") fail("kernel must be 'nuts' or 'hmc', got '" + kernel + "'");
   require_at_least(num_steps, 1, "num_steps");
   if (num_steps > std::numeric_limits<int32_t>::max()) fail("num_steps must be < 2**31");
-  std::vector<double> scratch(d);
-  for (int64_t c = 0; c < num_chains; ++c)
-    if (!std::isfinite(target.log_prob_and_grad(initial.data() + c * d, scratch.data())))
-      fail("initial: the log density is not finite at chain " + std::to_string(c) + "'s start");
   const hmc::NutsSettings settings{num_samples, num_warmup,   thin,       save_warmup, step_size,
                                    max_tree_depth, max_energy_error, adapt_step_size, adapt_metric,
                                    target_accept,  seed,       kInitBuffer, kTermBuffer, kBaseWindow,
                                    kernel == "hmc", num_steps, random_steps};
-  auto [result, draws] = allocate(num_chains, hmc::warmup_rows(settings) + hmc::sample_rows(settings), d,
-                                  kind == hmc::MetricKind::kDense);
-  {
-    py::gil_scoped_release release;
-    hmc::run_nuts(target, initial.data(), settings, kind, num_chains, draws, num_threads);
-  }
-  return result;
+  auto [outputs, draws] = allocate(num_chains, hmc::warmup_rows(settings) + hmc::sample_rows(settings), d,
+                                   kind == hmc::MetricKind::kDense);
+  auto run = std::make_unique<NutsRunOf<Target>>(target, initial.data(), num_chains, settings, kind, outputs, draws);
+  const int64_t bad = run->first_non_finite();  // the starts are evaluated by the sampler's constructor
+  if (bad >= 0) fail("initial: the log density is not finite at chain " + std::to_string(bad) + "'s start");
+  return run;
+}
+
+/// nuts_start for whichever native target `target` is; the run keeps `target` alive (it reads it).
+template <class... Args>
+std::unique_ptr<NutsRun> nuts_start_any(const py::object& target, const Args&... args) {
+  std::unique_ptr<NutsRun> run;
+  NativeTargets::for_each([&](auto* tag) {
+    using Target = std::remove_pointer_t<decltype(tag)>;
+    if (!run && py::isinstance<Target>(target)) run = nuts_start(target.cast<const Target&>(), args...);
+  });
+  if (!run)
+    throw py::type_error("target must be one of pyvi._core's target classes (NativeTargets), got " +
+                         std::string(py::str(py::type::handle_of(target).attr("__name__"))));
+  run->keep_alive(target);
+  return run;
+}
+
+std::unique_ptr<NutsRun> nuts_start_binding(const py::object& target, const DoubleArray& initial, int64_t num_samples,
+                                            int64_t num_warmup, int64_t thin, bool save_warmup, double step_size,
+                                            int64_t max_tree_depth, const std::string& metric, bool adapt_step_size,
+                                            bool adapt_metric, double target_accept, double max_energy_error,
+                                            uint64_t seed, const std::string& kernel, int64_t num_steps,
+                                            bool random_steps) {
+  return nuts_start_any(target, initial, num_samples, num_warmup, thin, save_warmup, step_size, max_tree_depth,
+                        metric, adapt_step_size, adapt_metric, target_accept, max_energy_error, seed, kernel,
+                        num_steps, random_steps);
+}
+
+py::dict nuts_binding(const py::object& target, const DoubleArray& initial, int64_t num_samples, int64_t num_warmup,
+                      int64_t thin, bool save_warmup, double step_size, int64_t max_tree_depth,
+                      const std::string& metric, bool adapt_step_size, bool adapt_metric, double target_accept,
+                      double max_energy_error, uint64_t seed, int num_threads, const std::string& kernel,
+                      int64_t num_steps, bool random_steps) {
+  require_at_least(num_threads, 0, "num_threads");
+  const std::unique_ptr<NutsRun> run =
+      nuts_start_binding(target, initial, num_samples, num_warmup, thin, save_warmup, step_size, max_tree_depth,
+                         metric, adapt_step_size, adapt_metric, target_accept, max_energy_error, seed, kernel,
+                         num_steps, random_steps);
+  run->advance(run->num_iterations(), num_threads);
+  return run->outputs();
 }
 
 }  // namespace
 
 void bind_nuts(py::module_& m) {
-  NativeTargets::for_each([&](auto* tag) {
-    using Target = std::remove_pointer_t<decltype(tag)>;
-    m.def("nuts", &nuts_binding<Target>, py::arg("target"), py::arg("initial"), py::arg("num_samples"),
-          py::arg("num_warmup"), py::arg("thin"), py::arg("save_warmup"), py::arg("step_size"),
-          py::arg("max_tree_depth"), py::arg("metric"), py::arg("adapt_step_size"), py::arg("adapt_metric"),
-          py::arg("target_accept"), py::arg("max_energy_error"), py::arg("seed"), py::arg("num_threads"),
-          py::arg("kernel") = "nuts", py::arg("num_steps") = 1, py::arg("random_steps") = false,
-          "NUTS (or, kernel='hmc', static HMC with num_steps) chains from initial (num_chains, dim) with "
-          "Stan's windowed warm-up; chain c uses random stream (seed, c).");
-  });
+  m.def("nuts_start", &nuts_start_binding, py::arg("target"), py::arg("initial"), py::arg("num_samples"),
+        py::arg("num_warmup"), py::arg("thin"), py::arg("save_warmup"), py::arg("step_size"),
+        py::arg("max_tree_depth"), py::arg("metric"), py::arg("adapt_step_size"), py::arg("adapt_metric"),
+        py::arg("target_accept"), py::arg("max_energy_error"), py::arg("seed"), py::arg("kernel") = "nuts",
+        py::arg("num_steps") = 1, py::arg("random_steps") = false,
+        "A NUTS run (or, kernel='hmc', static HMC with num_steps) from initial (num_chains, dim) with Stan's "
+        "windowed warm-up, the starts evaluated and checked; advance it in chunks. Chain c uses random stream "
+        "(seed, c).");
+  py::class_<NutsRun>(m, "NutsRun")
+      .def("advance", &NutsRun::advance, py::arg("iterations"), py::arg("num_threads"),
+           "Runs the next `iterations` iterations of every chain (at most what is left), without the GIL.")
+      .def_property_readonly("iteration", &NutsRun::iteration, "Iterations every chain has run.")
+      .def_property_readonly("num_iterations", &NutsRun::num_iterations, "num_warmup + num_samples.")
+      .def_property_readonly("outputs", &NutsRun::outputs, "The outputs, keyed by nuts_outputs.");
+  m.def("nuts", &nuts_binding, py::arg("target"), py::arg("initial"), py::arg("num_samples"), py::arg("num_warmup"),
+        py::arg("thin"), py::arg("save_warmup"), py::arg("step_size"), py::arg("max_tree_depth"), py::arg("metric"),
+        py::arg("adapt_step_size"), py::arg("adapt_metric"), py::arg("target_accept"), py::arg("max_energy_error"),
+        py::arg("seed"), py::arg("num_threads"), py::arg("kernel") = "nuts", py::arg("num_steps") = 1,
+        py::arg("random_steps") = false, "nuts_start, then every iteration in one call.");
   py::tuple outputs(std::size(kOutputs));
   for (size_t i = 0; i < std::size(kOutputs); ++i) outputs[i] = kOutputs[i];
   m.attr("nuts_outputs") = outputs;

@@ -29,6 +29,22 @@ METRICS = ("identity", "diag", "dense")
 _PER_DRAW = ("samples", "log_prob", "accept_prob", "divergent", "num_steps", "tree_depth", "energy", "energy_error")
 
 
+def _in_chunks(advance, num_iterations: int, initial: np.ndarray, s: NutsSettings, progress, chunks) -> None:
+    """``advance(begin, end)`` over the run's iterations: in chunks (pyvi.hmc.chunks) when that module
+    is there, else in one call."""
+    try:
+        from pyvi.hmc.chunks import first_chunk, run_in_chunks
+    except ImportError:  # before the chunked driver: one call
+        advance(0, num_iterations)
+        if progress is not None:
+            progress(num_iterations, num_iterations)
+        return
+    # A NUTS iteration costs up to 2^max_tree_depth steps: size the first chunk for ~2^5 of them.
+    steps = s.num_steps if s.kernel == "hmc" else 2 ** min(s.max_tree_depth, 5)
+    run_in_chunks(advance, num_iterations, first_chunk(initial.shape[0], steps, initial.shape[1]), progress,
+                  sizes=chunks)
+
+
 def nuts_constants() -> dict[str, int]:
     """Stan's window sizes (``init_buffer`` 75, ``base_window`` 25, ``term_buffer`` 50) and the
     largest ``max_tree_depth``, from ``pyvi._core``."""
@@ -96,26 +112,27 @@ class NutsSettings:
         return dataclasses.asdict(self)
 
 
-def run_cpp(face, initial: np.ndarray, s: NutsSettings, num_threads: int) -> dict[str, np.ndarray]:
-    """Every chain on the C++ core (GIL released); ``num_threads`` 0 uses all cores."""
-    return require("cpp").nuts(face, initial, s.num_samples, s.num_warmup, s.thin, s.save_warmup, s.step_size,
-                               s.max_tree_depth, s.metric, s.adapt_step_size, s.adapt_metric, s.target_accept,
-                               constants()["max_energy_error"], s.seed, num_threads, s.kernel, s.num_steps,
-                               s.random_steps)
+def run_cpp(face, initial: np.ndarray, s: NutsSettings, num_threads: int, progress=None,
+            chunks=None) -> dict[str, np.ndarray]:
+    """Every chain on the C++ core, chunk by chunk (GIL released); ``num_threads`` 0 uses all cores.
+    ``progress(done, total)`` after each chunk; ``chunks``: fixed chunk sizes (tests)."""
+    run = require("cpp").nuts_start(face, initial, s.num_samples, s.num_warmup, s.thin, s.save_warmup, s.step_size,
+                                    s.max_tree_depth, s.metric, s.adapt_step_size, s.adapt_metric, s.target_accept,
+                                    constants()["max_energy_error"], s.seed, s.kernel, s.num_steps, s.random_steps)
+    _in_chunks(lambda begin, end: run.advance(end - begin, num_threads), run.num_iterations, initial, s, progress,
+               chunks)
+    return run.outputs
 
 
-def run_numba(face, initial: np.ndarray, s: NutsSettings, num_threads: int) -> dict[str, np.ndarray]:
-    """Every chain on the Numba sampler, one compiled call per chain (GIL released) on
-    ``num_threads`` threads (0: all cores)."""
+def run_numba(face, initial: np.ndarray, s: NutsSettings, num_threads: int, progress=None,
+              chunks=None) -> dict[str, np.ndarray]:
+    """Every chain on the Numba sampler, chunk by chunk, one compiled call per chain (GIL released)
+    on ``num_threads`` threads (0: all cores)."""
     require("numba")
     import os
 
-    from pyvi._numba.hmc import first_non_finite_start
-    from pyvi._numba.hmc.nuts_driver import NutsDraws, NutsSettings as NumbaNutsSettings, sample_nuts_chains
+    from pyvi._numba.hmc.nuts_driver import NutsDraws, NutsSettings as NumbaNutsSettings, advance, start
 
-    bad = first_non_finite_start(face, initial)
-    if bad >= 0:
-        raise ValueError(f"initial: the log density is not finite at chain {bad}'s start")
     c = constants()
     windows = nuts_constants()
     record = NumbaNutsSettings(
@@ -126,11 +143,17 @@ def run_numba(face, initial: np.ndarray, s: NutsSettings, num_threads: int) -> d
         term_buffer=windows["term_buffer"], base_window=windows["base_window"], static_hmc=s.kernel == "hmc",
         num_steps=s.num_steps, random_steps=s.random_steps, gamma=c["gamma"], kappa=c["kappa"],
         t0=c["t0"], max_log_step=c["max_log_step"])
+    chains = start(face, record, initial)
+    bad = np.flatnonzero(~np.isfinite(chains.log_prob[:, 0]))
+    if bad.size:
+        raise ValueError(f"initial: the log density is not finite at chain {bad[0]}'s start")
     num_chains, dim = initial.shape
     arrays = require("cpp").nuts_draws(num_chains, s.rows, dim, s.metric == "dense")
     # One array type for every metric: a diagonal inv_metric travels as a (num_chains, 1, d) view.
     draws = NutsDraws(**{**arrays, "inv_metric": arrays["inv_metric"].reshape(num_chains, -1, dim)})
-    sample_nuts_chains(face, record, initial, draws, num_threads or os.cpu_count() or 1)
+    threads = num_threads or os.cpu_count() or 1
+    _in_chunks(lambda begin, end: advance(face, record, chains, draws, begin, end, threads),
+               s.num_warmup + s.num_samples, initial, s, progress, chunks)
     return arrays
 
 

@@ -113,82 +113,128 @@ double find_initial_step(const Target& target, const Metric& metric, Xoshiro256p
   return step_size;
 }
 
-/// Chain c, start to finish, with the metric `Metric` whose M^-1 lives in inv_mass (and chol).
+/// One chain between chunks of iterations: its state, stream, metric (M^-1 and its Cholesky
+/// factor), warm-up schedule, estimator, dual averaging and step size. The transition's workspace is
+/// scratch (every transition sets it up afresh).
+struct NutsChain {
+  State state;
+  Xoshiro256pp rng;
+  NutsWorkspace ws;
+  std::vector<double> x, p, g;  // the step-size search's scratch
+  std::vector<double> inv_mass, chol;
+  WindowSchedule schedule;
+  MetricEstimator estimator;
+  DualAveraging adaptation;
+  double step_size;
+
+  NutsChain(int64_t d, const NutsSettings& s, MetricKind kind, int64_t c)
+      : state(d), rng(s.seed, static_cast<uint64_t>(c)), ws(d, static_cast<int>(s.max_tree_depth)), x(d), p(d),
+        g(d), inv_mass(kind == MetricKind::kDense ? d * d : d, kind == MetricKind::kDense ? 0.0 : 1.0),
+        chol(kind == MetricKind::kDense ? d * d : 0, 0.0),
+        schedule(s.num_warmup, s.init_buffer, s.term_buffer, s.base_window,
+                 s.adapt_metric && kind != MetricKind::kIdentity),
+        estimator(schedule.num_warmup > 0 ? d : 0, kind == MetricKind::kDense),
+        adaptation(s.step_size, s.target_accept),
+        step_size(s.step_size) {
+    // M^-1 starts at the identity (Stan's default), its Cholesky factor too.
+    if (kind == MetricKind::kDense)
+      for (int64_t i = 0; i < d; ++i) inv_mass[i * d + i] = chol[i * d + i] = 1.0;
+  }
+};
+
+/// Iterations [begin, end) of chain `ch` (number c), with the metric `Metric` viewing its M^-1.
 template <class Target, class Metric>
-void run_nuts_chain(const Target& target, const Metric& metric, const double* initial, const NutsSettings& s,
-                    int64_t c, const NutsDraws& draws, std::vector<double>& inv_mass, std::vector<double>& chol,
-                    MetricKind kind) {
-  const int64_t d = target.dim();
-  State state(d);
-  for (int64_t i = 0; i < d; ++i) state.x[i] = initial[c * d + i];
-  state.log_prob = target.log_prob_and_grad(state.x.data(), state.grad.data());
-  Xoshiro256pp rng(s.seed, static_cast<uint64_t>(c));
-  NutsWorkspace ws(d, static_cast<int>(s.max_tree_depth));
-  std::vector<double> x(d), p(d), g(d);
-  WindowSchedule schedule(s.num_warmup, s.init_buffer, s.term_buffer, s.base_window,
-                          s.adapt_metric && kind != MetricKind::kIdentity);
-  MetricEstimator estimator(schedule.num_warmup > 0 ? d : 0, kind == MetricKind::kDense);
-  double step_size = s.step_size;
-  if (s.adapt_step_size && s.num_warmup > 0) step_size = find_initial_step(target, metric, rng, state, step_size, x, p, g);
-  DualAveraging adaptation(step_size, s.target_accept);
-  const int64_t first_sample_row = warmup_rows(s);
-  for (int64_t it = 0; it < s.num_warmup + s.num_samples; ++it) {
+void advance_chain(const Target& target, const Metric& metric, const NutsSettings& s, NutsChain& ch, int64_t c,
+                   int64_t begin, int64_t end, const NutsDraws& draws) {
+  State& state = ch.state;
+  for (int64_t it = begin; it < end; ++it) {
+    if (it == 0 && s.adapt_step_size && s.num_warmup > 0) {
+      ch.step_size = find_initial_step(target, metric, ch.rng, state, ch.step_size, ch.x, ch.p, ch.g);
+      ch.adaptation = DualAveraging(ch.step_size, s.target_accept);
+    }
     const NutsInfo info =
         s.static_hmc
-            ? static_transition(target, metric, ws, rng, state, step_size, s.num_steps, s.random_steps,
+            ? static_transition(target, metric, ch.ws, ch.rng, state, ch.step_size, s.num_steps, s.random_steps,
                                 s.max_energy_error)
-            : nuts_transition(target, metric, ws, rng, state, step_size, s.max_tree_depth, s.max_energy_error);
+            : nuts_transition(target, metric, ch.ws, ch.rng, state, ch.step_size, s.max_tree_depth,
+                              s.max_energy_error);
     if (it < s.num_warmup) {
       if (s.save_warmup && it % s.thin == 0) draws.record(c, it / s.thin, state, info);
-      if (s.adapt_step_size) step_size = adaptation.update(info.accept_prob);
+      if (s.adapt_step_size) ch.step_size = ch.adaptation.update(info.accept_prob);
+      WindowSchedule& schedule = ch.schedule;
       if (schedule.num_warmup > 0) {
-        if (schedule.in_window()) estimator.add(state.x.data());
+        if (schedule.in_window()) ch.estimator.add(state.x.data());
         if (schedule.end_of_window()) {
           schedule.compute_next_window();
-          estimator.finish(inv_mass.data(), chol.data());
-          estimator.restart();
+          ch.estimator.finish(ch.inv_mass.data(), ch.chol.data());
+          ch.estimator.restart();
           if (s.adapt_step_size) {
-            step_size = find_initial_step(target, metric, rng, state, step_size, x, p, g);
-            adaptation = DualAveraging(step_size, s.target_accept);
+            ch.step_size = find_initial_step(target, metric, ch.rng, state, ch.step_size, ch.x, ch.p, ch.g);
+            ch.adaptation = DualAveraging(ch.step_size, s.target_accept);
           }
         }
         ++schedule.counter;
       }
-      if (s.adapt_step_size && it + 1 == s.num_warmup) step_size = adaptation.final_step();
+      if (s.adapt_step_size && it + 1 == s.num_warmup) ch.step_size = ch.adaptation.final_step();
       continue;
     }
     const int64_t draw = it - s.num_warmup;
-    if (draw % s.thin == 0) draws.record(c, first_sample_row + draw / s.thin, state, info);
+    if (draw % s.thin == 0) draws.record(c, warmup_rows(s) + draw / s.thin, state, info);
   }
-  draws.step_size[c] = step_size;
-  const int64_t size = kind == MetricKind::kDense ? d * d : d;
-  for (int64_t i = 0; i < size; ++i) draws.inv_metric[c * size + i] = kind == MetricKind::kIdentity ? 1.0 : inv_mass[i];
+  // The step size and metric so far (after the last chunk: the adapted ones).
+  draws.step_size[c] = ch.step_size;
+  for (size_t i = 0; i < ch.inv_mass.size(); ++i)
+    draws.inv_metric[c * static_cast<int64_t>(ch.inv_mass.size()) + static_cast<int64_t>(i)] = ch.inv_mass[i];
 }
 
-/// All chains from `initial` (num_chains, dim), where log p is finite, spread over threads.
+/// A run of every chain, advanced in chunks of iterations (the start evaluates every chain's
+/// initial point); the draws never depend on how the run is cut.
 template <class Target>
-void run_nuts(const Target& target, const double* initial, const NutsSettings& s, MetricKind kind,
-              int64_t num_chains, const NutsDraws& draws, int num_threads) {
-  const int64_t d = target.dim();
-  parallel_for(num_chains, num_threads, [&](int64_t c) {
-    // M^-1 starts at the identity (Stan's default), its Cholesky factor too.
-    std::vector<double> inv_mass(kind == MetricKind::kDense ? d * d : d, 0.0), chol;
-    if (kind == MetricKind::kDense) {
-      chol.assign(d * d, 0.0);
-      for (int64_t i = 0; i < d; ++i) inv_mass[i * d + i] = chol[i * d + i] = 1.0;
-    } else {
-      for (auto& v : inv_mass) v = 1.0;
+class NutsSampler {
+ public:
+  NutsSampler(const Target& target, const double* initial, int64_t num_chains, const NutsSettings& s,
+              MetricKind kind)
+      : target_(target), settings_(s), kind_(kind) {
+    const int64_t d = target.dim();
+    chains_.reserve(num_chains);
+    for (int64_t c = 0; c < num_chains; ++c) {
+      chains_.emplace_back(d, s, kind, c);
+      State& state = chains_.back().state;
+      for (int64_t i = 0; i < d; ++i) state.x[i] = initial[c * d + i];
+      state.log_prob = target.log_prob_and_grad(state.x.data(), state.grad.data());
     }
-    switch (kind) {
-      case MetricKind::kIdentity:
-        return run_nuts_chain(target, IdentityMetric{}, initial, s, c, draws, inv_mass, chol, kind);
-      case MetricKind::kDiag:
-        return run_nuts_chain(target, DiagMetric{inv_mass.data()}, initial, s, c, draws, inv_mass, chol, kind);
-      case MetricKind::kDense:
-        return run_nuts_chain(target, DenseMetric{inv_mass.data(), chol.data()}, initial, s, c, draws, inv_mass,
-                              chol, kind);
-    }
-  });
-}
+  }
+
+  /// The first chain whose start has a non-finite log density, or -1.
+  int64_t first_non_finite() const {
+    for (size_t c = 0; c < chains_.size(); ++c)
+      if (!std::isfinite(chains_[c].state.log_prob)) return static_cast<int64_t>(c);
+    return -1;
+  }
+
+  int64_t num_iterations() const { return settings_.num_warmup + settings_.num_samples; }
+
+  /// Iterations [begin, end) of every chain, chains spread over threads.
+  void advance(int64_t begin, int64_t end, const NutsDraws& draws, int num_threads) {
+    parallel_for(static_cast<int64_t>(chains_.size()), num_threads, [&](int64_t c) {
+      NutsChain& ch = chains_[c];
+      switch (kind_) {
+        case MetricKind::kIdentity:
+          return advance_chain(target_, IdentityMetric{}, settings_, ch, c, begin, end, draws);
+        case MetricKind::kDiag:
+          return advance_chain(target_, DiagMetric{ch.inv_mass.data()}, settings_, ch, c, begin, end, draws);
+        case MetricKind::kDense:
+          return advance_chain(target_, DenseMetric{ch.inv_mass.data(), ch.chol.data()}, settings_, ch, c, begin,
+                               end, draws);
+      }
+    });
+  }
+
+ private:
+  const Target& target_;
+  NutsSettings settings_;
+  MetricKind kind_;
+  std::vector<NutsChain> chains_;
+};
 
 }  // namespace pyvi::hmc

@@ -1,6 +1,7 @@
 """The Numba NUTS driver: each chain's warm-up (dual averaging, the metric in Stan's windows) and
-sampling, one compiled call per chain (without the GIL) on a pool of Python threads; also static HMC
-with a diagonal or dense metric. The twin of csrc/core/hmc/nuts_driver.hpp.
+sampling, one compiled call per chain and chunk of iterations (without the GIL) on a pool of Python
+threads; also static HMC with a diagonal or dense metric. The twin of csrc/core/hmc/nuts_driver.hpp:
+:func:`start` makes every chain's record, :func:`advance` runs iterations [begin, end) of each.
 
 Not a ``prange``: a parallel region compiles the whole chain a second time (its arguments take
 other array types inside the parallel region), doubling the minute a cold compile costs; a chain is
@@ -28,7 +29,7 @@ from pyvi._numba.hmc.nuts import (ACCEPT_PROB, DIVERGENT, ENERGY, ENERGY_ERROR, 
 from pyvi._numba.rng import seed_state
 from pyvi._numba.targets import log_prob_and_grad
 
-__all__ = ["NutsSettings", "NutsDraws", "sample_nuts_chains"]
+__all__ = ["NutsSettings", "NutsDraws", "Chains", "start", "advance"]
 
 
 class NutsSettings(NamedTuple):
@@ -107,37 +108,79 @@ def _record(draws, chain, row, x, log_prob, info):
     draws.energy_error[chain, row] = info[ENERGY_ERROR]
 
 
-@numba.njit(cache=True, nogil=True)
-def _chain(target, s, initial, c, draws):
-    """Chain c, start to finish."""
-    d = initial.shape[1]
+class Chains(NamedTuple):
+    """Every chain between chunks of iterations (NutsChain in C++), one row per chain: the state,
+    stream, metric, warm-up schedule, estimator, dual averaging and step size."""
+
+    x: np.ndarray  # (C, d)
+    grad: np.ndarray  # (C, d)
+    log_prob: np.ndarray  # (C, 1)
+    rng: np.ndarray  # (C, 4) uint64
+    inv_mass: np.ndarray  # (C, d, d) dense, else (C, 1, d)
+    chol: np.ndarray  # (C, d, d) dense, else (C, 1, 1)
+    schedule: np.ndarray  # (C, 7) int64 (windowed_adaptation's entries)
+    count: np.ndarray  # (C, 1) the estimator's n
+    mean: np.ndarray  # (C, d)
+    m2: np.ndarray  # (C, d, d) dense, else (C, 1, d)
+    delta: np.ndarray  # (C, d) scratch
+    step_size: np.ndarray  # (C,)
+    adaptation: dual_averaging.DualAveraging  # one lane per chain
+
+
+@numba.njit(cache=True)
+def start(target, s, initial):
+    """Every chain's record, its start evaluated (log p may be non-finite: the caller checks)."""
+    num_chains, d = initial.shape
     dense = s.metric == DENSE
-    inv_mass = np.zeros((d, d)) if dense else np.ones((1, d))
-    chol = np.zeros((d, d)) if dense else np.zeros((1, 1))
-    if dense:
-        for i in range(d):
-            inv_mass[i, i] = 1.0
-            chol[i, i] = 1.0
-    metric = Metric(s.metric, inv_mass, chol)
-    x = initial[c].copy()
-    grad = np.empty(d)
-    log_prob = np.empty(1)
-    log_prob[0] = log_prob_and_grad(target, x, grad)
-    rng = seed_state(s.seed, np.uint64(c))
+    inv_mass = np.zeros((num_chains, d, d)) if dense else np.ones((num_chains, 1, d))
+    chol = np.zeros((num_chains, d, d)) if dense else np.zeros((num_chains, 1, 1))
+    schedule = np.zeros((num_chains, 7), np.int64)
+    rng = np.empty((num_chains, 4), np.uint64)
+    x = initial.copy()
+    grad = np.empty((num_chains, d))
+    log_prob = np.empty((num_chains, 1))
+    for c in range(num_chains):
+        if dense:
+            for i in range(d):
+                inv_mass[c, i, i] = 1.0
+                chol[c, i, i] = 1.0
+        schedule[c] = windows.schedule(s.num_warmup, s.init_buffer, s.term_buffer, s.base_window,
+                                       s.adapt_metric and s.metric != IDENTITY)
+        rng[c] = seed_state(s.seed, np.uint64(c))
+        log_prob[c, 0] = log_prob_and_grad(target, x[c], grad[c])
+    m2 = np.zeros((num_chains, d, d)) if dense else np.zeros((num_chains, 1, d))
+    return Chains(x, grad, log_prob, rng, inv_mass, chol, schedule, np.zeros((num_chains, 1)),
+                  np.zeros((num_chains, d)), m2, np.zeros((num_chains, d)), np.full(num_chains, s.step_size),
+                  dual_averaging.start(s.step_size, num_chains))
+
+
+@numba.njit(cache=True, inline="always")
+def _restart(adaptation, c, step_size):
+    """Lane c of dual averaging started afresh from step_size (dual_averaging.start's values)."""
+    adaptation.mu[c] = math.log(10.0 * step_size)
+    adaptation.log_step[c] = math.log(step_size)
+    adaptation.log_step_bar[c] = 0.0
+    adaptation.h_bar[c] = 0.0
+    adaptation.count[c] = 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def advance_chain(target, s, chains, c, begin, end, draws):
+    """Iterations [begin, end) of chain c (advance_chain in C++)."""
+    d = chains.x.shape[1]
+    dense = s.metric == DENSE
+    metric = Metric(s.metric, chains.inv_mass[c], chains.chol[c])
+    x, grad, log_prob, rng = chains.x[c], chains.grad[c], chains.log_prob[c], chains.rng[c]
+    schedule, count, mean, m2, delta = chains.schedule[c], chains.count[c], chains.mean[c], chains.m2[c], chains.delta[c]
+    adaptation = chains.adaptation
     ws = workspace(d, s.max_tree_depth)
     xs, ps, gs = np.empty(d), np.empty(d), np.empty(d)
-    schedule = windows.schedule(s.num_warmup, s.init_buffer, s.term_buffer, s.base_window,
-                                s.adapt_metric and s.metric != IDENTITY)
-    count = np.zeros(1)
-    mean = np.zeros(d)
-    m2 = np.zeros((d, d)) if dense else np.zeros((1, d))
-    delta = np.zeros(d)
-    step_size = s.step_size
-    if s.adapt_step_size and s.num_warmup > 0:
-        step_size = _find_initial_step(target, metric, rng, x, grad, log_prob[0], step_size, xs, ps, gs)
-    adaptation = dual_averaging.start(step_size, 1)
+    step_size = chains.step_size[c]
     first_sample_row = (s.num_warmup + s.thin - 1) // s.thin if s.save_warmup else 0
-    for it in range(s.num_warmup + s.num_samples):
+    for it in range(begin, end):
+        if it == 0 and s.adapt_step_size and s.num_warmup > 0:
+            step_size = _find_initial_step(target, metric, rng, x, grad, log_prob[0], step_size, xs, ps, gs)
+            _restart(adaptation, c, step_size)
         if s.static_hmc:
             static_transition(target, metric, ws, rng, x, grad, log_prob, step_size, s.num_steps, s.random_steps,
                               s.max_energy_error)
@@ -148,46 +191,43 @@ def _chain(target, s, initial, c, draws):
             if s.save_warmup and it % s.thin == 0:
                 _record(draws, c, it // s.thin, x, log_prob[0], ws.info)
             if s.adapt_step_size:
-                step_size = dual_averaging.update(adaptation, 0, ws.info[ACCEPT_PROB], s)
+                step_size = dual_averaging.update(adaptation, c, ws.info[ACCEPT_PROB], s)
             if schedule[windows.NUM_WARMUP] > 0:
                 if windows.in_window(schedule):
                     windows.estimator_add(count, mean, m2, delta, x, dense)
                 if windows.end_of_window(schedule):
                     windows.compute_next_window(schedule)
-                    windows.estimator_finish(count, m2, inv_mass, chol, dense)
+                    windows.estimator_finish(count, m2, metric.inv_mass, metric.chol, dense)
                     count[0] = 0.0
                     mean[:] = 0.0
                     m2[:] = 0.0
                     if s.adapt_step_size:
                         step_size = _find_initial_step(target, metric, rng, x, grad, log_prob[0], step_size, xs, ps,
                                                        gs)
-                        adaptation = dual_averaging.start(step_size, 1)
+                        _restart(adaptation, c, step_size)
                 schedule[windows.COUNTER] += 1
             if s.adapt_step_size and it + 1 == s.num_warmup:
-                step_size = dual_averaging.final_step(adaptation, 0)
+                step_size = dual_averaging.final_step(adaptation, c)
             continue
         draw = it - s.num_warmup
         if draw % s.thin == 0:
             _record(draws, c, first_sample_row + draw // s.thin, x, log_prob[0], ws.info)
+    chains.step_size[c] = step_size
+    # The step size and metric so far (after the last chunk: the adapted ones).
     draws.step_size[c] = step_size
-    if dense:
-        for i in range(d):
-            for j in range(d):
-                draws.inv_metric[c, i, j] = inv_mass[i, j]
-    else:
-        for i in range(d):
-            draws.inv_metric[c, 0, i] = inv_mass[0, i]
+    draws.inv_metric[c] = metric.inv_mass
 
 
-def sample_nuts_chains(target, settings, initial, draws, num_threads: int = 1) -> None:
-    """Runs one NUTS chain per row of ``initial`` (num_chains, d) on ``num_threads`` threads and fills
-    ``draws`` (a :data:`NutsDraws` whose ``inv_metric`` is (num_chains, d, d) for a dense metric,
-    else a (num_chains, 1, d) view: one array type for every metric)."""
-    num_chains = initial.shape[0]
+def advance(target, settings, chains, draws, begin: int, end: int, num_threads: int = 1) -> None:
+    """Iterations [begin, end) of every chain on ``num_threads`` threads; ``draws`` is a
+    :data:`NutsDraws` whose ``inv_metric`` is (num_chains, d, d) for a dense metric, else a
+    (num_chains, 1, d) view: one array type for every metric."""
+    num_chains = chains.x.shape[0]
     if num_threads <= 1 or num_chains == 1:
         for c in range(num_chains):
-            _chain(target, settings, initial, c, draws)
+            advance_chain(target, settings, chains, c, begin, end, draws)
         return
     with ThreadPoolExecutor(max_workers=min(num_threads, num_chains)) as pool:
-        for future in [pool.submit(_chain, target, settings, initial, c, draws) for c in range(num_chains)]:
+        for future in [pool.submit(advance_chain, target, settings, chains, c, begin, end, draws)
+                       for c in range(num_chains)]:
             future.result()
