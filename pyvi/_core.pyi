@@ -55,11 +55,29 @@ hmc_constants: dict[str, float]
 def hmc_draws(num_chains: int, num_samples: int, dim: int) -> dict[str, np.ndarray]:
     """Uninitialised outputs of hmc, keyed by hmc_outputs (for the Numba and numpy samplers to fill)."""
 
+class NutsRun:
+    """A NUTS run, advanced in chunks of iterations (every chain's state kept between them)."""
+
+    def advance(self, iterations: int, num_threads: int) -> None:
+        """Runs the next ``iterations`` iterations of every chain (at most what is left), without the GIL."""
+    @property
+    def iteration(self) -> int: ...
+    @property
+    def num_iterations(self) -> int: ...
+    @property
+    def outputs(self) -> dict[str, np.ndarray]: ...
+
+def nuts_start(target: NativeTarget, initial: npt.ArrayLike, num_samples: int, num_warmup: int, thin: int,
+               save_warmup: bool, step_size: float, max_tree_depth: int, metric: str, adapt_step_size: bool,
+               adapt_metric: bool, target_accept: float, max_energy_error: float, seed: int, kernel: str = "nuts",
+               num_steps: int = 1, random_steps: bool = False) -> NutsRun:
+    """A NUTS run (kernel="hmc": static HMC with num_steps) from initial (num_chains, dim), starts checked."""
+
 def nuts(target: NativeTarget, initial: npt.ArrayLike, num_samples: int, num_warmup: int, thin: int,
          save_warmup: bool, step_size: float, max_tree_depth: int, metric: str, adapt_step_size: bool,
          adapt_metric: bool, target_accept: float, max_energy_error: float, seed: int,
-         num_threads: int) -> dict[str, np.ndarray]:
-    """Keys: nuts_outputs (samples (C, R, d), log_prob, accept_prob, divergent, num_steps, tree_depth, energy,
+         num_threads: int, kernel: str = "nuts", num_steps: int = 1, random_steps: bool = False) -> dict[str, np.ndarray]:
+    """nuts_start, then every iteration. Keys: nuts_outputs (samples (C, R, d), log_prob, accept_prob, divergent, num_steps, tree_depth, energy,
     energy_error (C, R), step_size (C,), inv_metric (C, d) or (C, d, d)); R: the warm-up rows (when
     save_warmup) then the sampling rows, each ceil(n / thin)."""
 
