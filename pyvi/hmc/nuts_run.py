@@ -157,8 +157,9 @@ def run_numba(face, initial: np.ndarray, s: NutsSettings, num_threads: int, prog
     return arrays
 
 
-def run_numpy(target, initial: np.ndarray, s: NutsSettings) -> dict[str, np.ndarray]:
-    """Every chain on the numpy reference, one after the other, on numpy's generator."""
+def run_numpy(target, initial: np.ndarray, s: NutsSettings, progress=None) -> dict[str, np.ndarray]:
+    """Every chain on the numpy reference, one after the other, on numpy's generator;
+    ``progress(done, total)`` after each chain (iterations of every chain, as the native runs count)."""
     from pyvi.hmc.reference_nuts import NumpyStream, sample_chain
 
     num_chains, dim = initial.shape
@@ -181,6 +182,9 @@ def run_numpy(target, initial: np.ndarray, s: NutsSettings) -> dict[str, np.ndar
                 arrays[name][c, r] = getattr(info, name)
         arrays["step_size"][c] = step_size
         arrays["inv_metric"][c] = inv_mass
+        if progress is not None:
+            total = s.num_warmup + s.num_samples
+            progress(total * (c + 1) // num_chains, total)
     return arrays
 
 
