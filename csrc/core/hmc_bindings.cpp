@@ -77,7 +77,10 @@ py::tuple log_prob_and_grad(const Target& target, const DoubleArray& x_in, int n
     constexpr int64_t kBlock = 4096;  // points per work item: threads only pay off on big batches
     parallel_for((n + kBlock - 1) / kBlock, num_threads, [&](int64_t block) {
       const int64_t end = std::min<int64_t>(n, (block + 1) * kBlock);
-      for (int64_t i = block * kBlock; i < end; ++i) lp[i] = target.log_prob_and_grad(xs + i * d, g + i * d);
+      for (int64_t i = block * kBlock; i < end; ++i) {
+        lp[i] = target.log_prob_and_grad(xs + i * d, g + i * d);
+        if constexpr (HasGradientRepair<Target>::value) target.repair_gradient(xs + i * d, g + i * d);
+      }
     });
   }
   if (x_in.ndim() == 1) return py::make_tuple(py::float_(log_prob.at(0)), grad.reshape({py::ssize_t(d)}));
