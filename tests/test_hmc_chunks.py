@@ -121,3 +121,12 @@ def test_a_cpp_run_is_advanced_by_its_owner_only():
     gc.collect()
     run2.advance(10, 1)
     assert np.all(np.isfinite(run2.outputs["samples"]))
+
+
+def test_torch_reports_progress_up_to_the_total():
+    pytest.importorskip("torch")
+    calls = []
+    hmc.sample(TARGETS["banana"], [1.0, 0.5], num_samples=30, num_warmup=20, step_size=0.05, num_steps=5,
+               num_chains=2, seed=1, backend="torch", warn=False, progress=lambda done, total: calls.append((done, total)))
+    assert calls and calls[-1] == (50, 50) and all(total == 50 for _, total in calls)
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)

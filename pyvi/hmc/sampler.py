@@ -12,12 +12,12 @@ from pyvi.hmc import reference
 from pyvi.hmc.checks import warn_about
 from pyvi.hmc.native import numba_leapfrog, run_cpp, run_numba
 from pyvi.hmc.result import HMCResult
-from pyvi.hmc.settings import MAX_INT64, Settings, native_count, thread_count
+from pyvi.hmc.settings import MAX_INT64, Settings, native_count, thread_count, torch_options
 from pyvi.targets.base import as_target, native_face
 
 __all__ = ["sample", "leapfrog", "BACKENDS"]
 
-BACKENDS = ("cpp", "numba", "numpy")
+BACKENDS = ("cpp", "numba", "numpy", "torch")
 _RUN = {"cpp": run_cpp, "numba": run_numba}
 
 
@@ -49,6 +49,9 @@ def sample(
     num_threads: int | None = None,
     progress: Callable[[int, int], object] | None = None,
     warn: bool = True,
+    device=None,
+    dtype=None,
+    cuda_graph: bool | None = None,
 ) -> HMCResult:
     """Draws from ``target`` with HMC (identity mass matrix, leapfrog integrator).
 
@@ -57,15 +60,17 @@ def sample(
     result's repr and summary show both). Pass ``adapt_step_size=False`` to sample with
     ``step_size`` itself.
 
-    The run goes in chunks of iterations (:mod:`pyvi.hmc.chunks`, about 0.2 s each): between
-    chunks ``progress`` is called, and Ctrl-C stops the run with a KeyboardInterrupt (the draws so
-    far are discarded).
+    The run goes in chunks of iterations (:mod:`pyvi.hmc.chunks`, about 0.2 s each; ``torch``:
+    its transitions or CUDA graph replays): between chunks ``progress`` is called, and Ctrl-C
+    stops the run with a KeyboardInterrupt (the draws so far are discarded).
 
     Args:
         target: a :class:`~pyvi.targets.Target` (or any object with ``dim`` and
             ``log_prob_and_grad(x) -> (float, (dim,) array)``). ``"numpy"`` runs any target;
             ``"cpp"`` and ``"numba"`` run the target's native face (:class:`~pyvi.targets.Banana`,
-            :class:`~pyvi.targets.Gaussian`) and raise a TypeError for a target without one.
+            :class:`~pyvi.targets.Gaussian`), ``"torch"`` its torch face (its fused log-joint op, or
+            its torch log density through autograd: the built-in targets and
+            :class:`~pyvi.targets.TorchTarget`); each raises a TypeError for a target without one.
         initial: start, ``(dim,)`` for every chain or ``(num_chains, dim)``; log p must be finite there.
         num_samples: draws kept per chain after warm-up, >= 1.
         num_warmup: warm-up (burn-in) transitions per chain; the step size adapts during them when
@@ -78,20 +83,32 @@ def sample(
         adapt_step_size: dual averaging towards ``target_accept`` during warm-up (Stan's gamma=0.05,
             kappa=0.75, t0=10).
         target_accept: target mean acceptance probability, in (0, 1).
-        seed: in [0, 2**64); chain c uses stream (seed, c). ``None`` draws a seed from the
+        seed: in [0, 2**64); chain c uses stream (seed, c) (``torch``: one torch generator on the
+            device, seeded with it, draws for all chains: its draws differ from the other backends'
+            and depend on ``num_chains``, ``device`` and ``dtype``). ``None`` draws a seed from the
             operating system's entropy; it is recorded in ``result.settings["seed"]``, so the run
             can be repeated.
-        backend: ``"cpp"``, ``"numba"`` or ``"numpy"``.
-        num_threads: threads for the chains (``cpp``: its own; ``numba``: its thread pool, restored
-            afterwards). ``None`` uses all cores. Never changes the draws.
+        backend: ``"cpp"``, ``"numba"``, ``"numpy"`` or ``"torch"`` (all chains in lockstep as one
+            ``(num_chains, dim)`` tensor: one batched gradient per leapfrog step; for many chains,
+            on a GPU, or a model written in torch).
+        num_threads: threads for the chains (``cpp``: its own; ``numba``: its thread pool;
+            ``torch``: torch's intra-op threads; restored afterwards). ``None`` uses all cores
+            (``torch``: torch's current setting). Never changes the draws of the built-in targets.
         progress: called as ``progress(done, total)`` after each chunk of iterations (``done``
-            iterations of every chain so far, warm-up included, of ``total``), e.g. to drive a
-            progress bar; an exception it raises stops the run. Never changes the draws.
+            iterations of every chain so far, warm-up included, of ``total``; ``torch``: after each
+            transition or CUDA graph replay), e.g. to drive a progress bar; an exception it raises
+            stops the run. Never changes the draws.
         warn: after the run, warn (:class:`~pyvi.hmc.HMCWarning`) on divergences, split R-hat
             > 1.01 and bulk ESS < 100 per chain (:mod:`pyvi.hmc.checks`; R-hat and ESS from 100
             draws per chain on). ``False`` skips the checks and their cost (a sort of the draws
             per dimension). To silence them everywhere:
             ``warnings.simplefilter("ignore", pyvi.hmc.HMCWarning)``.
+        device: ``torch`` only: ``"cpu"`` (the default) or ``"cuda"`` (``"cuda:N"``, a
+            ``torch.device``).
+        dtype: ``torch`` only: ``torch.float64`` (the default) or ``torch.float32``.
+        cuda_graph: ``torch`` on CUDA only: ``None`` replays transitions from CUDA graphs and falls
+            back to eager steps, with a RuntimeWarning, for a target that cannot be captured;
+            ``True`` demands capture (an error where it fails); ``False`` runs eagerly.
 
     Returns:
         An :class:`HMCResult`.
@@ -109,6 +126,10 @@ def sample(
         ...                 step_size=0.05, num_steps=30, num_chains=4, adapt_step_size=False, seed=1)
         >>> result.samples.shape, bool(result.rhat.max() < 1.01), result.num_divergent
         ((4, 500, 2), True, 0)
+        >>> many = sample(Banana.default(), [1.0, 0.5], num_samples=200, num_warmup=200, step_size=0.05,
+        ...               num_steps=30, num_chains=256, seed=1, backend="torch", warn=False)  # one tensor
+        >>> many.samples.shape
+        (256, 200, 2)
     """
     backend = choice(backend, "backend", BACKENDS)
     num_chains = native_count(num_chains, "num_chains", minimum=1)
@@ -120,6 +141,7 @@ def sample(
         raise TypeError(f"progress must be callable (done, total) or None, got {type(progress).__name__}")
     if not isinstance(warn, bool | np.bool_):
         raise TypeError(f"warn must be a bool, got {type(warn).__name__}")
+    torch_settings = torch_options(backend, device, dtype, cuda_graph)
     target = as_target(target)
     if num_chains * settings.num_samples * target.dim > MAX_INT64 // 8:
         raise ValueError(f"num_chains * num_samples * dim = {num_chains} * {settings.num_samples} * {target.dim} "
@@ -128,6 +150,11 @@ def sample(
     initial = _initial_positions(initial, num_chains, target.dim)
     if backend == "numpy":
         draws = reference.sample_chains(target, initial, settings, progress)
+    elif backend == "torch":
+        from pyvi.hmc.torch_backend import run_torch
+
+        draws = run_torch(target, initial, settings, num_threads=None if num_threads is None else threads,
+                          progress=progress, **torch_settings)
     else:
         draws = _RUN[backend](face, initial, settings, threads, progress)
     result = HMCResult(backend=backend, settings=settings.as_dict(), **draws)
@@ -145,7 +172,8 @@ def leapfrog(target, position, momentum, step_size: float, num_steps: int, *, ba
         step_size: > 0.
         num_steps: >= 0 (numpy: the integration stops early, log_prob -inf, if the position
             overflows).
-        backend: ``"cpp"``, ``"numba"`` or ``"numpy"``.
+        backend: ``"cpp"``, ``"numba"``, ``"numpy"`` or ``"torch"`` (its leapfrog on one chain, in
+            float64 on the CPU).
 
     Returns:
         ``(position, momentum, log_prob)`` at the end.
@@ -170,6 +198,11 @@ def leapfrog(target, position, momentum, step_size: float, num_steps: int, *, ba
         return require("cpp").leapfrog(native_face(target, "cpp"), position, momentum, step_size, num_steps)
     if backend == "numba":
         return numba_leapfrog(native_face(target, "numba"), position, momentum, step_size, num_steps)
+    if backend == "torch":
+        native_face(target, "torch")  # the TypeError for a target without a torch face
+        from pyvi.hmc.torch_backend import torch_leapfrog
+
+        return torch_leapfrog(target, position, momentum, step_size, num_steps)
     log_prob, grad = target.log_prob_and_grad(position)
     if num_steps:
         position, momentum, _, log_prob = reference.leapfrog(target, position, momentum, grad, step_size, num_steps)
