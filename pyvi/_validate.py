@@ -11,9 +11,12 @@ __all__ = ["as_float_array", "positive_float", "count", "seed_value", "probabili
 
 
 def as_float_array(value, name: str, *, ndim: int | tuple[int, ...] | None = None, finite: bool = True) -> np.ndarray:
-    """``value`` as a float64 numpy array, checked for dimension and finiteness."""
+    """``value`` as a float64 numpy array, checked for dimension and finiteness (complex values
+    are a TypeError, not cast to their real part)."""
     if hasattr(value, "detach"):  # a torch tensor: refuse to guess about devices and grads
         value = value.detach().cpu().numpy()
+    if np.iscomplexobj(value):  # float64 would keep the real part and drop the rest, silently
+        raise TypeError(f"{name} must be real, got a complex array")
     try:
         array = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as error:
