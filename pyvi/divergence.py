@@ -223,10 +223,27 @@ def _thread_count(num_threads, workers) -> int:
     return min(value, _usable_cores())
 
 
+#: Scaled coordinates are exact for the squared search when every nonzero one is >= 2^-459 in
+#: magnitude (csrc/core/robust_search.hpp's kFastRangeBits, which says why).
+_FAST_RANGE_BITS = 459
+
+
+def knn_scaling(largest: float, smallest: float) -> tuple[int, bool]:
+    """(exponent, robust) for points whose largest magnitude is ``largest`` and smallest nonzero one
+    ``smallest`` (inf: none): the largest into [0.5, 1) by 2^-exponent for squared distances when
+    every nonzero value then stays >= 2^-459, else (0, True), log distances. The same rule as
+    ``pyvi._core.knn_scaling`` (csrc/core/robust_search.hpp's choose_scaling), in Python so that the
+    numba and scipy backends do not need pyvi._core."""
+    exponent = math.frexp(largest)[1] if largest > 0.0 else 0  # largest in [2^(exponent - 1), 2^exponent)
+    if math.ldexp(smallest, -exponent) < math.ldexp(1.0, -_FAST_RANGE_BITS):
+        return 0, True
+    return exponent, False
+
+
 def _scaling(x: np.ndarray, y: np.ndarray, backend: str) -> tuple[int, bool]:
     """The exponent e that the points are scaled by (2^-e) for squared distances, or (0, True) for
-    log distances, decided as for the cpp backend (``pyvi._core.knn_scaling``)."""
-    return require("cpp").knn_scaling(*_magnitudes(x, y, backend))
+    log distances (knn_scaling)."""
+    return knn_scaling(*_magnitudes(x, y, backend))
 
 
 def _duplicate_error(rho2: np.ndarray, nu2: np.ndarray, k: int) -> None:

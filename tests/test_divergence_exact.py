@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from pyvi._backend import require
 from pyvi._knn_scipy import robust_log_distance
-from pyvi.divergence import BACKENDS, knn_kl, knn_kl_estimate
+from pyvi.divergence import BACKENDS, knn_kl, knn_kl_estimate, knn_scaling
 
 _core = require("cpp")
 _DIGITS = Context(prec=50)
@@ -104,13 +104,12 @@ def test_robust_search_is_chosen_only_for_a_huge_range():
     assert _core.knn_kl(x, y, 2)["robust"]
     # (exponent, robust): the largest into [0.5, 1) for squared distances; log distances compare the
     # points as they are (exponent 0).
-    assert _core.knn_scaling(1.0, 2.0**-458) == (1, False)
-    assert _core.knn_scaling(1.0, 2.0**-459) == (0, True)
-    assert _core.knn_scaling(1e300, 1e-300) == (0, True)
-    assert _core.knn_scaling(1.7e308, 1e-300) == (0, True)
-    assert _core.knn_scaling(1.7e308, 2.0**565) == (1024, False)
-    assert _core.knn_scaling(1.7e308, 2.0**564) == (0, True)
-    assert _core.knn_scaling(0.0, math.inf) == (0, False)
+    cases = {(1.0, 2.0**-458): (1, False), (1.0, 2.0**-459): (0, True), (1e300, 1e-300): (0, True),
+             (1.7e308, 1e-300): (0, True), (1.7e308, 2.0**565): (1024, False), (1.7e308, 2.0**564): (0, True),
+             (0.0, math.inf): (0, False), (5e-324, 5e-324): (-1073, False), (3.0, math.inf): (2, False)}
+    for (largest, smallest), expected in cases.items():
+        # The numba and scipy backends decide in Python, pyvi._core in C++: the same rule.
+        assert _core.knn_scaling(largest, smallest) == expected == knn_scaling(largest, smallest)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

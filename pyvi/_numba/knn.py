@@ -12,7 +12,7 @@ instead of recursion. In 2-D with k >= 2 the points of each leaf of x's tree sea
 Copies, as in ``kdtree.hpp``: a node of more than ``leaf_size`` copies of one point is one *uniform*
 leaf (``left == UNIFORM``), scanned with one distance, and the queries of a uniform leaf of x are
 one query: O(n log n) however many copies. Inputs whose dynamic range makes squared distances
-inexact (``robust``, decided by ``pyvi._core.knn_scaling``) are compared by that file's log
+inexact (``robust``, decided by ``pyvi.divergence.knn_scaling``) are compared by that file's log
 distances, log s + log(sum_j (v_j / s)^2) / 2 with s = max_j |v_j|, in the same order (the same
 bits).
 
