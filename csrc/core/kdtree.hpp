@@ -4,8 +4,8 @@
 // leaf (<= leaf_size points) is a contiguous block and a query that walks nearby leaves walks
 // nearby memory. Nodes keep their tight bounding box for pruning. The build splits each node at
 // the median or mean of a sample of its cell's widest coordinate with a branch-free partition that
-// moves whole rows, so it streams through memory; the tree is about balanced, depth about
-// log2(n / leaf_size).
+// moves whole rows, so it streams through memory (at the exact median key where that leaves a side
+// with less than an eighth of the rows); the tree is about balanced, depth about log2(n / leaf_size).
 // Nodes of more than kSubtree points are split level by level; the subtrees below are built depth
 // first, each within a core's cache and independent of the others, so callers can share them out
 // over threads (knn_kl.hpp builds the subtrees of both trees in one parallel loop).
@@ -24,9 +24,8 @@
 //
 // Copies: a node of more than leaf_size points that are all copies of one point (a stuck chain, a
 // long run of HMC rejections) becomes one *uniform* leaf, however many points it holds, and a scan
-// of it computes one distance (leaf_scan.hpp's merge_uniform). Without it such a node split by
-// position down to leaf_size, and every query among n copies scanned all of them: quadratic in
-// the copies. Uniform nodes are found only where the split already fails on ties (all their keys
+// of it computes one distance (leaf_scan.hpp's merge_uniform). Without it such a node was split
+// down to leaf_size, and every query among n copies scanned all of them: quadratic in the copies. Uniform nodes are found only where the split already fails on ties (all their keys
 // are equal, so a split always fails there), so distinct points cost nothing extra.
 //
 // D > 0 fixes the dimension at compile time (unrolled distance loops for d = 1, 2, 3); D == 0 reads
@@ -368,7 +367,7 @@ class KDTree {
   /// Whether the ball around q of squared radius r2 lies inside node id's cell, so that no point
   /// outside the node is closer than the k-th distance (the split puts keys < split left and keys
   /// >= split right, so a point beyond a cell face is at least as far as the face). Only for
-  /// `exact_` nodes: every split above them cut the cell (no tie fallback). The margin covers the
+  /// `exact_` nodes: every split above them cut the cell (all do; a uniform leaf is not split). The margin covers the
   /// rounding of the face distances, so the answer errs only towards "no".
   bool ball_inside_cell(const double* q, double r2, int64_t id) const {
     const int64_t d = dims();
@@ -432,7 +431,7 @@ class KDTree {
     int64_t mid;   // first row of the right child
     int64_t axis;  // the cut axis
     double split;  // keys < split went left, keys >= split right (when cut)
-    bool cut;      // false: too many ties at the split, halved by position instead
+    bool cut;      // false: not split (a uniform leaf)
     bool uniform;  // all rows are copies of one point: not split at all (a uniform leaf)
   };
 
@@ -477,15 +476,29 @@ class KDTree {
       front += left;
       back -= !left;
     }
-    // Many ties at the split (or a side left empty, which small nodes would otherwise split forever
-    // when all their keys are equal): a uniform leaf if every row is a copy of the first (rows of
-    // equal coordinates: distance 0), else halve by position.
+    // Many ties at the split, or a skewed sample (one key far beyond the others moves the mean
+    // past most of them, as in inputs spanning 1e-300 to 1e300), or a side left empty (which small
+    // nodes would otherwise split forever when all their keys are equal): a uniform leaf if every
+    // row is a copy of the first (rows of equal coordinates: distance 0), else halve at the exact
+    // median key, as pyvi._numba.knn does. (Halving by position instead left children whose boxes
+    // overlap: on such skewed input the search visited most of the tree, 80x slower than Numba's.)
+    // Keys equal to the median may fall on both sides; the cells still hold their rows (keys <= split
+    // left, >= split right), and a point on a face is as far as the face (ball_inside_cell).
     const int64_t least = std::max<int64_t>(count / 8, 1);
     if (front - begin < least || end - front < least) {
       if (all_copies(src, begin, end)) return {begin, axis, split, false, true};
-      std::copy(&src[begin * d], &src[end * d], &dst[begin * d]);
-      std::copy(&src_index[begin], &src_index[end], &dst_index[begin]);
-      return {begin + count / 2, axis, split, false, false};
+      std::vector<std::pair<double, int64_t>> order(count);
+      for (int64_t r = begin; r < end; ++r) order[r - begin] = {src[r * d + axis], r};
+      const auto by_key = [](const std::pair<double, int64_t>& a, const std::pair<double, int64_t>& b) {
+        return a.first < b.first;
+      };
+      std::nth_element(order.begin(), order.begin() + count / 2, order.end(), by_key);
+      for (int64_t i = 0; i < count; ++i) {
+        const int64_t r = order[i].second;
+        std::copy(&src[r * d], &src[(r + 1) * d], &dst[(begin + i) * d]);
+        dst_index[begin + i] = src_index[r];
+      }
+      return {begin + count / 2, axis, order[count / 2].first, true, false};
     }
     return {front, axis, split, true, false};
   }
