@@ -19,7 +19,7 @@ import numpy as np
 from pyvi._backend import require
 from pyvi._validate import choice, positive_float, probability, seed_value
 from pyvi.hmc.result import HMCResult
-from pyvi.hmc.settings import MAX_INT32, MAX_INT64, constants, native_count
+from pyvi.hmc.settings import MAX_INT32, constants, native_count, random_seed
 
 __all__ = ["NutsSettings", "METRICS", "run_cpp", "run_numba", "run_numpy", "to_result", "nuts_constants"]
 
@@ -74,7 +74,7 @@ class NutsSettings:
     def validated(cls, *, num_samples, num_warmup, thin, save_warmup, step_size, max_tree_depth, metric,
                   adapt_step_size, adapt_metric, target_accept, seed, kernel="nuts", num_steps=1,
                   random_steps=False) -> NutsSettings:
-        num_samples = native_count(num_samples, "num_samples", maximum=MAX_INT32)
+        num_samples = native_count(num_samples, "num_samples", minimum=1, maximum=MAX_INT32)
         num_warmup = native_count(num_warmup, "num_warmup", maximum=MAX_INT32)
         for name, flag in (("save_warmup", save_warmup), ("adapt_step_size", adapt_step_size),
                            ("adapt_metric", adapt_metric), ("random_steps", random_steps)):
@@ -94,7 +94,7 @@ class NutsSettings:
             adapt_step_size=bool(adapt_step_size),
             adapt_metric=bool(adapt_metric),
             target_accept=probability(target_accept, "target_accept"),
-            seed=seed_value(seed),
+            seed=random_seed() if seed is None else seed_value(seed),
             kernel=choice(kernel, "kernel", ("nuts", "hmc")),
             num_steps=native_count(num_steps, "num_steps", minimum=1, maximum=MAX_INT32),
             random_steps=bool(random_steps),

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from pyvi._backend import require
 from pyvi._validate import as_float_array, choice, positive_float
 from pyvi.hmc import nuts_run as nuts_runs
 from pyvi.hmc import reference
+from pyvi.hmc.checks import warn_about
 from pyvi.hmc.native import numba_leapfrog, run_cpp, run_numba
 from pyvi.hmc.result import HMCResult
 from pyvi.hmc.settings import MAX_INT64, Settings, native_count, thread_count, torch_options
@@ -64,14 +67,25 @@ def sample(
     num_chains: int = 1,
     adapt_step_size: bool = True,
     target_accept: float = 0.8,
-    seed: int = 0,
+    seed: int | None = 0,
     backend: str = "cpp",
     num_threads: int | None = None,
+    progress: Callable[[int, int], object] | None = None,
+    warn: bool = True,
     device=None,
     dtype=None,
     cuda_graph: bool | None = None,
 ) -> HMCResult:
     """Draws from ``target`` with static HMC or NUTS (leapfrog integrator).
+
+    By default the step size adapts during warm-up (``adapt_step_size=True``): ``step_size`` is
+    then only where the adaptation starts, and ``result.step_size`` is the one the draws used (the
+    result's repr and summary show both). Pass ``adapt_step_size=False`` to sample with
+    ``step_size`` itself.
+
+    The run goes in chunks of iterations (:mod:`pyvi.hmc.chunks`, about 0.2 s each; ``torch``:
+    its transitions or CUDA graph replays): between chunks ``progress`` is called, and Ctrl-C
+    stops the run with a KeyboardInterrupt (the draws so far are discarded).
 
     Args:
         target: a :class:`~pyvi.targets.Target` (or any object with ``dim`` and
@@ -81,12 +95,12 @@ def sample(
             its torch log density through autograd: the built-in targets and
             :class:`~pyvi.targets.TorchTarget`); each raises a TypeError for a target without one.
         initial: start, ``(dim,)`` for every chain or ``(num_chains, dim)``; log p must be finite there.
-        num_samples: draws kept per chain after warm-up.
+        num_samples: draws kept per chain after warm-up, >= 1.
         num_warmup: warm-up (burn-in) transitions per chain; the step size adapts during them when
             ``adapt_step_size`` (and, with NUTS, the metric, in Stan's windows).
-        step_size: leapfrog step size (the initial one when adapting). Required for ``"hmc"``;
-            NUTS defaults to 1.0 (Stan's), from which its warm-up starts with Stan's search for a
-            step whose one-step acceptance crosses 0.8.
+        step_size: leapfrog step size: the initial one when adapting (the default), else the one
+            used throughout. Required for ``"hmc"``; NUTS defaults to 1.0 (Stan's), from which its
+            warm-up starts with Stan's search for a step whose one-step acceptance crosses 0.8.
         num_steps: ``"hmc"`` only (required there): leapfrog steps per transition L (its maximum
             if ``random_steps``).
         kernel: ``"hmc"`` (static: a fixed or random path length) or ``"nuts"`` (the No-U-Turn
@@ -118,13 +132,24 @@ def sample(
         target_accept: target mean acceptance probability, in (0, 1).
         seed: in [0, 2**64); chain c uses stream (seed, c) (``torch``: one torch generator on the
             device, seeded with it, draws for all chains: its draws differ from the other backends'
-            and depend on ``num_chains``, ``device`` and ``dtype``).
+            and depend on ``num_chains``, ``device`` and ``dtype``). ``None`` draws a seed from the
+            operating system's entropy; it is recorded in ``result.settings["seed"]``, so the run
+            can be repeated.
         backend: ``"cpp"``, ``"numba"``, ``"numpy"`` or ``"torch"`` (all chains in lockstep as one
             ``(num_chains, dim)`` tensor: one batched gradient per leapfrog step; for many chains,
             on a GPU, or a model written in torch).
         num_threads: threads for the chains (``cpp``: its own; ``numba``: its thread pool;
             ``torch``: torch's intra-op threads; restored afterwards). ``None`` uses all cores
             (``torch``: torch's current setting). Never changes the draws of the built-in targets.
+        progress: called as ``progress(done, total)`` after each chunk of iterations (``done``
+            iterations of every chain so far, warm-up included, of ``total``; ``torch``: after each
+            transition or CUDA graph replay), e.g. to drive a progress bar; an exception it raises
+            stops the run. Never changes the draws.
+        warn: after the run, warn (:class:`~pyvi.hmc.HMCWarning`) on divergences, split R-hat
+            > 1.01 and bulk ESS < 100 per chain (:mod:`pyvi.hmc.checks`; R-hat and ESS from 100
+            draws per chain on). ``False`` skips the checks and their cost (a sort of the draws
+            per dimension). To silence them everywhere:
+            ``warnings.simplefilter("ignore", pyvi.hmc.HMCWarning)``.
         device: ``torch`` only: ``"cpu"`` (the default) or ``"cuda"`` (``"cuda:N"``, a
             ``torch.device``).
         dtype: ``torch`` only: ``torch.float64`` (the default) or ``torch.float32``.
@@ -138,22 +163,28 @@ def sample(
     Raises:
         ValueError: a setting out of range (counts beyond the native integer range included), a
             start where log p is not finite.
-        TypeError: a target the backend cannot run, an argument of the wrong type.
+        TypeError: a target the backend cannot run, an argument of the wrong type (complex
+            numbers included).
+        KeyboardInterrupt: Ctrl-C during the run (within about one chunk).
 
     Example:
         >>> from pyvi.targets import Banana
         >>> result = sample(Banana.default(), [1.0, 0.5], num_samples=500, num_warmup=500,
-        ...                 step_size=0.05, num_steps=30, num_chains=4, seed=1)
-        >>> result.samples.shape, bool(result.rhat.max() < 1.05)
-        ((4, 500, 2), True)
+        ...                 step_size=0.05, num_steps=30, num_chains=4, adapt_step_size=False, seed=1)
+        >>> result.samples.shape, bool(result.rhat.max() < 1.01), result.num_divergent
+        ((4, 500, 2), True, 0)
         >>> many = sample(Banana.default(), [1.0, 0.5], num_samples=200, num_warmup=200, step_size=0.05,
-        ...               num_steps=30, num_chains=256, seed=1, backend="torch")  # in lockstep, one tensor
-        >>> many.samples.shape, bool(many.rhat.max() < 1.05)
-        ((256, 200, 2), True)
+        ...               num_steps=30, num_chains=256, seed=1, backend="torch", warn=False)  # one tensor
+        >>> many.samples.shape
+        (256, 200, 2)
     """
     backend = choice(backend, "backend", BACKENDS)
     kernel = choice(kernel, "kernel", KERNELS)
     num_chains = native_count(num_chains, "num_chains", minimum=1)
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be callable (done, total) or None, got {type(progress).__name__}")
+    if not isinstance(warn, bool | np.bool_):
+        raise TypeError(f"warn must be a bool, got {type(warn).__name__}")
     if kernel == "nuts":
         if backend == "torch":
             raise ValueError("kernel='nuts' runs on backend 'cpp', 'numba' or 'numpy' (the torch backend's chains "
@@ -163,7 +194,8 @@ def sample(
                             num_steps, metric="diag" if metric is None else metric, max_tree_depth=max_tree_depth,
                             adapt_metric=adapt_metric, save_warmup=save_warmup, thin=thin, init_jitter=init_jitter,
                             random_steps=random_steps, num_chains=num_chains, adapt_step_size=adapt_step_size,
-                            target_accept=target_accept, seed=seed, backend=backend, num_threads=num_threads)
+                            target_accept=target_accept, seed=seed, backend=backend, num_threads=num_threads,
+                            progress=progress, warn=warn)
     if step_size is None or num_steps is None:
         raise TypeError("kernel='hmc' needs step_size and num_steps (kernel='nuts' needs neither)")
     if max_tree_depth != 10:
@@ -177,7 +209,8 @@ def sample(
                             metric="identity" if metric is None else metric, max_tree_depth=max_tree_depth,
                             adapt_metric=adapt_metric, save_warmup=save_warmup, thin=thin, init_jitter=init_jitter,
                             random_steps=random_steps, num_chains=num_chains, adapt_step_size=adapt_step_size,
-                            target_accept=target_accept, seed=seed, backend=backend, num_threads=num_threads)
+                            target_accept=target_accept, seed=seed, backend=backend, num_threads=num_threads,
+                            progress=progress, warn=warn)
     settings = Settings.validated(num_samples=num_samples, num_warmup=num_warmup, step_size=step_size,
                                   num_steps=num_steps, random_steps=random_steps, adapt_step_size=adapt_step_size,
                                   target_accept=target_accept, seed=seed)
@@ -190,20 +223,23 @@ def sample(
     face = None if backend == "numpy" else native_face(target, backend)
     initial = _initial_positions(initial, num_chains, target.dim)
     if backend == "numpy":
-        draws = reference.sample_chains(target, initial, settings)
+        draws = reference.sample_chains(target, initial, settings, progress)
     elif backend == "torch":
         from pyvi.hmc.torch_backend import run_torch
 
         draws = run_torch(target, initial, settings, num_threads=None if num_threads is None else threads,
-                          **torch_settings)
+                          progress=progress, **torch_settings)
     else:
-        draws = _RUN[backend](face, initial, settings, threads)
-    return HMCResult(backend=backend, settings=settings.as_dict(), **draws)
+        draws = _RUN[backend](face, initial, settings, threads, progress)
+    result = HMCResult(backend=backend, settings=settings.as_dict(), **draws)
+    if warn:
+        warn_about(result, stacklevel=2)
+    return result
 
 
 def _sample_nuts(target, initial, num_samples, num_warmup, step_size, num_steps, *, metric, max_tree_depth,
                  adapt_metric, save_warmup, thin, init_jitter, random_steps, num_chains, adapt_step_size,
-                 target_accept, seed, backend, num_threads, kernel="nuts") -> HMCResult:
+                 target_accept, seed, backend, num_threads, progress, warn, kernel="nuts") -> HMCResult:
     """NUTS, or static HMC on the per-chain driver (a metric adapted in Stan's windows)."""
     if kernel == "nuts" and (num_steps is not None or random_steps):
         raise ValueError("num_steps and random_steps are static-HMC settings: NUTS chooses each trajectory's "
@@ -221,10 +257,13 @@ def _sample_nuts(target, initial, num_samples, num_warmup, step_size, num_steps,
     face = None if backend == "numpy" else native_face(target, backend)
     initial = _jittered(_initial_positions(initial, num_chains, target.dim), init_jitter, settings.seed)
     if backend == "numpy":
-        arrays = nuts_runs.run_numpy(target, initial, settings)
+        arrays = nuts_runs.run_numpy(target, initial, settings, progress)
     else:
-        arrays = _RUN_NUTS[backend](face, initial, settings, threads)
-    return nuts_runs.to_result(arrays, settings, backend)
+        arrays = _RUN_NUTS[backend](face, initial, settings, threads, progress)
+    result = nuts_runs.to_result(arrays, settings, backend)
+    if warn:
+        warn_about(result, stacklevel=3)
+    return result
 
 
 def nuts(target, initial, num_samples: int = 1000, num_warmup: int = 1000, **options) -> HMCResult:
