@@ -73,6 +73,17 @@ def test_draws_never_depend_on_the_chunks(backend):
     assert len(seen) > 3
 
 
+def test_progress_bar_and_callback(capsys):
+    seen = []
+    hmc.nuts(DIAGONAL, np.ones(3), num_samples=50, num_warmup=50, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (100, 100)
+    hmc.nuts(DIAGONAL, np.ones(3), num_samples=50, num_warmup=50, num_chains=2, progress=True)
+    assert "nuts (cpp)" in capsys.readouterr().err
+    hmc.nuts(DIAGONAL, np.ones(3), num_samples=50, num_warmup=50, progress=False)
+    with pytest.raises(TypeError, match="progress"):
+        hmc.nuts(DIAGONAL, np.ones(3), num_samples=50, num_warmup=50, progress="yes")
+
+
 def test_threads_never_matter(default_banana):
     kwargs = dict(num_samples=50, num_warmup=50, num_chains=3, seed=3)
     one = hmc.nuts(default_banana, [1.0, 0.5], backend="cpp", num_threads=1, **kwargs)

@@ -11,6 +11,7 @@ from pyvi._validate import as_float_array, choice, positive_float
 from pyvi.hmc import nuts_run as nuts_runs
 from pyvi.hmc import reference
 from pyvi.hmc.checks import warn_about
+from pyvi.hmc.progress import as_progress
 from pyvi.hmc.native import numba_leapfrog, run_cpp, run_numba
 from pyvi.hmc.result import HMCResult
 from pyvi.hmc.settings import MAX_INT64, Settings, native_count, thread_count, torch_options
@@ -70,7 +71,7 @@ def sample(
     seed: int | None = 0,
     backend: str = "cpp",
     num_threads: int | None = None,
-    progress: Callable[[int, int], object] | None = None,
+    progress: bool | str | Callable[[int, int], object] | None = "auto",
     warn: bool = True,
     device=None,
     dtype=None,
@@ -141,10 +142,12 @@ def sample(
         num_threads: threads for the chains (``cpp``: its own; ``numba``: its thread pool;
             ``torch``: torch's intra-op threads; restored afterwards). ``None`` uses all cores
             (``torch``: torch's current setting). Never changes the draws of the built-in targets.
-        progress: called as ``progress(done, total)`` after each chunk of iterations (``done``
-            iterations of every chain so far, warm-up included, of ``total``; ``torch``: after each
-            transition or CUDA graph replay), e.g. to drive a progress bar; an exception it raises
-            stops the run. Never changes the draws.
+        progress: ``"auto"`` (default): a tqdm bar on stderr (all chains' iterations, warm-up
+            included) once the run has lasted 2 s, so short runs show nothing; ``True``: the bar
+            from the start; ``False`` or ``None``: none; a callable: called as
+            ``progress(done, total)`` after each chunk of iterations (``done`` iterations of every
+            chain so far, warm-up included, of ``total``; ``torch``: after each transition or CUDA
+            graph replay); an exception it raises stops the run. Never changes the draws.
         warn: after the run, warn (:class:`~pyvi.hmc.HMCWarning`) on divergences, split R-hat
             > 1.01 and bulk ESS < 100 per chain (:mod:`pyvi.hmc.checks`; R-hat and ESS from 100
             draws per chain on). ``False`` skips the checks and their cost (a sort of the draws
@@ -181,8 +184,7 @@ def sample(
     backend = choice(backend, "backend", BACKENDS)
     kernel = choice(kernel, "kernel", KERNELS)
     num_chains = native_count(num_chains, "num_chains", minimum=1)
-    if progress is not None and not callable(progress):
-        raise TypeError(f"progress must be callable (done, total) or None, got {type(progress).__name__}")
+    progress = as_progress(progress, num_chains, f"{kernel} ({backend})")
     if not isinstance(warn, bool | np.bool_):
         raise TypeError(f"warn must be a bool, got {type(warn).__name__}")
     if kernel == "nuts":
