@@ -223,6 +223,10 @@ def test_max_tree_depth_is_counted():
     assert np.all(result.tree_depth == 2)
     assert np.all(result.num_steps == 3)  # 1 + 2 steps
     assert result.num_max_tree_depth == 200
+    assert result.summary()["num_max_tree_depth"] == 200
+    from pyvi.hmc import checks
+
+    assert any("max_tree_depth=2" in message for message in checks.problems(result))
 
 
 # -- moments on targets the metric must handle ---------------------------------------------------

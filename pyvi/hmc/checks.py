@@ -65,7 +65,8 @@ def _step_sizes(result) -> str:
 
 def problems(result, check_convergence: bool = True) -> list[str]:
     """The checks ``result`` (an :class:`~pyvi.hmc.HMCResult`) fails, one message each: its
-    divergences, and (``check_convergence``) R-hat and bulk ESS."""
+    divergences, NUTS trees cut at max_tree_depth (as Stan warns), and (``check_convergence``)
+    R-hat and bulk ESS."""
     messages = []
     num_chains, num_draws = result.samples.shape[:2]
     if result.num_divergent:
@@ -76,6 +77,12 @@ def problems(result, check_convergence: bool = True) -> list[str]:
             f"{', '.join(map(str, chains[:8]))}{', ...' if chains.size > 8 else ''}): the draws miss or misrepresent "
             f"the regions where the step size is too large; {_step_sizes(result)}. Use a smaller step_size with "
             "adapt_step_size=False, a higher target_accept, or reparameterise the target")
+    if getattr(result, "num_max_tree_depth", 0):
+        messages.append(
+            f"{result.num_max_tree_depth} of {result.tree_depth.size} NUTS transitions after warm-up were cut at "
+            f"max_tree_depth={result.settings['max_tree_depth']} (2**{result.settings['max_tree_depth']} leapfrog "
+            "steps): an efficiency problem, not a bias; raise max_tree_depth, use metric='dense', or "
+            "reparameterise the target")
     if not check_convergence or num_draws < MIN_DRAWS_TO_CHECK:
         return messages
     rhat = result.rhat

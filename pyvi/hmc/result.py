@@ -139,6 +139,9 @@ class HMCResult:
             "mean_accept_prob": self.mean_accept_prob,
             "target_accept": self.settings.get("target_accept"),
             "num_divergent": self.num_divergent,
+            **({"kernel": "nuts", "num_max_tree_depth": self.num_max_tree_depth,
+                "mean_tree_depth": float(self.tree_depth.mean())}
+               if self.tree_depth is not None and self.settings.get("kernel") == "nuts" else {}),
             "initial_step_size": self.settings.get("step_size"),
             "adapt_step_size": self.settings.get("adapt_step_size"),
             "step_size": self.step_size.tolist(),
