@@ -110,7 +110,7 @@ def run_pyvi(case: str, backend: str, seed: int = 1) -> Row:
 
     def once():
         return hmc.nuts(target, initial, NUM_SAMPLES, NUM_WARMUP, num_chains=NUM_CHAINS, metric="diag", seed=seed,
-                        backend=backend, num_threads=1)
+                        backend=backend, num_threads=1, warn=False, progress=False)
 
     once()  # compile (Numba, cached on disk) outside the timing
     start = time.perf_counter()
