@@ -47,4 +47,4 @@ def as_progress(progress, num_chains: int, desc: str) -> Callable[[int, int], ob
         return _Bar(num_chains, desc, 0.0 if progress is True else AUTO_AFTER)
     if callable(progress):
         return progress
-    raise TypeError(f"progress must be 'auto', a bool, None or a callable (done, total), got {progress!r}")
+    raise TypeError(f"progress must be callable (done, total), a bool, 'auto' or None, got {progress!r}")
