@@ -27,6 +27,16 @@ __all__ = ["split_rhat", "ess_bulk", "ess_tail", "ess_mean", "ess", "mcse_mean",
            "rank_normalize", "score"]
 
 
+def __getattr__(name: str):
+    # score compares draws with an exact posterior (pyvi/ground_truth.py, which imports this module):
+    # offered here too, where a sampler's user looks for diagnostics, without a circular import.
+    if name in ("score", "Score"):
+        from pyvi import ground_truth
+
+        return getattr(ground_truth, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _as_draws(draws) -> np.ndarray:
     """(chains, draws, dim) float64, validated."""
     array = as_float_array(draws, "draws", ndim=(2, 3))
