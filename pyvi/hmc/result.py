@@ -1,4 +1,5 @@
-"""The result of an HMC run: draws and per-draw statistics in ArviZ's chain/draw layout."""
+"""The result of an HMC run: draws and per-draw statistics in ArviZ's chain/draw layout, its summary
+(ArviZ's columns, :mod:`pyvi.summary`) and its export to ArviZ (:mod:`pyvi.inference_data`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from functools import cached_property
 import numpy as np
 
 from pyvi import diagnostics
+from pyvi.summary import DEFAULT_HDI_PROB, summarize
 
 __all__ = ["HMCResult"]
 
@@ -63,11 +65,16 @@ class HMCResult:
         """All chains' draws stacked: ``(num_chains * num_samples, dim)``."""
         return self.samples.reshape(-1, self.samples.shape[-1])
 
-    def summary(self) -> dict:
-        """Plain-number summary (JSON-ready): mean, sd, R-hat, bulk ESS per dimension, acceptance,
-        divergences, step sizes."""
+    def summary(self, hdi_prob: float = DEFAULT_HDI_PROB) -> dict:
+        """Plain-number summary (JSON-ready): ArviZ's summary columns per dimension (mean, sd, HDI,
+        mcse_mean, mcse_sd, ess_bulk, ess_tail, r_hat: :func:`pyvi.summary.summarize`; ``rhat`` is
+        ``r_hat`` under its older key), acceptance, divergences, step sizes, and E-BFMI per chain
+        when the run recorded energies."""
         flat = self.flat_samples()
-        return {
+        columns = summarize(self.samples, hdi_prob) if self.samples.shape[1] else {}
+        energy = getattr(self, "energy", None)
+        extra = {"e_bfmi": diagnostics.e_bfmi(energy).tolist()} if energy is not None and energy.shape[1] > 1 else {}
+        return columns | extra | {
             "backend": self.backend,
             "num_chains": self.num_chains,
             "num_samples": self.samples.shape[1],
@@ -79,3 +86,16 @@ class HMCResult:
             "num_divergent": self.num_divergent,
             "step_size": self.step_size.tolist(),
         }
+
+    def to_arviz(self, var_name: str = "x"):
+        """The run as an ``arviz.InferenceData``: ``posterior`` and ``sample_stats`` under ArviZ's
+        names (``lp``, ``acceptance_rate``, ``diverging``, ``n_steps``, ``step_size``, and
+        ``energy``, ``tree_depth`` where recorded), warm-up groups when saved
+        (:mod:`pyvi.inference_data`).
+
+        Raises:
+            ImportError: ArviZ is not installed (``pip install 'pyvi[arviz]'``).
+        """
+        from pyvi.inference_data import to_inference_data
+
+        return to_inference_data(self, var_name)
