@@ -5,11 +5,18 @@
 - :class:`Banana`: the banana posterior of Problem 3, with exact ground truth.
 - :class:`Gaussian`: a multivariate normal (tests, and a second target the native core knows).
 - :class:`LogDensity`: any Python log density with its gradient (numpy HMC backend only).
+
+Exactly solvable targets (``sample_exact``, ``posterior_moments``, ``log_evidence``; scored with
+:func:`pyvi.ground_truth.score`): :class:`Gaussian`, :class:`Funnel` (Neal's, centred or not),
+:class:`GaussianMixture`, :class:`HybridRosenbrock` (Pagani et al.), and :class:`Banana`.
 """
 
 from pyvi.targets.banana import Banana
 from pyvi.targets.base import Target, as_target
+from pyvi.targets.funnel import Funnel
 from pyvi.targets.gaussian import Gaussian
+from pyvi.targets.gaussian_mixture import GaussianMixture
+from pyvi.targets.hybrid_rosenbrock import HybridRosenbrock
 from pyvi.targets.log_density import LogDensity
 
-__all__ = ["Target", "as_target", "Banana", "Gaussian", "LogDensity"]
+__all__ = ["Target", "as_target", "Banana", "Gaussian", "Funnel", "GaussianMixture", "HybridRosenbrock", "LogDensity"]
