@@ -78,6 +78,15 @@ def test_hmc_cpp_and_numba_draws_are_identical(name):
         np.testing.assert_array_equal(getattr(numba, field), getattr(cpp, field), err_msg=field)
 
 
+def test_torch_backend_runs_the_torch_faces():
+    """backend="torch" samples the non-centred funnel (a standard normal) through its torch face."""
+    target = TARGETS["funnel-noncentred"]
+    result = hmc.sample(target, np.zeros(target.dim), num_samples=300, num_warmup=200, step_size=0.5, num_steps=5,
+                        num_chains=64, seed=0, backend="torch")
+    assert np.all(np.abs(result.flat_samples().mean(axis=0)) < 0.1)
+    assert np.all(np.abs(result.flat_samples().std(axis=0) - 1.0) < 0.1)
+
+
 def _normal_cdf(x):
     return 0.5 * (1.0 + np.vectorize(math.erf)(x / math.sqrt(2.0)))
 
