@@ -181,8 +181,9 @@ def _ess_chains(x: np.ndarray) -> float:
         return float("nan")
     rho = 1.0 - (mean_var - acov) / var_plus
     rho[0] = 1.0
-    # Pair sums P_k = rho[2k] + rho[2k+1]. P_0 always counts; P_k (k >= 1) is examined while the
-    # previous pair was positive and 2k - 1 < num - 3; the first non-positive pair ends the sequence.
+    # Geyer's initial positive sequence over the pair sums P_k = rho[2k] + rho[2k+1]: P_k (k >= 1)
+    # is examined while P_{k-1} > 0 and 2k - 1 < num - 3. With K pairs examined, tau sums
+    # P_0..P_{K-1} (made monotone) and the even lag of the last one examined (below).
     pairs = rho[: num - num % 2].reshape(-1, 2).sum(axis=1)
     num_eligible = max((num - 3) // 2, 0)
     num_pairs = 0  # K: how many pairs after P_0 were examined
