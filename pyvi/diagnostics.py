@@ -42,6 +42,8 @@ def _as_draws(draws) -> np.ndarray:
     array = as_float_array(draws, "draws", ndim=(2, 3))
     if array.ndim == 2:
         array = array[..., None]
+    if array.shape[0] < 1:
+        raise ValueError("draws must hold at least one chain, got 0 (shape (num_chains, num_draws[, dim]))")
     if array.shape[1] < 4:
         raise ValueError(f"draws must hold at least 4 draws per chain, got {array.shape[1]}")
     return array
@@ -114,15 +116,18 @@ def rank_normalize(draws: np.ndarray) -> np.ndarray:
     flat = draws.reshape(chains * num, dim)
     out = np.empty_like(flat)
     size = flat.shape[0]
+    ranks = np.empty(size)
     for k in range(dim):
-        order = np.argsort(flat[:, k], kind="stable")
-        ranks = np.empty(size)
-        ranks[order] = np.arange(1, size + 1)
-        # Average ranks over ties so that repeated draws (rejections) share one score.
+        # One sort per dimension; its order within ties does not matter, since tied draws
+        # (rejections) share their average rank and so one score.
+        order = np.argsort(flat[:, k])
         values = flat[order, k]
-        _, start, counts = np.unique(values, return_index=True, return_counts=True)
-        tied = np.repeat(start + (counts + 1) / 2.0, counts)
-        ranks[order] = tied
+        first = np.empty(size, dtype=bool)
+        first[:1] = True
+        np.not_equal(values[1:], values[:-1], out=first[1:])
+        start = np.flatnonzero(first)  # where each run of equal values begins, in sorted order
+        counts = np.diff(start, append=size)
+        ranks[order] = np.repeat(start + (counts + 1) / 2.0, counts)
         out[:, k] = _ndtri((ranks - 0.375) / (size + 0.25))
     return out.reshape(chains, num, dim)
 

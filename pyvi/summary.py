@@ -91,8 +91,9 @@ def summarize(draws, hdi_prob: float = DEFAULT_HDI_PROB) -> dict[str, list[float
 
 
 def format_table(columns: dict[str, list[float]], labels: list[str] | None = None) -> str:
-    """The columns of :func:`summarize` as a text table, one row per dimension (ArviZ's layout:
-    moments and interval to 3 decimals, ESS as integers, R-hat to 2 decimals)."""
+    """The columns of :func:`summarize` as a text table, one row per dimension (ArviZ's layout, with
+    4 significant digits for the moments, interval and MCSE whatever their scale, ESS as integers
+    and R-hat to 3 decimals, enough to read it against 1.01)."""
     names = list(columns)
     rows = len(columns[names[0]])
     labels = labels if labels is not None else [f"x[{k}]" for k in range(rows)]
@@ -103,7 +104,7 @@ def format_table(columns: dict[str, list[float]], labels: list[str] | None = Non
             return "nan"
         if name.startswith("ess"):
             return f"{value:.0f}"
-        return f"{value:.2f}" if name == "r_hat" else f"{value:.3f}"
+        return f"{value:.3f}" if name == "r_hat" else f"{value:.4g}"
 
     widths = {name: max(len(name), *(len(cell(name, v)) for v in columns[name])) if rows else len(name)
               for name in names}

@@ -71,7 +71,7 @@ def test_hmc_cpp_and_numba_draws_are_identical(name):
     target = TARGETS[name]
     initial = 0.3 * np.random.default_rng(1).standard_normal((3, target.dim))
     kwargs = dict(num_samples=60, num_warmup=60, step_size=0.05, num_steps=8, num_chains=3, random_steps=True,
-                  seed=7)
+                  seed=7, warn=False)
     cpp = hmc.sample(target, initial, backend="cpp", num_threads=1, **kwargs)
     numba = hmc.sample(target, initial, backend="numba", num_threads=2, **kwargs)
     for field in ("samples", "log_prob", "accept_prob", "divergent", "num_steps", "step_size"):
@@ -82,7 +82,8 @@ def test_torch_backend_runs_the_torch_faces():
     """backend="torch" samples the non-centred funnel (a standard normal) through its torch face."""
     target = TARGETS["funnel-noncentred"]
     result = hmc.sample(target, np.zeros(target.dim), num_samples=300, num_warmup=200, step_size=0.5, num_steps=5,
-                        num_chains=64, seed=0, backend="torch")
+                        num_chains=64, seed=0, backend="torch",
+                        warn=False)
     assert np.all(np.abs(result.flat_samples().mean(axis=0)) < 0.1)
     assert np.all(np.abs(result.flat_samples().std(axis=0) - 1.0) < 0.1)
 

@@ -24,7 +24,7 @@ def az():
 def result():
     target = Gaussian([0.0, 1.0], [[1.0, 0.8], [0.8, 2.0]])
     return hmc.sample(target, [0.0, 0.0], num_samples=300, num_warmup=200, step_size=0.3, num_steps=5,
-                      num_chains=3, seed=1)
+                      num_chains=3, seed=1, warn=False)
 
 
 def test_summary_equals_arviz(az, result):

@@ -1,4 +1,5 @@
-// pyvi._core.knn_kl: the k-NN KL estimator's binding (validation here, then GIL released).
+// pyvi._core.knn_kl: the k-NN KL estimator's binding (validation here, then the GIL released and
+// the work where Ctrl-C can stop it: interrupt.hpp).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -8,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "interrupt.hpp"
 #include "knn_kl.hpp"
 #include "validate.hpp"
 
@@ -47,11 +49,10 @@ py::dict knn_kl_binding(const DoubleArray& x, const DoubleArray& y, int64_t k, i
   if (k > m) fail("k must be <= len(y) = " + std::to_string(m) + ", got " + std::to_string(k));
   require_at_least(num_threads, 0, "num_threads");
   require_at_least(leaf_size, 1, "leaf_size");
-  knn::Magnitudes magnitudes;  // one parallel pass over x and y
-  {
-    py::gil_scoped_release release;
-    magnitudes = knn::largest_magnitude(x.data(), x.size(), y.data(), y.size(), num_threads);
-  }
+  // Each pass runs where Ctrl-C can stop it (interrupt.hpp), unless it is too short to need that.
+  const bool small = (n + m) * d < (int64_t{1} << 16);
+  const knn::Magnitudes magnitudes = run_interruptible(  // one parallel pass over x and y
+      [&] { return knn::largest_magnitude(x.data(), x.size(), y.data(), y.size(), num_threads); }, small);
   if (!magnitudes.finite_a) fail("x must contain only finite values");
   if (!magnitudes.finite_b) fail("y must contain only finite values");
   const int exponent = scale_exponent(magnitudes.largest);
@@ -59,22 +60,20 @@ py::dict knn_kl_binding(const DoubleArray& x, const DoubleArray& y, int64_t k, i
   py::array_t<int64_t> copies_x(n), copies_y(n);
   const knn::KnnOutputs out{rho.mutable_data(), nu.mutable_data(), copies_x.mutable_data(),
                             copies_y.mutable_data()};
-  {
-    py::gil_scoped_release release;
-    switch (d) {
-      case 1: run<1>(x, y, k, leaf_size, num_threads, exponent, out); break;
-      case 2: run<2>(x, y, k, leaf_size, num_threads, exponent, out); break;
-      case 3: run<3>(x, y, k, leaf_size, num_threads, exponent, out); break;
-      default: run<0>(x, y, k, leaf_size, num_threads, exponent, out); break;
-    }
-  }
-  double value;
-  knn::TermsSummary summary;
-  {
-    py::gil_scoped_release release;
-    summary = knn::knn_terms(n, m, d, exponent, num_threads, out, terms.mutable_data());
-    value = summary.sum / static_cast<double>(n) + std::log(static_cast<double>(m) / static_cast<double>(n - 1));
-  }
+  double* const terms_out = terms.mutable_data();  // (pybind11 array calls stay on this thread)
+  const knn::TermsSummary summary = run_interruptible(
+      [&] {
+        switch (d) {
+          case 1: run<1>(x, y, k, leaf_size, num_threads, exponent, out); break;
+          case 2: run<2>(x, y, k, leaf_size, num_threads, exponent, out); break;
+          case 3: run<3>(x, y, k, leaf_size, num_threads, exponent, out); break;
+          default: run<0>(x, y, k, leaf_size, num_threads, exponent, out); break;
+        }
+        return knn::knn_terms(n, m, d, exponent, num_threads, out, terms_out);
+      },
+      small);
+  const double value =
+      summary.sum / static_cast<double>(n) + std::log(static_cast<double>(m) / static_cast<double>(n - 1));
   // The duplicate rule needs k points that differ from x_i in x \ {x_i} and in y (first offender).
   if (summary.bad_rho < n)
     fail("x: point " + std::to_string(summary.bad_rho) + " has fewer than k = " + std::to_string(k) +

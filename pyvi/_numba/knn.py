@@ -20,6 +20,8 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from pyvi._numba.interrupt import run_interruptible
+
 __all__ = ["KDTree", "build_tree", "knn_kl"]
 
 
@@ -106,7 +108,7 @@ def _split_value(src, b, e, axis, sample):
     return total / keys
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def build_tree(points, leaf_size):
     """Reorders ``points`` (n, d) in place into tree order and returns its :class:`KDTree`.
 
@@ -474,7 +476,7 @@ def _empty_tree_arrays(n, d):
             np.empty((nodes, d)), np.empty((nodes, d)), np.empty((nodes, d)), np.empty((nodes, d)))
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, nogil=True)
 def _trees(x, y, leaf_size):
     """Both trees, on copies (a build reorders its points), built side by side when numba has two
     threads: the two builds are ~40% of a 2-D k = 1 estimate at 1e5, a serial stage otherwise. A
@@ -500,8 +502,8 @@ def _first_nodes(tree, count):
                   tree.hi[:count], tree.cell_lo[:count], tree.cell_hi[:count])
 
 
-@numba.njit(cache=True, parallel=True)
-def _distances(px, tree_x, py, tree_y, k):
+@numba.njit(cache=True, parallel=True, nogil=True)
+def _distances(px, tree_x, py, tree_y, k, stop):
     n = px.shape[0]
     ix, bx, ex, lx, lox, hix, clox, chix = (tree_x.index, tree_x.begin, tree_x.end, tree_x.left, tree_x.lo, tree_x.hi,
                                             tree_x.cell_lo, tree_x.cell_hi)
@@ -527,6 +529,8 @@ def _distances(px, tree_x, py, tree_y, k):
             stack_node = np.empty(_STACK, np.int64)
             stack_dist = np.empty(_STACK)
             for g in range(block * _GROUP_BLOCK, min(first.shape[0], (block + 1) * _GROUP_BLOCK)):
+                if stop[0]:  # Ctrl-C (pyvi._numba.interrupt): skip what is left
+                    break
                 leaf = owner[g]
                 if own:
                     _group_search(px, bx, ex, lx, lox, hix, px, first[g], last[g], lox[leaf], hix[leaf], k, best,
@@ -553,6 +557,8 @@ def _distances(px, tree_x, py, tree_y, k):
         leaf = -1
         leaf_end = 0
         for r in range(block * _BLOCK, min(n, (block + 1) * _BLOCK)):
+            if stop[0]:
+                break
             if r >= leaf_end:
                 leaf = _leaf_of(lx, ex, r)
                 leaf_end = ex[leaf]
@@ -567,6 +573,8 @@ def _distances(px, tree_x, py, tree_y, k):
         stack_dist = np.empty(_STACK)
         nearest = -1
         for r in range(block * _BLOCK, min(n, (block + 1) * _BLOCK)):
+            if stop[0]:
+                break
             zeros, nearest = _search(py, by, ey, ly, parent_y, loy, hiy, cloy, chiy, px[r], k, best, nearest,
                                      stack_node, stack_dist)
             i = ix[r]
@@ -605,13 +613,22 @@ def _terms(rho2, nu2, copies_x, copies_y, d, m):
 def knn_kl(x: np.ndarray, y: np.ndarray, k: int, leaf_size: int = 12):
     """Per-point squared distances, copy counts, terms and the sum of terms, for x and y already
     validated and scaled: ``(rho2, nu2, copies_x, copies_y, terms, total)``. A +inf in rho2 or nu2 marks a
-    point with fewer than k distinct neighbours (the caller raises)."""
+    point with fewer than k distinct neighbours (the caller raises). Ctrl-C stops the search
+    (pyvi._numba.interrupt) unless the call is small."""
+    stop = np.zeros(1, np.bool_)
+    return run_interruptible(lambda: _knn_kl(x, y, k, leaf_size, stop), stop,
+                             small=(x.shape[0] + y.shape[0]) * x.shape[1] < 2**16)
+
+
+def _knn_kl(x: np.ndarray, y: np.ndarray, k: int, leaf_size: int, stop: np.ndarray):
     if numba.get_num_threads() > 1:
         trees = _trees(x, y, leaf_size)
     else:  # one thread: the builds run one after the other anyway, so skip _trees' copies
         px, py = x.copy(), y.copy()
         trees = (px, build_tree(px, leaf_size), py, build_tree(py, leaf_size))
-    rho2, nu2, copies_x, copies_y = _distances(*trees, k)
+    rho2, nu2, copies_x, copies_y = _distances(*trees, k, stop)
+    if stop[0]:
+        return None  # interrupted: the caller re-raises
     if np.isinf(rho2).any() or np.isinf(nu2).any():
         return rho2, nu2, copies_x, copies_y, None, None
     terms, total = _terms(rho2, nu2, copies_x, copies_y, x.shape[1], y.shape[0])
