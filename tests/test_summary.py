@@ -63,17 +63,20 @@ def test_to_arviz_maps_nuts_fields_and_warmup(az, result):
     """Fields a NUTS result adds (energy, tree depth) and saved warm-up draws reach their groups."""
     import dataclasses
 
-    @dataclasses.dataclass(frozen=True)
-    class NutsLike(type(result)):
-        energy: np.ndarray = None
-        tree_depth: np.ndarray = None
-        warmup_samples: np.ndarray = None
-        warmup_log_prob: np.ndarray = None
-
     energy = np.random.default_rng(0).standard_normal((3, 300))
-    nuts = NutsLike(**{f.name: getattr(result, f.name) for f in dataclasses.fields(result)}, energy=energy,
-                    tree_depth=np.ones((3, 300), np.int32), warmup_samples=np.zeros((3, 50, 2)),
-                    warmup_log_prob=np.zeros((3, 50)))
+    updates = dict(energy=energy, tree_depth=np.ones((3, 300), np.int32), warmup_samples=np.zeros((3, 50, 2)),
+                   warmup_log_prob=np.zeros((3, 50)))
+    if set(updates) <= {f.name for f in dataclasses.fields(result)}:  # HMCResult has NUTS's fields itself
+        nuts = dataclasses.replace(result, **updates)
+    else:
+        @dataclasses.dataclass(frozen=True)
+        class NutsLike(type(result)):
+            energy: np.ndarray = None
+            tree_depth: np.ndarray = None
+            warmup_samples: np.ndarray = None
+            warmup_log_prob: np.ndarray = None
+
+        nuts = NutsLike(**{f.name: getattr(result, f.name) for f in dataclasses.fields(result)}, **updates)
     data = nuts.to_arviz()
     assert {"energy", "tree_depth"} <= set(data.sample_stats.data_vars)
     assert data.warmup_posterior["x"].shape == (3, 50, 2) and set(data.warmup_sample_stats.data_vars) == {"lp"}
