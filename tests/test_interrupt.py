@@ -28,7 +28,7 @@ rng = np.random.default_rng(0)
 def work(size):
     # 16-D uniform points: a k-d tree prunes little, the search is close to n^2 distances (minutes).
     x = rng.uniform(size=(size, 16))
-    return knn_kl(x, rng.uniform(size=(size, 16)), k=5, backend=BACKEND, workers=1)
+    return knn_kl(x, rng.uniform(size=(size, 16)), k=5, backend=BACKEND, num_threads=1)
 """
 
 DRIVER = """
@@ -100,7 +100,7 @@ def test_knn_kl_through_the_interruptible_path_gives_the_same_value(backend):
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(40_000, 2)), rng.normal(0.5, 1.0, size=(40_000, 2))
     for workers in (1, 2):
-        assert knn_kl(x, y, k=5, backend=backend, workers=workers) == knn_kl(x, y, k=5, backend="cpp", workers=1)
+        assert knn_kl(x, y, k=5, backend=backend, num_threads=workers) == knn_kl(x, y, k=5, backend="cpp", num_threads=1)
     # Errors raised in the worker reach the caller.
     ties = np.zeros((40_000, 2))
     with pytest.raises(ValueError, match="too many duplicates"):

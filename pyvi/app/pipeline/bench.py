@@ -51,11 +51,11 @@ def _knn_rows() -> list[dict]:
     try:
         import scipy  # noqa: F401
 
-        scipy_time = _best(lambda: knn_kl(x, y, k=5, backend="scipy", workers=1), repeats=1)
+        scipy_time = _best(lambda: knn_kl(x, y, k=5, backend="scipy", num_threads=1), repeats=1)
     except ImportError:
         return rows
     for backend in ("cpp", "numba"):
-        seconds = _best(lambda: knn_kl(x, y, k=5, backend=backend, workers=1), repeats=2)
+        seconds = _best(lambda: knn_kl(x, y, k=5, backend=backend, num_threads=1), repeats=2)
         rows.append({"workload": f"k-NN KL, 2-D, n = m = {n:,}, k = 5", "impl": backend, "seconds": seconds,
                      "baseline": "scipy cKDTree", "baseline_seconds": scipy_time,
                      "note": f"{2 * n / seconds / 1e6:.2f} M queries/s"})
