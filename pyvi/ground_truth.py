@@ -7,8 +7,9 @@ exact ``target.posterior_moments() -> (mean, cov)`` (pyvi's :class:`~pyvi.target
 scored the same way, so pyvi's HMC, NUTS and VI and NumPyro's or Stan's draws compare on one scale:
 
 - ``kl``: the k-NN estimate of KL(draws || exact) in nats (Wang, Kulkarni & Verdu 2009, pyvi's
-  :func:`pyvi.divergence.knn_kl`) against as many exact draws, with its standard error. It sees
-  the whole distribution: missed modes, a funnel's neck, a heavy tail.
+  :func:`pyvi.divergence.knn_kl_estimate`) against as many exact draws, with its standard error
+  (for chains, counting their autocorrelation). It sees the whole distribution: missed modes, a
+  funnel's neck, a heavy tail.
 - ``mean_error``, ``sd_error``: per dimension, (mean - exact mean) / exact sd and
   sd / exact sd - 1, in posterior-sd units; these see small biases the k-NN estimate's noise hides.
 - ``ess_bulk``, ``ess_tail``: the draws' effective sample sizes (:mod:`pyvi.diagnostics`), so a score
@@ -30,7 +31,7 @@ import numpy as np
 
 from pyvi import diagnostics
 from pyvi._validate import as_float_array, count
-from pyvi.divergence import knn_kl
+from pyvi.divergence import knn_kl_estimate
 
 __all__ = ["Score", "score", "as_chains"]
 
@@ -42,7 +43,8 @@ class Score:
     Attributes:
         kl: k-NN estimate of KL(draws || exact) in nats (about 0 for exact draws; a few hundredths
             of bias either way at small n, more in high dimension).
-        kl_standard_error: the estimate's standard error (std of its terms / sqrt(n)).
+        kl_standard_error: the estimate's standard error: std of its terms / sqrt(n) for independent
+            draws (a 2-D array), / sqrt(ESS of the terms) for chains.
         mean_error: ``(dim,)`` (mean - exact mean) / exact sd.
         sd_error: ``(dim,)`` sd / exact sd - 1.
         ess_bulk: ``(dim,)`` bulk effective sample size of the draws (NaN for fewer than 4 draws per
@@ -126,7 +128,7 @@ def score(samples, target, *, k: int = 5, num_exact: int | None = None, seed: in
         k: neighbour rank of the k-NN KL estimate (5 trades a little bias for less variance).
         num_exact: exact draws to compare against; default as many as ``samples`` holds.
         seed: seed of the exact draws (the score is reproducible for a seed).
-        backend: k-NN search backend (:func:`pyvi.divergence.knn_kl`).
+        backend: k-NN search backend (:func:`pyvi.divergence.knn_kl_estimate`).
 
     Returns:
         A :class:`Score`.
@@ -145,11 +147,14 @@ def score(samples, target, *, k: int = 5, num_exact: int | None = None, seed: in
         if not callable(getattr(target, method, None)):
             raise TypeError(f"score needs a target that knows its exact posterior (a `{method}` method); "
                             f"{type(target).__name__} has none")
+    independent = not isinstance(samples, Mapping) and not hasattr(samples, "samples") and np.ndim(samples) == 2
     draws = as_chains(samples, getattr(target, "dim", None))
     flat = draws.reshape(-1, draws.shape[-1])
     num_exact = flat.shape[0] if num_exact is None else count(num_exact, "num_exact", minimum=1)
     exact = np.asarray(target.sample_exact(num_exact, seed=seed), dtype=np.float64).reshape(num_exact, -1)
-    estimate = knn_kl(flat, exact, k=k, backend=backend, return_details=True)
+    # Chains go in as chains: the standard error then counts their autocorrelation, and knn_kl_estimate
+    # warns (AutocorrelationWarning) when their small steps bias the estimate.
+    estimate = knn_kl_estimate(flat if independent else draws, exact, k=k, backend=backend)
     mean, cov = (np.asarray(moment, dtype=np.float64) for moment in target.posterior_moments())
     exact_sd = np.sqrt(np.diag(cov))
     sd = flat.std(axis=0, ddof=1)
