@@ -1,7 +1,10 @@
-"""MCMC convergence diagnostics: rank-normalised split R-hat and bulk effective sample size.
+"""MCMC convergence diagnostics: rank-normalised split R-hat, bulk and tail effective sample size,
+Monte Carlo standard errors of the mean and the sd, E-BFMI, and a score of draws against an exact target.
 
 Draws are shaped ``(num_chains, num_draws)`` or ``(num_chains, num_draws, dim)`` (ArviZ's
-chain/draw convention).
+chain/draw convention). The estimators are those of Vehtari et al. (2021) exactly as ArviZ 0.23
+computes them (``arviz.ess(method="bulk"|"tail")``, ``arviz.mcse(method="mean"|"sd")``,
+``arviz.bfmi``), in numpy alone: the tests compare them with ArviZ's to 1e-6 relative.
 
 References:
     Vehtari, Gelman, Simpson, Carpenter & Buerkner, "Rank-normalization, folding, and localization:
@@ -10,6 +13,8 @@ References:
     Geyer, "Practical Markov chain Monte Carlo", Statistical Science 7 (1992) (initial monotone
     sequence estimator of the autocorrelation time).
     Moshier, "Methods and Programs for Mathematical Functions" (1989), the Cephes library (ndtri).
+    Betancourt, "Diagnosing suboptimal cotangent disintegrations in Hamiltonian Monte Carlo" (2016),
+    arXiv:1604.00695 (E-BFMI).
 """
 
 from __future__ import annotations
@@ -18,7 +23,18 @@ import numpy as np
 
 from pyvi._validate import as_float_array
 
-__all__ = ["split_rhat", "ess_bulk", "ess", "rank_normalize"]
+__all__ = ["split_rhat", "ess_bulk", "ess_tail", "ess_mean", "ess", "mcse_mean", "mcse_sd", "e_bfmi",
+           "rank_normalize", "score"]
+
+
+def __getattr__(name: str):
+    # score compares draws with an exact posterior (pyvi/ground_truth.py, which imports this module):
+    # offered here too, where a sampler's user looks for diagnostics, without a circular import.
+    if name in ("score", "Score"):
+        from pyvi import ground_truth
+
+        return getattr(ground_truth, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _as_draws(draws) -> np.ndarray:
@@ -154,39 +170,60 @@ def _autocovariance(x: np.ndarray) -> np.ndarray:
     return np.fft.irfft(spectrum * np.conj(spectrum), size)[..., :n] / n
 
 
+def _ess_chains(x: np.ndarray) -> float:
+    """ESS of one quantity's (chains, n) draws: Geyer's initial monotone sequence over the chains'
+    combined autocorrelation (Stan's estimator, with ArviZ's boundary handling so the two agree).
+
+    Constant draws (or a non-positive variance estimate) give NaN: there is nothing to estimate.
+    """
+    chains, num = x.shape
+    acov = _autocovariance(x).mean(axis=0)  # (num,) averaged over chains
+    mean_var = acov[0] * num / (num - 1.0)
+    var_plus = mean_var * (num - 1.0) / num
+    if chains > 1:
+        var_plus += x.mean(axis=1).var(ddof=1)
+    if not var_plus > 0 or np.ptp(x) < np.finfo(float).resolution:
+        return float("nan")
+    rho = 1.0 - (mean_var - acov) / var_plus
+    rho[0] = 1.0
+    # Geyer's initial positive sequence over the pair sums P_k = rho[2k] + rho[2k+1]: P_k (k >= 1)
+    # is examined while P_{k-1} > 0 and 2k - 1 < num - 3. With K pairs examined, tau sums
+    # P_0..P_{K-1} (made monotone) and the even lag of the last one examined (below).
+    pairs = rho[: num - num % 2].reshape(-1, 2).sum(axis=1)
+    num_eligible = max((num - 3) // 2, 0)
+    num_pairs = 0  # K: how many pairs after P_0 were examined
+    if pairs[0] > 0 and num_eligible > 0:
+        stop = np.flatnonzero(~(pairs[1: num_eligible + 1] > 0))
+        num_pairs = int(stop[0]) + 1 if stop.size else num_eligible
+    monotone = np.minimum.accumulate(pairs[:num_pairs]) if num_pairs else pairs[:0]
+    # The last examined pair's even lag adds a half-step when positive (ArviZ's "improve estimation"),
+    # and also when the pair itself was accepted (sum >= 0), as ArviZ then stored it.
+    last_even = rho[2 * num_pairs] if num_pairs else 1.0
+    accepted = num_pairs > 0 and pairs[num_pairs] >= 0
+    extra = last_even if (last_even > 0 or accepted) else 0.0
+    tau = -1.0 + 2.0 * monotone.sum() + extra
+    if np.isnan(tau):
+        return float("nan")
+    tau = max(tau, 1.0 / np.log10(chains * num))  # Stan's cap on antithetic chains
+    return chains * num / tau
+
+
 def ess(draws) -> np.ndarray:
-    """Effective sample size per dimension of the (already transformed) draws, Geyer's initial
-    monotone sequence over the split chains' combined autocorrelation (Stan's estimator)."""
-    return _ess(_as_draws(draws))
+    """Effective sample size per dimension of the draws as given (no splitting, no ranks; ArviZ's
+    ``method="identity"``): the building block of the bulk, tail and mean ESS."""
+    return _ess_per_dimension(_as_draws(draws))
 
 
-def _ess(draws: np.ndarray) -> np.ndarray:
-    """:func:`ess` of validated ``(chains, draws, dim)`` draws (at least 2 per chain: the halves of
-    a split 4-draw chain)."""
-    chains, num, dim = draws.shape
-    out = np.empty(dim)
-    for k in range(dim):
-        x = draws[:, :, k]
-        acov = _autocovariance(x)  # (chains, num)
-        chain_var = acov[:, 0] * num / (num - 1.0)
-        mean_var = chain_var.mean()
-        var_plus = mean_var * (num - 1.0) / num
-        if chains > 1:
-            var_plus += x.mean(axis=1).var(ddof=1)
-        if not var_plus > 0:
-            out[k] = np.nan
-            continue
-        rho = 1.0 - (mean_var - acov.mean(axis=0)) / var_plus
-        rho[0] = 1.0
-        # Sum pairs rho[2t] + rho[2t+1] while positive, made monotone (Geyer 1992).
-        pair_sums = rho[: num - num % 2].reshape(-1, 2).sum(axis=1)
-        positive = np.flatnonzero(pair_sums <= 0)
-        pair_sums = pair_sums[: positive[0] if positive.size else pair_sums.size]
-        pair_sums = np.minimum.accumulate(pair_sums)
-        tau = -1.0 + 2.0 * pair_sums.sum()
-        tau = max(tau, 1.0 / np.log10(chains * num))  # Stan's cap on antithetic chains
-        out[k] = chains * num / tau
-    return out
+def _ess_per_dimension(draws: np.ndarray) -> np.ndarray:
+    """``_ess_chains`` of each dimension of validated (chains, n, dim) draws (split halves of a
+    short chain may hold fewer than 4 draws)."""
+    return np.array([_ess_chains(draws[:, :, k]) for k in range(draws.shape[-1])])
+
+
+def ess_mean(draws) -> np.ndarray:
+    """ESS of the mean per dimension: the split chains without rank normalisation (ArviZ's
+    ``method="mean"``); the denominator of the Monte Carlo standard error of the mean."""
+    return _ess_per_dimension(_split(_as_draws(draws)))
 
 
 def ess_bulk(draws) -> np.ndarray:
@@ -198,4 +235,94 @@ def ess_bulk(draws) -> np.ndarray:
         True
     """
     draws = _as_draws(draws)
-    return _ess(rank_normalize(_split(draws)))
+    return _ess_per_dimension(rank_normalize(_split(draws)))
+
+
+def _type7_quantile(flat: np.ndarray, prob: float) -> np.ndarray:
+    """The type-7 quantile of each column, as scipy's ``mquantiles(alphap=1, betap=1)`` (ArviZ's)
+    rounds it: (1 - g) x_(k) + g x_(k+1). numpy's lerp rounds differently, and on tied draws (HMC
+    rejections repeat a draw) the last bit decides whether the tie counts as below the quantile."""
+    ordered = np.sort(flat, axis=0)
+    size = ordered.shape[0]
+    if size == 1:
+        return ordered[0]
+    aleph = size * prob + (1.0 - prob)
+    k = int(np.floor(np.clip(aleph, 1, size - 1)))
+    gamma = float(np.clip(aleph - k, 0.0, 1.0))
+    return (1.0 - gamma) * ordered[k - 1] + gamma * ordered[k]
+
+
+def _quantile_indicator_ess(draws: np.ndarray, prob: float) -> np.ndarray:
+    """ESS of the indicator I(x <= q_prob) over the split chains, per dimension (Vehtari et al.
+    section 4.3). The quantile is the pooled draws' type-7 quantile."""
+    quantile = _type7_quantile(draws.reshape(-1, draws.shape[-1]), prob)
+    indicator = _split((draws <= quantile).astype(np.float64))
+    result = _ess_per_dimension(indicator)
+    # A constant indicator (ties: every draw at or below the quantile) carries no autocorrelation to
+    # estimate; ArviZ counts it as fully efficient, and so do we, so the minimum stays the other tail's.
+    constant = np.ptp(indicator, axis=(0, 1)) == 0
+    result[constant] = indicator.shape[0] * indicator.shape[1]
+    return result
+
+
+def ess_tail(draws, prob: float = 0.05) -> np.ndarray:
+    """Tail effective sample size per dimension: the smaller ESS of the indicators of the ``prob`` and
+    ``1 - prob`` quantiles (Vehtari et al. 2021, section 4.3; ArviZ's ``method="tail"``). Small when
+    the chains explore the tails poorly, which the bulk ESS does not see.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> 3000 < float(ess_tail(rng.standard_normal((4, 1000)))[0]) < 5000
+        True
+    """
+    draws = _as_draws(draws)
+    if not 0.0 < prob < 1.0:
+        raise ValueError(f"prob must lie in (0, 1), got {prob}")
+    return np.minimum(_quantile_indicator_ess(draws, prob), _quantile_indicator_ess(draws, 1.0 - prob))
+
+
+def mcse_mean(draws) -> np.ndarray:
+    """Monte Carlo standard error of the posterior mean per dimension: sd / sqrt(ESS of the mean)
+    (Vehtari et al. 2021, section 4.4; ArviZ's ``mcse(method="mean")``).
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> 0.013 < float(mcse_mean(rng.standard_normal((4, 1000)))[0]) < 0.018
+        True
+    """
+    draws = _as_draws(draws)
+    flat = draws.reshape(-1, draws.shape[-1])
+    return flat.std(axis=0, ddof=1) / np.sqrt(ess_mean(draws))
+
+
+def mcse_sd(draws) -> np.ndarray:
+    """Monte Carlo standard error of the posterior sd per dimension, by the delta method on the
+    variance: Var(sd) ~ Var(s^2) / (4 s^2), with Var(s^2) from the ESS of the squared deviations
+    (Vehtari et al. 2021; ArviZ's ``mcse(method="sd")``)."""
+    draws = _as_draws(draws)
+    flat = draws.reshape(-1, draws.shape[-1])
+    squared = (draws - flat.mean(axis=0)) ** 2
+    variance = squared.reshape(flat.shape).mean(axis=0)
+    var_of_var = ((squared**2).reshape(flat.shape).mean(axis=0) - variance**2) / _ess_per_dimension(_split(squared))
+    return np.sqrt(var_of_var / variance / 4.0)
+
+
+def e_bfmi(energy) -> np.ndarray:
+    """Energy Bayesian fraction of missing information per chain (Betancourt 2016, eq. 15; ArviZ's
+    ``bfmi``): E[(E_n - E_{n-1})^2] / Var(E), the Hamiltonian energy's draw-to-draw change against
+    its marginal spread. Below 0.3 the momentum resampling explores the energy levels poorly (heavy
+    tails, a bad metric).
+
+    Args:
+        energy: ``(num_chains, num_draws)`` Hamiltonian (potential + kinetic) at each draw.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> bool(np.all(e_bfmi(rng.standard_normal((2, 1000))) > 1.5))  # independent energies: ~2
+        True
+    """
+    energy = as_float_array(energy, "energy", ndim=2)
+    if energy.shape[1] < 2:
+        raise ValueError(f"energy must hold at least 2 draws per chain, got {energy.shape[1]}")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.square(np.diff(energy, axis=1)).mean(axis=1) / energy.var(axis=1, ddof=1)

@@ -122,10 +122,11 @@ def test_summary_prints_a_table_and_stays_a_json_dict(default_banana):
     assert lines[1].startswith("step size: 0.05 initial, adapted during warm-up to 0.1")
     assert re.match(rf"acceptance 0\.\d{{3}} \(target 0\.8\); divergent transitions: {result.num_divergent} of 2000",
                     lines[2])
-    assert lines[4].split() == ["dim", "mean", "sd", "R-hat", "bulk", "ESS"]
+    assert lines[4].split() == ["mean", "sd", "hdi_3%", "hdi_97%", "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail",
+                                "r_hat"]  # ArviZ's summary columns
     for k in range(2):
-        dim, mean, sd, rhat, ess = lines[5 + k].split()
-        assert int(dim) == k and float(rhat) == pytest.approx(result.rhat[k], abs=5e-4)
+        label, mean, sd, _, _, _, _, ess, _, rhat = lines[5 + k].split()
+        assert label == f"x[{k}]" and float(rhat) == pytest.approx(result.rhat[k], abs=5e-4)
         assert float(mean) == pytest.approx(result.flat_samples()[:, k].mean(), rel=1e-3)
         assert float(ess) == pytest.approx(result.ess_bulk[k], abs=0.5)
     assert lines[7].startswith("note: ") and "diverged" in lines[7]

@@ -1,5 +1,6 @@
 """The result of an HMC run: draws and per-draw statistics in ArviZ's chain/draw layout, a short
-repr, and a printable summary."""
+repr, its summary (ArviZ's columns, :mod:`pyvi.summary`, with the run's checks) that prints as a
+table, and its export to ArviZ (:mod:`pyvi.inference_data`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from pyvi import diagnostics
 from pyvi.hmc import checks
+from pyvi.summary import DEFAULT_HDI_PROB, column_names, format_table, summarize
 
 __all__ = ["HMCResult", "HMCSummary"]
 
@@ -18,8 +20,9 @@ __all__ = ["HMCResult", "HMCSummary"]
 class HMCResult:
     """Draws and per-draw statistics of an HMC run (ArviZ's chain/draw layout).
 
-    ``repr(result)`` is one line; ``print(result.summary())`` prints a table per dimension (mean,
-    sd, R-hat, bulk ESS) with the acceptance, divergences, step sizes and the checks the run fails.
+    ``repr(result)`` is one line; ``print(result.summary())`` prints ArviZ's summary table per
+    dimension (mean, sd, HDI, MCSE of the mean and sd, bulk and tail ESS, R-hat) with the acceptance,
+    divergences, step sizes and the checks the run fails; ``result.to_arviz()`` exports the run.
 
     Attributes:
         samples: ``(num_chains, num_samples, dim)`` draws after warm-up.
@@ -119,23 +122,27 @@ class HMCResult:
                 f"{self._step_description()}; acceptance {self.mean_accept_prob:.3f}; "
                 f"{self.num_divergent} divergent)")
 
-    def summary(self) -> HMCSummary:
-        """Mean, sd, R-hat and bulk ESS per dimension, acceptance, divergences, step sizes and the
-        checks the run fails (:mod:`pyvi.hmc.checks`): a dict of plain numbers (JSON-ready) that
-        prints as a table."""
-        flat = self.flat_samples()
+    def summary(self, hdi_prob: float = DEFAULT_HDI_PROB) -> HMCSummary:
+        """ArviZ's summary columns per dimension (``mean``, ``sd``, ``hdi_3%``, ``hdi_97%``,
+        ``mcse_mean``, ``mcse_sd``, ``ess_bulk``, ``ess_tail``, ``r_hat``: :func:`pyvi.summary.summarize`;
+        ``rhat`` is ``r_hat`` under its older key), acceptance, divergences, step sizes, E-BFMI per
+        chain when the run recorded energies, and the checks the run fails (:mod:`pyvi.hmc.checks`):
+        a dict of plain numbers (JSON-ready) that prints as a table.
+
+        Args:
+            hdi_prob: the probability of the highest-density interval (ArviZ's default 0.94).
+        """
         chains, draws, _ = self.samples.shape
-        enough = draws >= 4  # what R-hat and ESS need
-        nan = [float("nan")] * flat.shape[1]
+        columns = summarize(self.samples, hdi_prob)  # diagnostics NaN below 4 draws per chain
+        energy = getattr(self, "energy", None)
         return HMCSummary({
             "backend": self.backend,
             "num_chains": chains,
             "num_samples": draws,
             "num_warmup": self.settings.get("num_warmup"),
-            "mean": flat.mean(axis=0).tolist(),
-            "sd": flat.std(axis=0, ddof=1).tolist() if len(flat) > 1 else nan,
-            "rhat": self.rhat.tolist() if enough else nan,
-            "ess_bulk": self.ess_bulk.tolist() if enough else nan,
+            "hdi_prob": hdi_prob,
+            **columns,
+            "rhat": columns["r_hat"],
             "mean_accept_prob": self.mean_accept_prob,
             "target_accept": self.settings.get("target_accept"),
             "num_divergent": self.num_divergent,
@@ -145,14 +152,29 @@ class HMCResult:
             "initial_step_size": self.settings.get("step_size"),
             "adapt_step_size": self.settings.get("adapt_step_size"),
             "step_size": self.step_size.tolist(),
+            **({"e_bfmi": diagnostics.e_bfmi(energy).tolist()} if energy is not None and draws > 1 else {}),
             "notes": checks.problems(self) + ([] if draws >= checks.MIN_DRAWS_TO_CHECK else [
                 f"{draws} draws per chain: too few to check R-hat and ESS (the checks need "
                 f"{checks.MIN_DRAWS_TO_CHECK})"]),
         })
 
+    def to_arviz(self, var_name: str = "x"):
+        """The run as an ``arviz.InferenceData``: ``posterior`` and ``sample_stats`` under ArviZ's
+        names (``lp``, ``acceptance_rate``, ``diverging``, ``n_steps``, ``step_size``, and
+        ``energy``, ``energy_error``, ``tree_depth`` where recorded), warm-up groups when saved
+        (:mod:`pyvi.inference_data`).
+
+        Raises:
+            ImportError: ArviZ is not installed (``pip install 'pyvi[arviz]'``).
+        """
+        from pyvi.inference_data import to_inference_data
+
+        return to_inference_data(self, var_name)
+
 
 class HMCSummary(dict):
-    """:meth:`HMCResult.summary`: a dict of plain numbers that prints as a table."""
+    """:meth:`HMCResult.summary`: a dict of plain numbers that prints as a table (the run, ArviZ's
+    columns per dimension, E-BFMI, the checks it fails)."""
 
     def __str__(self) -> str:
         warmup = f" after {self['num_warmup']} warm-up" if self.get("num_warmup") is not None else ""
@@ -171,11 +193,10 @@ class HMCSummary(dict):
             f"acceptance {self['mean_accept_prob']:.3f}{target}; divergent transitions: {self['num_divergent']} of "
             f"{total}",
             "",
-            f"{'dim':>5} {'mean':>11} {'sd':>11} {'R-hat':>7} {'bulk ESS':>9}",
+            format_table({name: self[name] for name in column_names(self.get("hdi_prob", DEFAULT_HDI_PROB))}),
         ]
-        for k, row in enumerate(zip(self["mean"], self["sd"], self["rhat"], self["ess_bulk"])):
-            mean, sd, rhat, ess = row
-            lines.append(f"{k:>5} {mean:>11.4g} {sd:>11.4g} {rhat:>7.3f} {ess:>9.0f}")
+        if "e_bfmi" in self:
+            lines.append("E-BFMI per chain: " + ", ".join(f"{value:.3f}" for value in self["e_bfmi"]))
         lines += [f"note: {note}" for note in self["notes"]]
         return "\n".join(lines)
 

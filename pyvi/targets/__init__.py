@@ -7,12 +7,20 @@
 - :class:`LogDensity`: any Python log density with its gradient (numpy HMC backend only).
 - :class:`TorchTarget`: a log density written in torch over a batch of points (the torch HMC
   backend, on the CPU or a GPU; gradients by autograd).
+
+Exactly solvable targets (``sample_exact``, ``posterior_moments``, ``log_evidence``; scored with
+:func:`pyvi.ground_truth.score`): :class:`Gaussian`, :class:`Funnel` (Neal's, centred or not),
+:class:`GaussianMixture`, :class:`HybridRosenbrock` (Pagani et al.), and :class:`Banana`.
 """
 
 from pyvi.targets.banana import Banana
 from pyvi.targets.base import Target, as_target
+from pyvi.targets.funnel import Funnel
 from pyvi.targets.gaussian import Gaussian
+from pyvi.targets.gaussian_mixture import GaussianMixture
+from pyvi.targets.hybrid_rosenbrock import HybridRosenbrock
 from pyvi.targets.log_density import LogDensity
 from pyvi.targets.torch_target import TorchTarget
 
-__all__ = ["Target", "as_target", "Banana", "Gaussian", "LogDensity", "TorchTarget"]
+__all__ = ["Target", "as_target", "Banana", "Gaussian", "Funnel", "GaussianMixture", "HybridRosenbrock", "LogDensity",
+           "TorchTarget"]

@@ -7,7 +7,7 @@ from functools import cached_property
 import numpy as np
 
 from pyvi._backend import require
-from pyvi._validate import as_float_array, choice
+from pyvi._validate import as_float_array, choice, count, seed_value
 from pyvi.targets.base import Target
 
 __all__ = ["Gaussian"]
@@ -43,6 +43,7 @@ class Gaussian(Target):
             chol = np.linalg.cholesky(self.cov)
         except np.linalg.LinAlgError as error:
             raise ValueError("cov must be positive definite") from error
+        self.cholesky = chol
         self.precision = np.linalg.inv(self.cov)
         self.precision = 0.5 * (self.precision + self.precision.T)
         # Computed once, here, and handed to every backend: two computations (say from a Cholesky
@@ -100,3 +101,13 @@ class Gaussian(Target):
     def log_evidence(self) -> float:
         """0: the density is normalised."""
         return 0.0
+
+    def posterior_moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """The exact mean ``(d,)`` and covariance ``(d, d)``."""
+        return self.mean.copy(), self.cov.copy()
+
+    def sample_exact(self, num_samples: int, seed: int | None = None) -> np.ndarray:
+        """i.i.d. draws ``(num_samples, d)``: mean + L z with L L^T = cov, z ~ N(0, I)."""
+        num_samples = count(num_samples, "num_samples")
+        rng = np.random.default_rng(None if seed is None else seed_value(seed))
+        return self.mean + rng.standard_normal((num_samples, self.dim)) @ self.cholesky.T

@@ -3,11 +3,14 @@
 #pragma once
 
 #include "banana.hpp"
+#include "funnel.hpp"
 #include "gaussian.hpp"
+#include "gaussian_mixture.hpp"
+#include "hybrid_rosenbrock.hpp"
 #include "target.hpp"
 
 namespace pyvi {
 
-using NativeTargets = TargetList<BananaTarget, GaussianTarget>;
+using NativeTargets = TargetList<BananaTarget, GaussianTarget, FunnelTarget, GaussianMixtureTarget, HybridRosenbrockTarget>;
 
 }  // namespace pyvi

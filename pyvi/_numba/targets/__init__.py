@@ -12,6 +12,6 @@ from pyvi._numba.targets.registry import (
     register,
 )
 
-from pyvi._numba.targets import banana, gaussian  # noqa: E402, F401  (the built-in faces register themselves)
+from pyvi._numba.targets import banana, funnel, gaussian, gaussian_mixture, hybrid_rosenbrock  # noqa: E402, F401  (the built-in faces register themselves)
 
 __all__ = ["register", "log_prob_and_grad", "log_prob_and_grad_batch", "has_fixed_dim", "fixed_dim_of"]
