@@ -119,7 +119,8 @@ py::tuple leapfrog_binding(const Target& target, const DoubleArray& position, co
 template <class Target>
 py::dict hmc_binding(const Target& target, const DoubleArray& initial, int64_t num_samples, int64_t num_warmup,
                      double step_size, int64_t num_steps, bool random_steps, bool adapt_step_size,
-                     double target_accept, double max_energy_error, uint64_t seed, int num_threads) {
+                     double target_accept, double max_energy_error, uint64_t seed, int num_threads,
+                     int64_t first_chain) {
   const int64_t d = target.dim();
   require_ndim(initial, 2, "initial");
   if (initial.shape(1) != d) fail("initial must have shape (num_chains, " + std::to_string(d) + ")");
@@ -138,10 +139,11 @@ py::dict hmc_binding(const Target& target, const DoubleArray& initial, int64_t n
     fail("target_accept must lie in (0, 1), got " + std::to_string(target_accept));
   require_positive(max_energy_error, "max_energy_error");
   require_at_least(num_threads, 0, "num_threads");
+  require_at_least(first_chain, 0, "first_chain");
   std::vector<double> scratch(d);
   for (int64_t c = 0; c < num_chains; ++c)
     if (!std::isfinite(target.log_prob_and_grad(initial.data() + c * d, scratch.data())))
-      fail("initial: the log density is not finite at chain " + std::to_string(c) + "'s start");
+      fail("initial: the log density is not finite at chain " + std::to_string(first_chain + c) + "'s start");
 
   auto [result, draws] = allocate_draws(num_chains, num_samples, d);
   const hmc::Settings settings{num_samples,
@@ -150,7 +152,8 @@ py::dict hmc_binding(const Target& target, const DoubleArray& initial, int64_t n
                                {num_steps, random_steps, max_energy_error},
                                adapt_step_size,
                                target_accept,
-                               seed};
+                               seed,
+                               static_cast<uint64_t>(first_chain)};
   {
     py::gil_scoped_release release;
     hmc::run_chains(target, initial.data(), settings, num_chains, draws, num_threads);
@@ -169,7 +172,8 @@ void bind_target(py::module_& m) {
   m.def("hmc", &hmc_binding<Target>, py::arg("target"), py::arg("initial"), py::arg("num_samples"),
         py::arg("num_warmup"), py::arg("step_size"), py::arg("num_steps"), py::arg("random_steps"),
         py::arg("adapt_step_size"), py::arg("target_accept"), py::arg("max_energy_error"), py::arg("seed"),
-        py::arg("num_threads"), "HMC chains from initial (num_chains, dim); chain c uses random stream (seed, c).");
+        py::arg("num_threads"), py::arg("first_chain") = 0,
+        "HMC chains from initial (num_chains, dim); chain c uses random stream (seed, first_chain + c).");
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 """The native HMC backends: ``pyvi._core`` (C++) and ``pyvi._numba.hmc``, on a target's face.
 
-Both run the same algorithm on the same random streams (chain c: xoshiro256++ stream (seed, c))
+Both run the same algorithm on the same random streams (chain c: xoshiro256++ stream (seed, c);
+a distributed run's share starting at chain ``first_chain`` passes it on)
 and fill the same outputs (``pyvi._core.hmc_draws``), so their draws are identical, bit for bit,
 whatever the thread count or the grouping of chains.
 """
@@ -15,25 +16,30 @@ from pyvi.hmc.settings import Settings, constants
 __all__ = ["run_cpp", "run_numba", "numba_leapfrog"]
 
 
-def run_cpp(face, initial: np.ndarray, settings: Settings, num_threads: int) -> dict[str, np.ndarray]:
-    """Every chain on the C++ core (GIL released); ``num_threads`` 0 uses all cores."""
+def run_cpp(face, initial: np.ndarray, settings: Settings, num_threads: int, first_chain: int = 0
+            ) -> dict[str, np.ndarray]:
+    """Every chain on the C++ core (GIL released); ``num_threads`` 0 uses all cores. Row c of
+    ``initial`` is chain ``first_chain + c`` of the run (stream (seed, first_chain + c))."""
     s = settings
     return require("cpp").hmc(face, initial, s.num_samples, s.num_warmup, s.step_size, s.num_steps, s.random_steps,
                               s.adapt_step_size, s.target_accept, constants()["max_energy_error"], s.seed,
-                              num_threads)
+                              num_threads, first_chain)
 
 
-def run_numba(face, initial: np.ndarray, settings: Settings, num_threads: int) -> dict[str, np.ndarray]:
-    """Every chain on the Numba sampler, in a prange over ``num_threads`` threads (0: all)."""
+def run_numba(face, initial: np.ndarray, settings: Settings, num_threads: int, first_chain: int = 0
+              ) -> dict[str, np.ndarray]:
+    """Every chain on the Numba sampler, in a prange over ``num_threads`` threads (0: all); row c
+    of ``initial`` is chain ``first_chain + c`` of the run."""
     require("numba")
     from pyvi._numba.hmc import Draws, Settings as NumbaSettings, first_non_finite_start, sample_chains
     from pyvi._numba.threads import num_threads as numba_threads
 
     bad = first_non_finite_start(face, initial)
     if bad >= 0:
-        raise ValueError(f"initial: the log density is not finite at chain {bad}'s start")
+        raise ValueError(f"initial: the log density is not finite at chain {first_chain + bad}'s start")
     # The record's fields are the settings' and pyvi._core's constants', by name.
-    record = NumbaSettings(**{**settings.as_dict(), "seed": np.uint64(settings.seed)}, **constants())
+    record = NumbaSettings(**{**settings.as_dict(), "seed": np.uint64(settings.seed)}, first_chain=first_chain,
+                           **constants())
     num_chains, dim = initial.shape
     draws = Draws(**require("cpp").hmc_draws(num_chains, settings.num_samples, dim))
     with numba_threads(num_threads):

@@ -123,19 +123,21 @@ class DualAveraging:
 # -- driver -------------------------------------------------------------------------------------------
 
 
-def sample_chains(target, initial: np.ndarray, settings: Settings) -> dict[str, np.ndarray]:
+def sample_chains(target, initial: np.ndarray, settings: Settings, first_chain: int = 0) -> dict[str, np.ndarray]:
     """Runs one chain per row of ``initial``: warm-up (adapting the step size when asked), then
-    sampling; returns the outputs of ``pyvi._core.hmc_draws`` filled in."""
+    sampling; returns the outputs of ``pyvi._core.hmc_draws`` filled in. Row c is chain
+    ``first_chain + c`` of the run: its stream is ``SeedSequence(seed).spawn(n)[first_chain + c]``
+    for any n, built directly."""
     num_chains, dim = initial.shape
     draws = require("cpp").hmc_draws(num_chains, settings.num_samples, dim)
     max_energy_error = constants()["max_energy_error"]
-    streams = np.random.SeedSequence(settings.seed).spawn(num_chains)
     for c in range(num_chains):
-        rng = np.random.default_rng(streams[c])
+        # SeedSequence.spawn's child i is the sequence with spawn_key (i,).
+        rng = np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(first_chain + c,)))
         x = initial[c].copy()
         log_prob, grad = target.log_prob_and_grad(x)
         if not math.isfinite(log_prob):
-            raise ValueError(f"initial: the log density is not finite at chain {c}'s start")
+            raise ValueError(f"initial: the log density is not finite at chain {first_chain + c}'s start")
         state = State(x, log_prob, grad)
         step_size = settings.step_size
         adaptation = DualAveraging(step_size, settings.target_accept)

@@ -6,6 +6,7 @@ import numpy as np
 
 from pyvi._backend import require
 from pyvi._validate import as_float_array, choice, positive_float
+from pyvi.distributed import run_chains
 from pyvi.hmc import reference
 from pyvi.hmc.native import numba_leapfrog, run_cpp, run_numba
 from pyvi.hmc.result import HMCResult
@@ -69,11 +70,14 @@ def sample(
             afterwards). ``None`` uses all cores. Never changes the draws.
 
     Returns:
-        An :class:`HMCResult`.
+        An :class:`HMCResult`. Under ``torchrun`` with N > 1 processes (:mod:`pyvi.distributed`)
+        the chains are split over the processes in contiguous blocks; rank 0 returns all of them,
+        identical to one process's draws, and rank r > 0 its own block.
 
     Raises:
         ValueError: a setting out of range (counts beyond the native integer range included), a
-            start where log p is not finite.
+            start where log p is not finite, fewer chains than processes under torchrun.
+        pyvi.distributed.RankFailedError: under torchrun, another process failed (its error).
         TypeError: a target the backend cannot run, an argument of the wrong type.
 
     Example:
@@ -95,10 +99,13 @@ def sample(
                          "draws do not fit in memory")
     face = None if backend == "numpy" else native_face(target, backend)
     initial = _initial_positions(initial, num_chains, target.dim)
-    if backend == "numpy":
-        draws = reference.sample_chains(target, initial, settings)
-    else:
-        draws = _RUN[backend](face, initial, settings, threads)
+
+    def run(rows: np.ndarray, first_chain: int) -> dict[str, np.ndarray]:  # chains first_chain, ... of the run
+        if backend == "numpy":
+            return reference.sample_chains(target, rows, settings, first_chain)
+        return _RUN[backend](face, rows, settings, threads, first_chain)
+
+    draws = run_chains(run, initial)  # all here, or over the processes under torchrun (pyvi.distributed)
     return HMCResult(backend=backend, settings=settings.as_dict(), **draws)
 
 

@@ -1,8 +1,9 @@
 // The HMC driver: warm-up and sampling of every chain, in groups spread over threads.
 //
 // Each transition's info goes to the adaptation (dual averaging of the step size) during warm-up
-// and into the draws afterwards. Chain c draws from random stream (seed, c) whatever its group or
-// thread, so the draws never depend on either. pyvi/_numba/hmc/driver.py is the Numba twin.
+// and into the draws afterwards. Chain c draws from random stream (seed, first_chain + c) whatever
+// its group or thread, so the draws never depend on either (first_chain: where a process's share of
+// a distributed run starts, pyvi/distributed.py). pyvi/_numba/hmc/driver.py is the Numba twin.
 //
 // References:
 //   Hoffman & Gelman, "The No-U-Turn Sampler" (2014), Sec. 3.2, arXiv:1111.4246 (adaptation).
@@ -55,7 +56,7 @@ void run_group(const Target& target, const Metric& metric, const double* initial
   Chain* lanes[W];
   for (int w = 0; w < count; ++w) {
     const int64_t c = first + w;
-    chains.emplace_back(d, settings.seed, static_cast<uint64_t>(c), settings.step_size);
+    chains.emplace_back(d, settings.seed, settings.first_chain + static_cast<uint64_t>(c), settings.step_size);
     State& state = chains.back().state;
     std::copy(initial + c * d, initial + (c + 1) * d, state.x.begin());
     state.log_prob = target.log_prob_and_grad(state.x.data(), state.grad.data());

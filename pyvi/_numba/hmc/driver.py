@@ -1,8 +1,9 @@
 """The Numba sampler's driver: warm-up and sampling of every chain, in groups spread over threads.
 
 Each transition's info goes to the adaptation (dual averaging of the step size) during warm-up and
-into the draws afterwards. Chain c uses random stream (seed, c) whatever its group or thread, so
-the draws never depend on either. The twin of csrc/core/hmc/driver.hpp.
+into the draws afterwards. Chain c uses random stream (seed, first_chain + c) whatever its group or
+thread, so the draws never depend on either (first_chain: where a process's share of a distributed
+run starts, pyvi/distributed.py). The twin of csrc/core/hmc/driver.hpp.
 """
 
 import numba
@@ -58,7 +59,7 @@ def _chain_group(target, settings, initial, first, count, draws, lanes):
         for i in range(d):
             state.x[w, i] = initial[first + w, i]
         state.log_prob[w] = log_prob_and_grad(target, state.x[w], state.grad[w])
-        rngs[w] = seed_state(settings.seed, np.uint64(first + w))
+        rngs[w] = seed_state(settings.seed, np.uint64(settings.first_chain + first + w))
         step_size[w] = settings.step_size
     # Each read of a field of the draws record (an argument) updates a reference count: over 100 ns
     # per draw in the loop below, as much as the rest of a transition. Read them once.
