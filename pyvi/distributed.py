@@ -33,8 +33,10 @@ References:
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import os
+import sys
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,7 +45,8 @@ from datetime import timedelta
 
 import numpy as np
 
-__all__ = ["Group", "RankFailedError", "current", "launched", "run_chains"]
+__all__ = ["Group", "DataParallel", "RankFailedError", "current", "launched", "is_main", "data_parallel",
+           "entry_point", "run_chains"]
 
 #: Store keys of the first failure (json: rank, type, message, traceback).
 _FAILURE_KEY = "pyvi/failure"
@@ -92,20 +95,26 @@ def current() -> Group | None:
 
     Starts the default process group on the first call under torchrun (backend ``"gloo"``, or
     ``"cpu:gloo,cuda:nccl"`` when torch sees a CUDA device: collectives on CPU tensors take gloo,
-    on CUDA tensors NCCL) and tears it down at exit; a group the application started itself is used
-    as it is. With one process (``--nproc-per-node 1``) it is None: the single-process path runs.
+    on CUDA tensors NCCL; the current CUDA device becomes GPU ``LOCAL_RANK``) and tears it down at
+    exit; a group the application started itself is used as it is. With one process
+    (``--nproc-per-node 1``) it is None: the single-process path runs. Outside a launcher it only
+    reads the environment (and asks an already imported ``torch.distributed`` whether the
+    application started a group).
     """
     if _failure is not None:
         raise RuntimeError(f"pyvi's process group was torn down after a failure ({_failure}); start a new run")
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not (dist.is_available() and dist.is_initialized()):
         if not launched() or int(os.environ["WORLD_SIZE"]) <= 1:
             return None
         import torch
+        import torch.distributed as dist
 
         global _owned
         backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if torch.cuda.is_available() and local_rank < torch.cuda.device_count():
+            torch.cuda.set_device(local_rank)  # "cuda" is this process's own GPU (NCCL wants one each)
         dist.init_process_group(backend, timeout=_timeout())
         _owned = True
         atexit.register(_teardown)
@@ -113,6 +122,12 @@ def current() -> Group | None:
     if world_size <= 1:
         return None
     return Group(rank=dist.get_rank(), world_size=world_size, backend=str(dist.get_backend()))
+
+
+def is_main() -> bool:
+    """Whether this process writes the run's files: rank 0 under torchrun, always outside it."""
+    group = current()
+    return group is None or group.is_main
 
 
 def _teardown() -> None:
@@ -166,27 +181,22 @@ class Group:
 
         Raises:
             ValueError: fewer items than processes (a process would idle).
+
+        Example:
+            >>> [Group(rank, world_size=2, backend="gloo").share(5, "num_chains") for rank in (0, 1)]
+            [range(0, 3), range(3, 5)]
         """
         if total < self.world_size:
             raise ValueError(f"{name}={total} is less than the number of processes ({self.world_size}): "
                              f"give every process at least one, or launch at most {total}")
-        rank = self.rank if rank is None else rank
-        size, extra = divmod(total, self.world_size)
-        start = rank * size + min(rank, extra)
-        return range(start, start + size + (rank < extra))
+        return Group(self.rank if rank is None else rank, self.world_size, self.backend).rows(total)
 
-    def even_share(self, total: int, name: str) -> range:
-        """This process's block of ``range(total)`` when ``total`` must split evenly (a batch whose
-        mean each process's gradient must weigh equally).
-
-        Raises:
-            ValueError: ``total`` is not a multiple of the number of processes.
-        """
-        if total % self.world_size:
-            raise ValueError(f"{name}={total} must be a multiple of the number of processes ({self.world_size}) "
-                             "under torchrun: each process takes an equal share")
-        size = total // self.world_size
-        return range(self.rank * size, (self.rank + 1) * size)
+    def rows(self, batch_rows: int) -> range:
+        """This process's contiguous rows of a batch of ``batch_rows`` split as :meth:`share` does,
+        but empty when there are fewer rows than processes (an epoch's short last batch)."""
+        size, extra = divmod(batch_rows, self.world_size)
+        start = self.rank * size + min(self.rank, extra)
+        return range(start, start + size + (self.rank < extra))
 
     def rank_seed(self, seed: int) -> int:
         """An independent seed for this process's share of a stream seeded with ``seed`` (numpy's
@@ -268,11 +278,13 @@ class Group:
         try:
             yield self
         except RankFailedError as error:
-            _abort(str(error).partition("\n")[0])
+            if _failure is None:
+                _abort(str(error).partition("\n")[0])
             raise
         except BaseException as error:
-            self._publish(error)
-            _abort(f"rank {self.rank}: {type(error).__name__}: {error}")
+            if _failure is None:  # (an inner guard has published it already)
+                self._publish(error)
+                _abort(f"rank {self.rank}: {type(error).__name__}: {error}")
             raise
 
     def _publish(self, error: BaseException) -> None:
@@ -297,6 +309,85 @@ def _remote_failure(error: BaseException) -> RankFailedError:
                                f"or timed out): {error}")
     return RankFailedError(f"rank {failure['rank']} failed with {failure['type']}: {failure['message']}\n"
                            f"its traceback:\n{failure['traceback']}", failure["rank"], failure["type"])
+
+
+class DataParallel:
+    """Data-parallel training's two duties (DDP's, by hand): every process starts from rank 0's
+    parameters, and before each optimiser step every process's gradients are replaced by their sum
+    over the processes, in one all-reduce of one flat buffer.
+
+    The caller weights each process's loss by its share of the global batch (its rows' sum divided
+    by the global batch size), so the sum is the single-process gradient up to the order of the
+    float additions. Every process then takes the same Adam step from the same bits (an all-reduce
+    gives every process the same result), so the parameters never drift apart.
+
+    A flat buffer and ``copy_`` back into each ``.grad`` keep the layout of every gradient (the
+    fused VAE stores two weights input-major); DDP's bucket views expect row-major gradients.
+
+    Args:
+        group: the processes.
+        parameters: the trained parameters (broadcast from rank 0 here).
+    """
+
+    def __init__(self, group: Group, parameters):
+        import torch
+
+        self.group = group
+        self.parameters = [p for p in parameters if p.requires_grad]
+        if not self.parameters:
+            raise ValueError("data-parallel training needs at least one parameter that requires a gradient")
+        with torch.no_grad():
+            for parameter in self.parameters:
+                group.broadcast_(parameter.data)
+
+    def rows(self, batch_rows: int) -> range:
+        """This process's rows of a global batch (:meth:`Group.rows`)."""
+        return self.group.rows(batch_rows)
+
+    def sum_gradients_(self, *values, weight: float = 1.0):
+        """Replaces every parameter's ``.grad`` by its sum over the processes (a missing gradient
+        counts as zeros) and returns ``values`` (scalar tensors, e.g. the loss) summed the same
+        way, in the same all-reduce; each process's gradients and values are multiplied by
+        ``weight`` first (its share of the global batch, when its loss is its share's mean)."""
+        import torch
+
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.parameters]
+        dtype, device = grads[0].dtype, grads[0].device
+        head = [torch.as_tensor(value, dtype=dtype, device=device).detach().reshape(1) for value in values]
+        flat = torch.cat([*head, *(grad.reshape(-1).to(dtype) for grad in grads)])
+        if weight != 1.0:
+            flat.mul_(weight)
+        self.group.all_reduce_sum_(flat)
+        offset = len(values)
+        for parameter, grad in zip(self.parameters, grads):
+            part = flat[offset:offset + grad.numel()].view(grad.shape)
+            offset += grad.numel()
+            if parameter.grad is None:
+                parameter.grad = torch.empty_like(parameter).copy_(part)  # the parameter's strides
+            else:
+                parameter.grad.copy_(part)  # keeps the gradient's own strides
+        return flat[: len(values)]
+
+
+def data_parallel(parameters) -> DataParallel | None:
+    """A :class:`DataParallel` for ``parameters`` under torchrun with more than one process, else None."""
+    group = current()
+    return None if group is None else DataParallel(group, parameters)
+
+
+def entry_point(function: Callable) -> Callable:
+    """Runs ``function`` (a public entry point: ``hmc.sample``, ``vi.fit``, ``vae.train``) inside
+    :meth:`Group.guard` under torchrun, as it is outside it."""
+
+    @functools.wraps(function)
+    def guarded(*args, **kwargs):
+        group = current()
+        if group is None:
+            return function(*args, **kwargs)
+        with group.guard():
+            return function(*args, **kwargs)
+
+    return guarded
 
 
 def run_chains(run: Callable[[np.ndarray, int], dict[str, np.ndarray]], initial: np.ndarray

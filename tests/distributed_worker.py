@@ -57,7 +57,81 @@ def error(out: Path, rank: int) -> None:
     (out / f"error-{rank}.json").write_text(json.dumps(caught))
 
 
-SCENARIOS = {"hmc": hmc, "error": error}
+#: The VAE runs (257 training images in batches of 64: the last batch of one image leaves rank 1's
+#: share empty).
+VAE_RUN = dict(batch_size=64, lr=1e-3, seed=5, eval_images=40, progress=False)
+VAE_IMAGES = (257, 60)
+BITS_SEED = 123
+
+
+def vae_setup():
+    """The small data sets and the model every run starts from (same initial weights everywhere)."""
+    import dataclasses
+
+    import torch
+
+    from pyvi.data import mnist
+    from pyvi.vae import VAE
+
+    data = [mnist("embedded", split) for split in ("train", "test")]
+    data = [dataclasses.replace(d, images=d.images[:n], labels=d.labels[:n]) for d, n in zip(data, VAE_IMAGES)]
+    torch.manual_seed(0)
+    return VAE(hidden=64), *data
+
+
+def vae(out: Path, rank: int) -> None:
+    import torch
+
+    from pyvi import distributed as d
+    from pyvi.vae.train import train
+    from pyvi.vae.evaluate import iwae_log_likelihood
+
+    model, train_data, test_data = vae_setup()
+    group = d.current()
+    indices = torch.arange(64)
+    rows = group.rows(len(indices))
+    bits = train_data.batch(indices[rows.start:rows.stop], seed=BITS_SEED, first_row=rows.start)
+    torch.save(bits, out / f"vae-bits-{rank}.pt")
+    first = train(model, train_data, test_data, epochs=1, checkpoint=out / "vae-epoch1.pt", **VAE_RUN)
+    d.current().barrier()  # rank 0 has written the checkpoint
+    model, train_data, test_data = vae_setup()
+    history = train(model, train_data, test_data, epochs=2, checkpoint=out / "vae-epoch2.pt",
+                    resume=out / "vae-epoch1.pt", **VAE_RUN)
+    iwae = iwae_log_likelihood(model, test_data, torch.arange(50), 5, seed=7, batch_size=20)
+    torch.save({"model": model.state_dict(), "first": first, "history": history, "iwae": iwae},
+               out / f"vae-{rank}.pt")
+
+
+#: The flow fits: the fast path (fused RealNVP on the banana's fused op) long enough to converge,
+#: and a few autograd steps (the banana's torch reference density).
+FIT_RUN = dict(batch_size=256, lr=5e-3, seed=3, progress=False)
+FIT_STEPS = {"fused": 1500, "reference": 20}
+
+
+def fit_flow(target_impl: str, seed: int = 3):
+    """A fresh flow (the same initial parameters on every process) fitted to the banana, its result."""
+    from pyvi.flows import RealNVP
+    from pyvi.vi import fit
+
+    flow = RealNVP(seed=0).double()
+    result = fit(flow, Banana.default(), num_steps=FIT_STEPS[target_impl], target_impl=target_impl,
+                 **{**FIT_RUN, "seed": seed})
+    return flow, result
+
+
+def flows(out: Path, rank: int) -> None:
+    import torch
+
+    from pyvi.vi import kl
+
+    for target_impl in FIT_STEPS:
+        flow, result = fit_flow(target_impl)
+        estimate = kl(flow, Banana.default(), num_samples=20_000, seed=1)
+        torch.save({"params": flow.state_dict(), "elbo": result.elbo, "batch_size": result.batch_size,
+                    "kl": estimate.value, "kl_se": estimate.standard_error}, out / f"fit-{target_impl}-{rank}.pt")
+
+
+SCENARIOS = {"hmc": hmc, "error": error, "vae": vae, "flows": flows}
 
 if __name__ == "__main__":
     scenario, out = sys.argv[1], Path(sys.argv[2])
