@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One GPU session in one command: toolchain facts, the CUDA build, the C++-runtime check, the CUDA tests
-# and the GPU benchmarks (bench/bench_cuda.py), every log under $OUT (default ./cuda-session).
+# One GPU session in one command: toolchain facts, the CUDA build, the C++-runtime check, the CUDA tests,
+# the GPU benchmarks (bench/bench_cuda.py) and the torch HMC backend's many-chains rows (bench/bench_hmc_torch.py),
+# every log under $OUT (default ./cuda-session).
 #
 #   OUT=/tmp/out bench/cuda_session.sh [quick]
 #
@@ -59,4 +60,11 @@ for row in rows:
     extra = {k: info[k] for k in ("fit_wall_s", "exact_kl", "skipped") if k in info}
     print(f"{row['group'][:60]:60s} {info.get('impl', ''):28s} {per if per is not None else row['stats']['median'] * 1e6:>12.1f} us {extra or ''}")
 EOF
+stage torch hmc benchmarks
+# Many chains of the banana: cpp on all cores, torch on the CPU and on CUDA (NumPyro where installed).
+timeout ${HMC_BENCH_TIMEOUT:-300} python3 -m pytest bench/bench_hmc_torch.py -k many_chains --benchmark-enable \
+  -p no:cacheprovider -q --benchmark-json="$OUT/bench_hmc_torch.json" --benchmark-columns=median,rounds 2>&1 | tail -30
+python3 bench/table.py "$OUT/bench_hmc_torch.json" > "$OUT/bench_hmc_torch.md" 2>&1 || true
+cat "$OUT/bench_hmc_torch.md"
+
 stage done

@@ -24,7 +24,7 @@ HMC_START = [1.0, 0.5]
 
 def hmc(out: Path, rank: int) -> None:
     banana = Banana.default()
-    for backend in ("cpp", "numba", "numpy"):
+    for backend in ("cpp", "numba", "numpy", "torch"):
         result = sample(banana, HMC_START, backend=backend, num_threads=1, **HMC_RUN)
         np.savez(out / f"hmc-{backend}-{rank}.npz", samples=result.samples, log_prob=result.log_prob,
                  accept_prob=result.accept_prob, divergent=result.divergent, num_steps=result.num_steps,

@@ -114,6 +114,24 @@ def test_hmc_two_processes_give_exactly_the_single_process_draws(hmc_run, backen
         assert np.array_equal(own[name], expected[3:]), name
 
 
+def test_hmc_torch_backend_runs_each_block_on_its_own_generator(hmc_run):
+    """The torch backend draws all its chains from one generator, so a process's block has its own:
+    rank 0's block is the single-process run of its 3 chains (seed unchanged), rank 1's that of
+    its 2 chains seeded from (seed, 3); rank 0 gathers both."""
+    from pyvi.hmc import sample
+    from pyvi.targets import Banana
+
+    run = distributed_worker.HMC_RUN
+    first = sample(Banana.default(), distributed_worker.HMC_START, backend="torch", **{**run, "num_chains": 3})
+    seed = int(np.random.SeedSequence([run["seed"], 3]).generate_state(1, np.uint64)[0])
+    second = sample(Banana.default(), distributed_worker.HMC_START, backend="torch",
+                    **{**run, "num_chains": 2, "seed": seed})
+    gathered = np.load(hmc_run / "hmc-torch-0.npz")
+    for name in gathered.files:
+        expected = np.concatenate([getattr(first, name), getattr(second, name)])
+        assert np.array_equal(gathered[name], expected), name
+
+
 def test_a_failing_rank_stops_the_others_with_its_error_within_seconds(tmp_path):
     torchrun("error", tmp_path)
     failed, waiting = (json.loads((tmp_path / f"error-{rank}.json").read_text()) for rank in (1, 0))

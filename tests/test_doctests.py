@@ -6,8 +6,9 @@ import importlib
 import pytest
 
 MODULES = ["pyvi", "pyvi._backend", "pyvi.targets.base", "pyvi.targets.banana", "pyvi.targets.gaussian",
-           "pyvi.targets.log_density", "pyvi.hmc.sampler", "pyvi._numba.threads", "pyvi.diagnostics", "pyvi.ops.banana",
-           "pyvi.ops.coupling", "pyvi.refine", "pyvi.binarize", "pyvi._seeds", "pyvi.distributed"]
+           "pyvi.targets.log_density", "pyvi.models.logistic_regression", "pyvi.hmc.sampler", "pyvi._numba.threads", "pyvi.diagnostics", "pyvi.ops.banana",
+           "pyvi.ops.coupling", "pyvi.refine", "pyvi.binarize", "pyvi._seeds", "pyvi.targets.torch_target",
+           "pyvi.distributed"]
 
 
 @pytest.mark.parametrize("name", MODULES)
