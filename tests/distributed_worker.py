@@ -64,8 +64,9 @@ VAE_IMAGES = (257, 60)
 BITS_SEED = 123
 
 
-def vae_setup():
-    """The small data sets and the model every run starts from (same initial weights everywhere)."""
+def vae_setup(device: str = "cpu"):
+    """The small data sets and the model every run starts from (same initial weights everywhere),
+    on ``device`` (under torchrun "cuda" is each process's own GPU)."""
     import dataclasses
 
     import torch
@@ -73,10 +74,10 @@ def vae_setup():
     from pyvi.data import mnist
     from pyvi.vae import VAE
 
-    data = [mnist("embedded", split) for split in ("train", "test")]
+    data = [mnist("embedded", split, device=device) for split in ("train", "test")]
     data = [dataclasses.replace(d, images=d.images[:n], labels=d.labels[:n]) for d, n in zip(data, VAE_IMAGES)]
     torch.manual_seed(0)
-    return VAE(hidden=64), *data
+    return VAE(hidden=64).to(device), *data
 
 
 def vae(out: Path, rank: int) -> None:
@@ -131,7 +132,32 @@ def flows(out: Path, rank: int) -> None:
                     "kl": estimate.value, "kl_se": estimate.standard_error}, out / f"fit-{target_impl}-{rank}.pt")
 
 
-SCENARIOS = {"hmc": hmc, "error": error, "vae": vae, "flows": flows}
+def vae_cuda(out: Path, rank: int) -> None:
+    """Two epochs on each process's own GPU (NCCL all-reduce), for the 2-GPU test."""
+    import torch
+
+    from pyvi.vae.train import train
+
+    model, train_data, test_data = vae_setup("cuda")
+    history = train(model, train_data, test_data, epochs=2, **VAE_RUN)
+    torch.save({"model": {k: v.cpu() for k, v in model.state_dict().items()}, "history": history},
+               out / f"vae-cuda-{rank}.pt")
+
+
+def fit_cuda(out: Path, rank: int) -> None:
+    """vi.fit's device step on each process's own GPU (NCCL all-reduce), for the 2-GPU test."""
+    import torch
+
+    from pyvi.flows import RealNVP
+    from pyvi.vi import fit
+
+    flow = RealNVP(seed=0).double().to("cuda")
+    result = fit(flow, Banana.default(), num_steps=200, **FIT_RUN)
+    torch.save({"params": {k: v.cpu() for k, v in flow.state_dict().items()}, "elbo": result.elbo},
+               out / f"fit-cuda-{rank}.pt")
+
+
+SCENARIOS = {"hmc": hmc, "error": error, "vae": vae, "flows": flows, "vae_cuda": vae_cuda, "fit_cuda": fit_cuda}
 
 if __name__ == "__main__":
     scenario, out = sys.argv[1], Path(sys.argv[2])

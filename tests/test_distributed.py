@@ -284,6 +284,43 @@ def torch_equal(a, b) -> bool:
     return torch.equal(a, b)
 
 
+def _gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(_gpus() < 2, reason="needs 2 CUDA devices (NCCL takes one GPU per process)")
+def test_vae_on_two_gpus_trains_as_one_gpu(tmp_path):
+    """NCCL between 2 GPUs, the eager step (no CUDA graphs under torchrun): the processes agree bit
+    for bit and match one GPU's eager run up to float reduction order (the tolerances of the CPU
+    test)."""
+    from pyvi.vae.train import train
+
+    torchrun("vae_cuda", tmp_path)
+    ranks = [torch_load(tmp_path / f"vae-cuda-{rank}.pt") for rank in (0, 1)]
+    for name, value in ranks[0]["model"].items():
+        assert torch_equal(value, ranks[1]["model"][name]), name
+    model, train_data, test_data = distributed_worker.vae_setup("cuda")
+    train(model, train_data, test_data, epochs=2, cuda_graph=False, **distributed_worker.VAE_RUN)
+    _compare_vae(ranks[0]["model"], {k: v.cpu() for k, v in model.state_dict().items()})
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(_gpus() < 2, reason="needs 2 CUDA devices (NCCL takes one GPU per process)")
+def test_fit_device_step_on_two_gpus_keeps_the_processes_together(tmp_path):
+    """vi.fit's device-resident step with the NCCL all-reduce between backward and Adam: both
+    processes end with the same flow and a finite, rising bound."""
+    torchrun("fit_cuda", tmp_path)
+    ranks = [torch_load(tmp_path / f"fit-cuda-{rank}.pt") for rank in (0, 1)]
+    for name, value in ranks[0]["params"].items():
+        assert torch_equal(value, ranks[1]["params"][name]), name
+    elbo = ranks[0]["elbo"]
+    assert np.array_equal(elbo, ranks[1]["elbo"]) and np.isfinite(elbo).all()
+    assert elbo[-50:].mean() > elbo[:50].mean()
+
+
 def test_a_share_that_does_not_fit_its_batch_is_refused():
     import torch
 
