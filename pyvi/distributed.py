@@ -15,7 +15,9 @@ many? It starts the process group on first use: gloo for CPU tensors, NCCL for C
 torch sees a GPU), the shares, the collectives, and :meth:`Group.guard`, which turns a failure on one
 process into that failure everywhere. Outside a launcher, or with one process, :func:`current` is
 None, nothing here runs and ``torch.distributed`` is never initialised: results are exactly the
-single-process ones.
+single-process ones. Under a launcher every process must make the same calls with the same
+arguments (as with any torch.distributed program): a call made by rank 0 alone waits for the others
+until the timeout.
 
 Errors: a process that raises inside a guarded section publishes its error in the launcher's store
 and tears its process group down, which makes every peer's pending collective fail at once (gloo:
