@@ -54,8 +54,6 @@ __all__ = ["Group", "DataParallel", "RankFailedError", "current", "launched", "i
 _FAILURE_KEY = "pyvi/failure"
 #: How long a peer waits for a failed rank's published error after its collective broke.
 _FAILURE_WAIT = timedelta(seconds=10)
-#: The dtypes gather_rows moves exactly through float64.
-_EXACT_IN_FLOAT64 = (np.float64, np.float32, np.int32, np.bool_)
 
 _owned = False  # whether pyvi started the process group (and so tears it down at exit)
 _failure: str | None = None  # set once a guarded section failed: the group is gone
@@ -243,31 +241,29 @@ class Group:
 
     def gather_rows(self, arrays: dict[str, np.ndarray], total: int) -> dict[str, np.ndarray] | None:
         """Rank 0 gets each array's rows from every process, in rank order (rank r holds rows
-        ``share(total, rank=r)``); the others get None. Exact for float64, float32, int32 and bool
-        (sent as float64 in one collective)."""
+        ``share(total, rank=r)``); the others get None. Bit for bit, any dtype: each row of every
+        array is sent as its bytes, all in one collective."""
         import torch
         import torch.distributed as dist
 
         names = list(arrays)
-        for name in names:
-            if arrays[name].dtype.type not in _EXACT_IN_FLOAT64:
-                raise TypeError(f"gather_rows cannot move {name} ({arrays[name].dtype}) exactly")
         rows = len(self.share(total, "rows"))
-        widths = [int(np.prod(arrays[name].shape[1:], dtype=np.int64)) for name in names]
-        packed = np.concatenate([arrays[name].reshape(rows, -1).astype(np.float64) for name in names], axis=1)
+        parts = [np.ascontiguousarray(arrays[name]).reshape(rows, -1).view(np.uint8) for name in names]
+        widths = [part.shape[1] for part in parts]
         longest = len(self.share(total, "rows", rank=0))  # gloo's gather wants equal sizes: pad
-        buffer = torch.zeros(longest, sum(widths), dtype=torch.float64)
-        buffer[:rows] = torch.from_numpy(packed)
-        parts = [torch.empty_like(buffer) for _ in range(self.world_size)] if self.is_main else None
-        self._collective(lambda: dist.gather(buffer, parts, dst=0))
+        buffer = torch.zeros(longest, sum(widths), dtype=torch.uint8)
+        np.concatenate(parts, axis=1, out=buffer.numpy()[:rows])
+        received = [torch.empty_like(buffer) for _ in range(self.world_size)] if self.is_main else None
+        self._collective(lambda: dist.gather(buffer, received, dst=0))
         if not self.is_main:
             return None
-        stacked = np.concatenate([part[: len(self.share(total, "rows", rank=r))].numpy()
-                                  for r, part in enumerate(parts)])
+        stacked = np.concatenate([part.numpy()[: len(self.share(total, "rows", rank=r))]
+                                  for r, part in enumerate(received)])
         out, column = {}, 0
         for name, width in zip(names, widths):
-            shape = (total, *arrays[name].shape[1:])
-            out[name] = stacked[:, column:column + width].astype(arrays[name].dtype).reshape(shape)
+            array = arrays[name]
+            out[name] = (np.ascontiguousarray(stacked[:, column:column + width]).view(array.dtype)
+                         .reshape(total, *array.shape[1:]))
             column += width
         return out
 
