@@ -48,7 +48,7 @@ from datetime import timedelta
 import numpy as np
 
 __all__ = ["Group", "DataParallel", "RankFailedError", "current", "launched", "is_main", "data_parallel",
-           "entry_point", "run_chains"]
+           "entry_point", "agree", "run_chains"]
 
 #: Store keys of the first failure (json: rank, type, message, traceback).
 _FAILURE_KEY = "pyvi/failure"
@@ -386,6 +386,20 @@ def entry_point(function: Callable) -> Callable:
             return function(*args, **kwargs)
 
     return guarded
+
+
+def agree(value):
+    """``value`` as rank 0 has it, on every process (a broadcast under torchrun; ``value`` itself
+    outside it): what a process drew for itself, e.g. a seed from the operating system's entropy."""
+    group = current()
+    if group is None:
+        return value
+    import torch.distributed as dist
+
+    with group.guard():
+        box = [value]
+        group._collective(lambda: dist.broadcast_object_list(box, src=0))
+    return box[0]
 
 
 def run_chains(run: Callable[[np.ndarray, int], dict[str, np.ndarray]], initial: np.ndarray

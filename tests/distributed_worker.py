@@ -29,6 +29,9 @@ def hmc(out: Path, rank: int) -> None:
         np.savez(out / f"hmc-{backend}-{rank}.npz", samples=result.samples, log_prob=result.log_prob,
                  accept_prob=result.accept_prob, divergent=result.divergent, num_steps=result.num_steps,
                  step_size=result.step_size)
+    # seed=None: every process runs with rank 0's draw from the operating system's entropy.
+    result = sample(banana, HMC_START, backend="cpp", num_threads=1, **{**HMC_RUN, "seed": None})
+    np.savez(out / f"hmc-entropy-{rank}.npz", samples=result.samples, seed=np.uint64(result.settings["seed"]))
 
 
 class _FailsOnRankOne:

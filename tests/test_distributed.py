@@ -114,6 +114,18 @@ def test_hmc_two_processes_give_exactly_the_single_process_draws(hmc_run, backen
         assert np.array_equal(own[name], expected[3:]), name
 
 
+def test_hmc_seed_none_takes_rank_0s_seed_everywhere(hmc_run):
+    from pyvi.hmc import sample
+    from pyvi.targets import Banana
+
+    ranks = [np.load(hmc_run / f"hmc-entropy-{rank}.npz") for rank in (0, 1)]
+    assert ranks[0]["seed"] == ranks[1]["seed"]
+    single = sample(Banana.default(), distributed_worker.HMC_START, backend="cpp",
+                    **{**distributed_worker.HMC_RUN, "seed": int(ranks[0]["seed"])})
+    assert np.array_equal(ranks[0]["samples"], single.samples)
+    assert np.array_equal(ranks[1]["samples"], single.samples[3:])
+
+
 def test_hmc_torch_backend_runs_each_block_on_its_own_generator(hmc_run):
     """The torch backend draws all its chains from one generator, so a process's block has its own:
     rank 0's block is the single-process run of its 3 chains (seed unchanged), rank 1's that of

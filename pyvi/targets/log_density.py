@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 
 import numpy as np
@@ -36,8 +37,34 @@ class LogDensity(Target):
         self.grad_fn = grad_fn
 
     def log_prob_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        """log p(x) and its gradient at one point ``x`` of shape ``(dim,)``."""
-        grad = np.asarray(self.grad_fn(x), dtype=np.float64)
+        """log p(x) and its gradient at one point ``x`` of shape ``(dim,)``.
+
+        Raises:
+            TypeError: ``logdensity_fn`` did not return one real number (a 1-element array is not
+                one: it usually means a batch dimension crept in), or ``grad_fn`` returned complex
+                values.
+            ValueError: ``grad_fn`` returned another shape than ``(dim,)``.
+        """
+        grad = np.asarray(self.grad_fn(x))
+        if grad.dtype.kind not in "fiub":
+            raise TypeError(f"grad_fn must return real numbers, got dtype {grad.dtype}")
         if grad.shape != (self.dim,):
             raise ValueError(f"grad_fn must return shape ({self.dim},), got {grad.shape}")
-        return float(self.logdensity_fn(x)), grad
+        return _real_number(self.logdensity_fn(x), "logdensity_fn"), grad.astype(np.float64, copy=False)
+
+
+def _real_number(value, name: str) -> float:
+    """``value`` as a float if it is one real number (a float, an int, a 0-d real array), else a
+    TypeError naming the function that returned it."""
+    if isinstance(value, float):  # the common case (numpy's float64 too), first: this runs at every step
+        return float(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, np.ndarray) and value.shape == () and value.dtype.kind in "fiu":
+        return float(value)
+    shape = getattr(value, "shape", None)
+    got = f"an array of shape {shape}" if shape is not None else type(value).__name__
+    if np.iscomplexobj(value):
+        got = f"complex {got}"
+    raise TypeError(f"{name} must return one real number (a float or a 0-d array), got {got}"
+                    + ("; index the result or reduce over the batch dimension" if shape and np.size(value) == 1 else ""))
