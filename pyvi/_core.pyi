@@ -69,8 +69,8 @@ def leapfrog(target: NativeTarget, position: npt.ArrayLike, momentum: npt.ArrayL
              num_steps: int) -> tuple[np.ndarray, np.ndarray, float]: ...
 def hmc(target: NativeTarget, initial: npt.ArrayLike, num_samples: int, num_warmup: int, step_size: float,
         num_steps: int, random_steps: bool, adapt_step_size: bool, target_accept: float, max_energy_error: float,
-        seed: int, num_threads: int) -> dict[str, np.ndarray]:
-    """Keys: hmc_outputs (samples (C, S, d), log_prob, accept_prob, divergent, num_steps (C, S), step_size (C,))."""
+        seed: int, num_threads: int, first_chain: int = 0) -> dict[str, np.ndarray]:
+    """Chain c uses random stream (seed, first_chain + c). Keys: hmc_outputs (samples (C, S, d), log_prob, accept_prob, divergent, num_steps (C, S), step_size (C,))."""
 
 #: The names of hmc's outputs, in order.
 hmc_outputs: tuple[str, ...]

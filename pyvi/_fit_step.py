@@ -63,11 +63,13 @@ class DeviceFit:
         lr_rates: ``(num_steps,)`` learning rate per step (:func:`lr_schedule`).
         generator: the fit's generator, on the flow's device.
         betas, eps: Adam's.
+        reduce: ``(grad, bound) -> (grad, bound)`` between backward and Adam, or None: under torchrun
+            the sum over the processes (:mod:`pyvi.distributed`).
     """
 
     def __init__(self, flow, ops, log_joint: Callable, num_steps: int, batch_size: int, num_particles: int,
                  objective: str, lr_rates: np.ndarray, generator: torch.Generator,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, reduce: Callable | None = None):
         self.forward_op, self.backward_op, self.config = ops
         self.log_joint = log_joint
         self.flow = flow
@@ -84,6 +86,7 @@ class DeviceFit:
         self.iwae = objective == "iwae"
         self.generator = generator
         self.betas, self.eps = betas, eps
+        self.reduce = reduce
         # The base buffers are fixed during training: log N's normaliser is computed once.
         self.log_normaliser = float(flow.base_scale.log().sum()) + 0.5 * flow.dim * math.log(2 * math.pi)
 
@@ -99,5 +102,7 @@ class DeviceFit:
         bound, grad_x, grad_log_det = torch.ops.pyvi.bound_gradients(
             log_p, grad_log_p, log_det, noise, self.log_normaliser, self.num_particles, self.iwae)
         _, grad = self.backward_op(grad_x, grad_log_det, self.param, states, *self.config)
+        if self.reduce is not None:
+            grad, bound = self.reduce(grad, bound)
         torch.ops.pyvi.adam_update_(self.param, grad, self.exp_avg, self.exp_avg_sq, self.step_count, self.lr,
                                     self.index, bound, self.history, self.betas[0], self.betas[1], self.eps)

@@ -1,7 +1,7 @@
 """Dynamic binarisation: x ~ Bernoulli(gray level), drawn by a counter-based RNG keyed by a seed.
 
-Pixel ``i`` of the flattened tensor is 1 when ``u(seed, i) < p_i`` for a counter-based uniform
-``u`` (one splitmix64 output of a Weyl sequence started at a per-seed key; see
+Pixel ``i`` of the flattened tensor is 1 when ``u(seed, i) < p_i`` (``u(seed, offset + i)`` for a
+part of a batch that starts ``offset`` elements in) for a counter-based uniform ``u`` (one splitmix64 output of a Weyl sequence started at a per-seed key; see
 ``csrc/common/vae_likelihood.h``). A pure function of (seed, index), so :func:`binarize` (the
 ``pyvi::binarize`` op), the torch reference :func:`binarize_reference` and the fused VAE
 likelihoods that binarise on the fly (:mod:`pyvi.vae.likelihood`) all draw the same bits, on CPU
@@ -53,30 +53,35 @@ def _key(seed: int) -> int:
     return z ^ (z >> 31)
 
 
-def counter_uniform(seed: int, numel: int, *, dtype: torch.dtype = torch.float32, device="cpu") -> torch.Tensor:
-    """The counter-based uniforms u(seed, 0..numel-1) in [0, 1), 24 bits each, in plain torch.
+def counter_uniform(seed: int, numel: int, *, offset: int = 0, dtype: torch.dtype = torch.float32,
+                    device="cpu") -> torch.Tensor:
+    """The counter-based uniforms u(seed, offset .. offset + numel - 1) in [0, 1), 24 bits each, in
+    plain torch.
 
     The reference for the kernels' generator (``csrc/common/vae_likelihood.h``).
     """
     seed = seed_value(seed)
-    key = _key(seed)
+    offset = seed_value(offset, "offset")
+    key = (_key(seed) + offset * _GOLDEN) & _MASK64  # counter_key_at: the Weyl state `offset` steps on
     index = torch.arange(1, numel + 1, dtype=torch.int64, device=device)
     state = index * _signed(_GOLDEN) + _signed(key)
     bits = (_splitmix_mix(state) >> 40) & ((1 << 24) - 1)
     return bits.to(dtype) * 2.0**-24
 
 
-def binarize_reference(probs: torch.Tensor, seed: int) -> torch.Tensor:
+def binarize_reference(probs: torch.Tensor, seed: int, offset: int = 0) -> torch.Tensor:
     """:func:`binarize` in plain torch."""
-    u = counter_uniform(seed, probs.numel(), dtype=probs.dtype, device=probs.device).reshape(probs.shape)
+    u = counter_uniform(seed, probs.numel(), offset=offset, dtype=probs.dtype, device=probs.device).reshape(probs.shape)
     return (u < probs).to(probs.dtype)
 
 
-def binarize(probs: torch.Tensor, seed: int) -> torch.Tensor:
+def binarize(probs: torch.Tensor, seed: int, offset: int = 0) -> torch.Tensor:
     """x ~ Bernoulli(probs) element-wise, drawn by a counter-based RNG keyed by ``seed``.
 
-    Element ``i`` of the flattened tensor gets bit ``[u(seed, i) < probs_i]``: the same bits on
-    CPU and CUDA and whatever the thread count. Runs the custom op ``pyvi::binarize`` (needs pyvi._C).
+    Element ``i`` of the flattened tensor gets bit ``[u(seed, offset + i) < probs_i]``: the same bits
+    on CPU and CUDA and whatever the thread count; rows ``a .. b`` of a batch, binarised alone with
+    ``offset = a * pixels``, get the bits the whole batch gives them (a distributed rank's share).
+    Runs the custom op ``pyvi::binarize`` (needs pyvi._C).
 
     Example:
         >>> binarize(torch.tensor([0.0, 1.0, 0.5]), seed=0)[:2].tolist()
@@ -89,6 +94,9 @@ def binarize(probs: torch.Tensor, seed: int) -> torch.Tensor:
     seed = seed_value(seed)
     if seed >= 2**63:
         raise ValueError(f"seed must be < 2**63, got {seed}")
+    offset = seed_value(offset, "offset")
+    if offset >= 2**63:
+        raise ValueError(f"offset must be < 2**63, got {offset}")
     from pyvi.ops import vae_likelihood as ops  # loads pyvi._C on first use
 
-    return ops.binarize(probs, seed)
+    return ops.binarize(probs, seed, offset)

@@ -79,13 +79,16 @@ class MNISTData:
     def device(self) -> torch.device:
         return self.images.device
 
-    def batch(self, indices: torch.Tensor, seed: int | None = None) -> torch.Tensor:
+    def batch(self, indices: torch.Tensor, seed: int | None = None, first_row: int = 0) -> torch.Tensor:
         """The images at ``indices`` as the model's x, ``(len(indices), 784)``.
 
         Args:
             indices: int64 indices (any device; moved to the data's device).
             seed: needed for ``binarize="dynamic"``: the key of this batch's Bernoulli draws
                 (same seed, same indices -> same bits, on any device).
+            first_row: where these rows start in a larger batch binarised with ``seed`` (a
+                distributed rank's share, :mod:`pyvi.distributed`): they get the bits the larger
+                batch gives them.
         """
         x = self.images.index_select(0, indices.to(self.device))
         if self.binarize != "dynamic":
@@ -94,7 +97,7 @@ class MNISTData:
             raise ValueError("seed is required for dynamically binarised data")
         from pyvi.binarize import binarize  # local: `binarize` also names a field here and an argument of mnist()
 
-        return binarize(x, seed_value(seed))
+        return binarize(x, seed_value(seed), offset=count(first_row, "first_row") * x.shape[1])
 
     def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
         """Index tensors of one epoch: a random permutation (drawn on the CPU from ``generator``)

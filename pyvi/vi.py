@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from pyvi import distributed
 from pyvi._adam import adam_step, supports_adam_step
 from pyvi._validate import as_float_array, choice, count, positive_float, seed_value
 from pyvi.flows.base import Flow
@@ -238,6 +239,7 @@ def _fast_path(flow: Flow, target, target_impl: str):
     return step
 
 
+@distributed.entry_point
 def fit(
     flow: Flow,
     target,
@@ -289,6 +291,13 @@ def fit(
             and reported with one RuntimeWarning at the end, and ``seconds`` holds the host's
             submission times (the GPU may still be working), ``wall_time`` the synchronised total.
 
+    Under ``torchrun`` with N > 1 processes (:mod:`pyvi.distributed`) training is data parallel:
+    every process starts from rank 0's parameters, draws its share of each batch of ``batch_size``
+    (at least N) from its own stream, and the shares' gradients and bounds are summed, weighted by
+    their sizes, before every Adam step, so the processes optimise the global batch's bound together
+    and return the same result. One process runs exactly as without torchrun. On CUDA the device
+    steps run eagerly (no graph capture), the all-reduce between backward and Adam.
+
     Returns:
         A :class:`FitResult` with the per-step bound and timing.
 
@@ -327,9 +336,19 @@ def fit(
     if cuda_graph and not on_device:
         raise ValueError("cuda_graph=True needs a CUDA flow with the fused fast path (a fused flow on a target with "
                          "a fused log-joint op); use cuda_graph=None to capture only where it applies")
+    parallel = distributed.data_parallel(params)  # None outside torchrun
+    global_batch, noise_seed, weight = batch_size, seed, 1.0
+    if parallel is not None:  # this process's share of every batch, from its own stream
+        parallel.group.share(batch_size, "batch_size")
+        batch_size = len(parallel.rows(global_batch))
+        noise_seed, weight = parallel.group.rank_seed(seed), batch_size / global_batch
+        if cuda_graph:
+            raise ValueError("cuda_graph=True runs one process; under torchrun the device steps run eagerly, the "
+                             "gradient all-reduced between backward and Adam")
     if on_device:
         return _fit_on_device(flow, fast_step, num_steps, batch_size, lr, objective, num_particles, seed, progress,
-                              schedule, capture=cuda_graph is not False)
+                              schedule, capture=cuda_graph is not False and parallel is None, parallel=parallel,
+                              global_batch=global_batch, noise_seed=noise_seed)
     # One packed tensor per flow: Adam's per-tensor overhead is paid once, not per layer. The fast
     # path updates it with adam_step (torch's single-tensor Adam arithmetic without the ~30 us of
     # optimizer.step bookkeeping); otherwise fused=True: one kernel for the whole update.
@@ -343,7 +362,7 @@ def fit(
         else None
     )
     device = flow.base_loc.device
-    generator = torch.Generator(device=device).manual_seed(seed)
+    generator = torch.Generator(device=device).manual_seed(noise_seed)
     history = np.full(num_steps, np.nan)
     seconds = np.zeros(num_steps)
     skipped: list[int] = []
@@ -368,6 +387,9 @@ def fit(
             finite = bool(torch.isfinite(bound))
             if finite:
                 (-bound).backward()
+        if parallel is not None:  # the global batch's bound and gradient, on every process
+            bound = parallel.sum_gradients_(bound, weight=weight)[0]
+            finite = bool(torch.isfinite(bound))
         if finite:
             finite = all(bool(torch.isfinite(p.grad).all()) for p in params if p.grad is not None)
         if finite:
@@ -390,7 +412,7 @@ def fit(
         wall_time=time.perf_counter() - start,
         objective=objective,
         num_steps=num_steps,
-        batch_size=batch_size,
+        batch_size=global_batch,
         num_particles=num_particles,
         lr=lr,
         seed=seed,
@@ -398,16 +420,26 @@ def fit(
 
 
 def _fit_on_device(flow: Flow, fast_step, num_steps: int, batch_size: int, lr: float, objective: str,
-                   num_particles: int, seed: int, progress: bool, schedule: str, capture: bool) -> FitResult:
+                   num_particles: int, seed: int, progress: bool, schedule: str, capture: bool,
+                   parallel=None, global_batch: int | None = None, noise_seed: int | None = None) -> FitResult:
     """fit's loop on a GPU: the device-resident step (pyvi/_fit_step.py), captured in CUDA graphs
-    when ``capture`` (pyvi/_cuda_graph.py), the history read back once at the end."""
+    when ``capture`` (pyvi/_cuda_graph.py), the history read back once at the end. With
+    ``parallel`` (torchrun) ``batch_size`` is this process's share of ``global_batch`` and the
+    gradient and bound are summed over the processes (NCCL) before Adam, eagerly."""
     from pyvi._cuda_graph import run_steps
     from pyvi._fit_step import DeviceFit, lr_schedule
 
     device = flow.base_loc.device
-    generator = torch.Generator(device=device).manual_seed(seed)
+    global_batch = batch_size if global_batch is None else global_batch
+    generator = torch.Generator(device=device).manual_seed(seed if noise_seed is None else noise_seed)
+    reduce = None
+    if parallel is not None:
+        def reduce(grad, bound):  # the shares' weighted sum: the global batch's gradient and bound
+            flow.params.grad = grad
+            total = parallel.sum_gradients_(bound, weight=batch_size / global_batch)[0]
+            return flow.params.grad, total.to(bound.dtype)
     state = DeviceFit(flow, fast_step.ops, fast_step.log_joint, num_steps, batch_size, num_particles, objective,
-                      lr_schedule(lr, num_steps, schedule), generator)
+                      lr_schedule(lr, num_steps, schedule), generator, reduce=reduce)
     seconds = np.zeros(num_steps)
     bar = None
     if progress:
@@ -436,7 +468,7 @@ def _fit_on_device(flow: Flow, fast_step, num_steps: int, batch_size: int, lr: f
         warnings.warn(f"fit: non-finite loss or gradient at {len(skipped)} step(s) ({shown}); those steps were skipped",
                       RuntimeWarning, stacklevel=3)
     return FitResult(elbo=history, seconds=seconds, skipped_steps=skipped, wall_time=wall_time, objective=objective,
-                     num_steps=num_steps, batch_size=batch_size, num_particles=num_particles, lr=lr, seed=seed)
+                     num_steps=num_steps, batch_size=global_batch, num_particles=num_particles, lr=lr, seed=seed)
 
 
 @torch.no_grad()

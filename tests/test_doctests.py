@@ -9,7 +9,7 @@ MODULES = ["pyvi", "pyvi._backend", "pyvi.targets.base", "pyvi.targets.banana", 
            "pyvi.targets.funnel", "pyvi.targets.gaussian_mixture", "pyvi.targets.hybrid_rosenbrock",
            "pyvi.targets.log_density", "pyvi.models.logistic_regression", "pyvi.hmc.sampler", "pyvi._numba.threads",
            "pyvi.diagnostics", "pyvi.ops.banana", "pyvi.ops.coupling", "pyvi.refine", "pyvi.binarize", "pyvi._seeds",
-           "pyvi.targets.torch_target", "pyvi.ground_truth", "pyvi.summary"]
+           "pyvi.targets.torch_target", "pyvi.ground_truth", "pyvi.summary", "pyvi.distributed"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -43,14 +43,14 @@ def test_every_numba_caller_uses_the_context_manager():
 
 
 def test_hmc_records_are_named_and_single_sourced():
-    """The Numba settings record is the Python settings plus pyvi._core's constants, by name; the
-    outputs are the ones pyvi._core defines (names, shapes, dtypes), and HMCResult takes them."""
+    """The Numba settings record is the Python settings plus pyvi._core's constants plus the
+    share's first chain (a distributed run's, pyvi/distributed.py), by name; the outputs are the ones pyvi._core defines (names, shapes, dtypes), and HMCResult takes them."""
     from pyvi._numba.hmc import Draws, Settings
     from pyvi.hmc import HMCResult
     from pyvi.hmc.settings import Settings as PythonSettings
 
     python_fields = [f.name for f in dataclasses.fields(PythonSettings)]
-    assert sorted(Settings._fields) == sorted(python_fields + list(_core.hmc_constants))
+    assert sorted(Settings._fields) == sorted(python_fields + list(_core.hmc_constants) + ["first_chain"])
     assert Draws._fields == _core.hmc_outputs
     assert set(_core.hmc_outputs) <= {f.name for f in dataclasses.fields(HMCResult)}
     draws = _core.hmc_draws(3, 4, 2)

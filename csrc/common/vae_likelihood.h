@@ -41,6 +41,11 @@ PYVI_HOST_DEVICE uint64_t counter_bits(uint64_t key, uint64_t index) {
   return splitmix64_next(state);
 }
 
+/// The key under which element i is element `offset + i` under `key`: the state is a Weyl sequence,
+/// so starting `offset` elements later is adding `offset` golden steps to the key. A part of a batch
+/// (a distributed rank's rows) draws its bits with it, the same as the whole batch's.
+PYVI_HOST_DEVICE uint64_t counter_key_at(uint64_t key, uint64_t offset) { return key + offset * 0x9E3779B97F4A7C15ULL; }
+
 /// The binarised pixel: 1 with probability `gray` (24-bit uniform, exact in float32 and float64).
 template <typename scalar_t>
 PYVI_HOST_DEVICE scalar_t binary_pixel(scalar_t gray, uint64_t key, uint64_t index) {

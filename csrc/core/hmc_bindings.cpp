@@ -126,7 +126,7 @@ template <class Target>
 std::unique_ptr<HmcRun> hmc_start(const Target& target, const DoubleArray& initial, int64_t num_samples,
                                   int64_t num_warmup, double step_size, int64_t num_steps, bool random_steps,
                                   bool adapt_step_size, double target_accept, double max_energy_error,
-                                  uint64_t seed) {
+                                  uint64_t seed, int64_t first_chain) {
   const int64_t d = target.dim();
   require_ndim(initial, 2, "initial");
   if (initial.shape(1) != d) fail("initial must have shape (num_chains, " + std::to_string(d) + ")");
@@ -144,16 +144,19 @@ std::unique_ptr<HmcRun> hmc_start(const Target& target, const DoubleArray& initi
   if (!(target_accept > 0.0 && target_accept < 1.0))
     fail("target_accept must lie in (0, 1), got " + std::to_string(target_accept));
   require_positive(max_energy_error, "max_energy_error");
+  require_at_least(first_chain, 0, "first_chain");
   const hmc::Settings settings{num_samples,
                                num_warmup,
                                step_size,
                                {num_steps, random_steps, max_energy_error},
                                adapt_step_size,
                                target_accept,
-                               seed};
+                               seed,
+                               static_cast<uint64_t>(first_chain)};
   hmc::Sampler<Target> sampler(target, initial.data(), num_chains, settings);  // evaluates the starts
   const int64_t bad = sampler.first_non_finite();
-  if (bad >= 0) fail("initial: the log density is not finite at chain " + std::to_string(bad) + "'s start");
+  if (bad >= 0)
+    fail("initial: the log density is not finite at chain " + std::to_string(first_chain + bad) + "'s start");
   auto [outputs, draws] = allocate_draws(num_chains, num_samples, d);
   return std::make_unique<HmcRunOf<Target>>(std::move(sampler), outputs, draws);
 }
@@ -161,10 +164,12 @@ std::unique_ptr<HmcRun> hmc_start(const Target& target, const DoubleArray& initi
 template <class Target>
 py::dict hmc_binding(const Target& target, const DoubleArray& initial, int64_t num_samples, int64_t num_warmup,
                      double step_size, int64_t num_steps, bool random_steps, bool adapt_step_size,
-                     double target_accept, double max_energy_error, uint64_t seed, int num_threads) {
+                     double target_accept, double max_energy_error, uint64_t seed, int num_threads,
+                     int64_t first_chain) {
   require_at_least(num_threads, 0, "num_threads");
   const std::unique_ptr<HmcRun> run = hmc_start(target, initial, num_samples, num_warmup, step_size, num_steps,
-                                                random_steps, adapt_step_size, target_accept, max_energy_error, seed);
+                                                random_steps, adapt_step_size, target_accept, max_energy_error, seed,
+                                                first_chain);
   run->advance(run->num_iterations(), num_threads);
   return run->outputs();
 }
@@ -180,7 +185,8 @@ void bind_target(py::module_& m) {
   m.def("hmc", &hmc_binding<Target>, py::arg("target"), py::arg("initial"), py::arg("num_samples"),
         py::arg("num_warmup"), py::arg("step_size"), py::arg("num_steps"), py::arg("random_steps"),
         py::arg("adapt_step_size"), py::arg("target_accept"), py::arg("max_energy_error"), py::arg("seed"),
-        py::arg("num_threads"), "HMC chains from initial (num_chains, dim); chain c uses random stream (seed, c).");
+        py::arg("num_threads"), py::arg("first_chain") = 0,
+        "HMC chains from initial (num_chains, dim); chain c uses random stream (seed, first_chain + c).");
 }
 
 /// hmc_start for whichever native target `target` is; the run keeps `target` alive (it reads it).
@@ -189,13 +195,13 @@ void bind_target(py::module_& m) {
 std::unique_ptr<HmcRun> hmc_start_any(const py::object& target, const DoubleArray& initial, int64_t num_samples,
                                       int64_t num_warmup, double step_size, int64_t num_steps, bool random_steps,
                                       bool adapt_step_size, double target_accept, double max_energy_error,
-                                      uint64_t seed) {
+                                      uint64_t seed, int64_t first_chain) {
   std::unique_ptr<HmcRun> run;
   NativeTargets::for_each([&](auto* tag) {
     using Target = std::remove_pointer_t<decltype(tag)>;
     if (!run && py::isinstance<Target>(target))
       run = hmc_start(target.cast<const Target&>(), initial, num_samples, num_warmup, step_size, num_steps,
-                      random_steps, adapt_step_size, target_accept, max_energy_error, seed);
+                      random_steps, adapt_step_size, target_accept, max_energy_error, seed, first_chain);
   });
   if (!run)
     throw py::type_error("target must be one of pyvi._core's target classes (NativeTargets), got " +
@@ -210,6 +216,7 @@ void bind_hmc(py::module_& m) {
   m.def("hmc_start", &hmc_start_any, py::arg("target"), py::arg("initial"), py::arg("num_samples"),
         py::arg("num_warmup"), py::arg("step_size"), py::arg("num_steps"), py::arg("random_steps"),
         py::arg("adapt_step_size"), py::arg("target_accept"), py::arg("max_energy_error"), py::arg("seed"),
+        py::arg("first_chain") = 0,
         "An HMC run from initial (num_chains, dim), the starts evaluated and checked; advance it in chunks.");
   py::class_<HmcRun>(m, "HmcRun")
       .def("advance", &HmcRun::advance, py::arg("iterations"), py::arg("num_threads"),

@@ -66,12 +66,13 @@ using GaussianBackwardKernel = void (*)(const LikelihoodConfig&, const at::Tenso
                                         const at::Tensor&, const at::Tensor&, at::Tensor&);
 
 template <BinarizeKernel kKernel>
-at::Tensor binarize_op(const at::Tensor& probs_in, int64_t seed) {
+at::Tensor binarize_op(const at::Tensor& probs_in, int64_t seed, int64_t offset) {
   check_floating(probs_in, "probs");
+  TORCH_CHECK_VALUE(offset >= 0, "offset must be >= 0, got ", offset);
   const LikelihoodConfig config = likelihood_config(seed, true);
   const at::Tensor probs = probs_in.contiguous();
   at::Tensor out = at::empty_like(probs, at::MemoryFormat::Contiguous);
-  kKernel(probs, config.key, out);
+  kKernel(probs, counter_key_at(config.key, static_cast<uint64_t>(offset)), out);
   return out;
 }
 
@@ -218,7 +219,7 @@ at::Tensor gaussian_log_lik_autograd(const at::Tensor& mean, const at::Tensor& x
 }  // namespace pyvi
 
 TORCH_LIBRARY_FRAGMENT(pyvi, m) {
-  m.def("binarize(Tensor probs, int seed) -> Tensor");
+  m.def("binarize(Tensor probs, int seed, int offset=0) -> Tensor");
   m.def("bernoulli_log_lik(Tensor logits, Tensor x, int seed, bool dynamic) -> Tensor");
   m.def("bernoulli_log_lik_backward(Tensor grad, Tensor logits, Tensor x, int seed, bool dynamic) -> Tensor");
   m.def("gaussian_log_lik(Tensor mean, Tensor x, Tensor log_scale, int seed, bool dynamic) -> Tensor");

@@ -155,10 +155,13 @@ def _check_vae(args):
 def _cmd_vae(args, prepared) -> int:
     from pyvi.app import vae_cli
 
+    from pyvi import distributed
+
     metrics = vae_cli.run(args, prepared)
     final = metrics["final_test_elbo"]
-    print(f"wrote {args.out}: test ELBO {'-' if final is None else f'{final:.2f}'}, "
-          f"IWAE {metrics['iwae_test_log_likelihood']}")
+    if distributed.is_main():  # under torchrun rank 0 wrote
+        print(f"wrote {args.out}: test ELBO {'-' if final is None else f'{final:.2f}'}, "
+              f"IWAE {metrics['iwae_test_log_likelihood']}")
     return 0
 
 

@@ -3,6 +3,7 @@
 Example::
 
     pyvi vae --data embedded --epochs 100 --out runs/vae --threads 1
+    torchrun --standalone --nproc-per-node 2 -m pyvi vae --data embedded --threads 1   # data parallel
 
 The ``pyvi`` command line (:mod:`pyvi.app.cli`) hooks this in with ``add_arguments(subparser)``,
 ``prepare(args)`` (checks the options, reads the data and a ``--resume`` checkpoint, writes nothing)
@@ -67,10 +68,12 @@ def prepare(args: argparse.Namespace) -> SimpleNamespace:
     (every field, and that it holds this model)."""
     import torch
 
+    from pyvi import distributed
     from pyvi.data import mnist
     from pyvi.vae.model import VAE
     from pyvi.vae.train import load_checkpoint
 
+    distributed.current()  # under torchrun: the process group, and "cuda" means this process's GPU
     device = torch.device(args.device)
     if device.type == "cuda":
         if not torch.cuda.is_available():
@@ -93,12 +96,14 @@ def prepare(args: argparse.Namespace) -> SimpleNamespace:
 
 
 def run(args: argparse.Namespace, prepared: SimpleNamespace | None = None) -> dict:
-    """Trains (or resumes), then writes the plots, ``checkpoint.pt`` and ``metrics.json`` to ``args.out``.
+    """Trains (or resumes), then writes the plots, ``checkpoint.pt`` and ``metrics.json`` to ``args.out``
+    (under torchrun: data parallel, :func:`pyvi.vae.train`; rank 0 writes).
 
     ``prepared`` is :func:`prepare`'s result (computed here when not given).
     """
     import torch
 
+    from pyvi import distributed
     from pyvi._seeds import derived_seed
     from pyvi.app import vae_plots
     from pyvi.vae.evaluate import iwae_log_likelihood, latent_means
@@ -118,17 +123,20 @@ def run(args: argparse.Namespace, prepared: SimpleNamespace | None = None) -> di
     train_seconds = time.perf_counter() - started
     seed = history["settings"]["seed"]
 
-    if history["epoch"]:
-        vae_plots.plot_elbo_curves(history, out / "elbo_curves.png")
-    shown = torch.randperm(len(test_data), generator=torch.Generator().manual_seed(derived_seed(seed, 4)))[:100]
-    vae_plots.plot_tiles(test_data.images[shown.to(device)], 10, 10, f"{len(shown)} real MNIST test digits",
-                         out / "real_digits.png")
-    generated = model.sample(100, generator=torch.Generator(device=device).manual_seed(derived_seed(seed, 5)))
-    vae_plots.plot_tiles(generated, 10, 10, "100 generated digits, E[x | z] with z ~ N(0, I)",
-                         out / "generated_digits.png")
-    means = latent_means(model, test_data, seed=EVAL_SEEDS[1])
-    vae_plots.plot_latent_scatter(means, test_data.labels, out / "latent_scatter.png")
-    z1_range, z2_range = vae_plots.plot_latent_grid(model, means, out / "latent_grid.png")
+    writes = distributed.is_main()  # under torchrun rank 0 alone writes; the IWAE estimates need every rank
+    z1_range = z2_range = None
+    if writes:
+        if history["epoch"]:
+            vae_plots.plot_elbo_curves(history, out / "elbo_curves.png")
+        shown = torch.randperm(len(test_data), generator=torch.Generator().manual_seed(derived_seed(seed, 4)))[:100]
+        vae_plots.plot_tiles(test_data.images[shown.to(device)], 10, 10, f"{len(shown)} real MNIST test digits",
+                             out / "real_digits.png")
+        generated = model.sample(100, generator=torch.Generator(device=device).manual_seed(derived_seed(seed, 5)))
+        vae_plots.plot_tiles(generated, 10, 10, "100 generated digits, E[x | z] with z ~ N(0, I)",
+                             out / "generated_digits.png")
+        means = latent_means(model, test_data, seed=EVAL_SEEDS[1])
+        vae_plots.plot_latent_scatter(means, test_data.labels, out / "latent_scatter.png")
+        z1_range, z2_range = vae_plots.plot_latent_grid(model, means, out / "latent_grid.png")
     test_eval = eval_indices(len(test_data), args.eval_images, derived_seed(seed, 3))
     started = time.perf_counter()
     iwae = {str(k): iwae_log_likelihood(model, test_data, test_eval, k, seed=EVAL_SEEDS[1])
@@ -146,7 +154,8 @@ def run(args: argparse.Namespace, prepared: SimpleNamespace | None = None) -> di
         "history": {key: history[key] for key in ("epoch", "train_elbo", "test_elbo")},
         "torch": torch.__version__, "python": platform.python_version(),
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    if writes:
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
 
 

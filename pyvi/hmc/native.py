@@ -1,6 +1,7 @@
 """The native HMC backends: ``pyvi._core`` (C++) and ``pyvi._numba.hmc``, on a target's face.
 
-Both run the same algorithm on the same random streams (chain c: xoshiro256++ stream (seed, c))
+Both run the same algorithm on the same random streams (chain c: xoshiro256++ stream (seed, c);
+a distributed run's share starting at chain ``first_chain`` passes it on)
 and fill the same outputs (``pyvi._core.hmc_draws``), so their draws are identical, bit for bit,
 whatever the thread count, the grouping of chains or the chunks a run is cut into
 (:mod:`pyvi.hmc.chunks`: between chunks Python reports progress and sees Ctrl-C).
@@ -25,13 +26,14 @@ def _first(initial: np.ndarray, settings: Settings) -> int:
 
 def run_cpp(face, initial: np.ndarray, settings: Settings, num_threads: int,
             progress: Callable[[int, int], object] | None = None,
-            chunks: Iterable[int] | None = None) -> dict[str, np.ndarray]:
+            chunks: Iterable[int] | None = None, first_chain: int = 0) -> dict[str, np.ndarray]:
     """Every chain on the C++ core, chunk by chunk (GIL released); ``num_threads`` 0 uses all
-    cores. ``chunks``: fixed chunk sizes (tests)."""
+    cores. ``chunks``: fixed chunk sizes (tests). Row c of ``initial`` is chain ``first_chain + c``
+    of the run (stream (seed, first_chain + c))."""
     s = settings
     run = require("cpp").hmc_start(face, initial, s.num_samples, s.num_warmup, s.step_size, s.num_steps,
                                    s.random_steps, s.adapt_step_size, s.target_accept,
-                                   constants()["max_energy_error"], s.seed)
+                                   constants()["max_energy_error"], s.seed, first_chain)
     run_in_chunks(lambda begin, end: run.advance(end - begin, num_threads), run.num_iterations,
                   _first(initial, settings), progress, sizes=chunks)
     return run.outputs
@@ -39,19 +41,21 @@ def run_cpp(face, initial: np.ndarray, settings: Settings, num_threads: int,
 
 def run_numba(face, initial: np.ndarray, settings: Settings, num_threads: int,
               progress: Callable[[int, int], object] | None = None,
-              chunks: Iterable[int] | None = None) -> dict[str, np.ndarray]:
+              chunks: Iterable[int] | None = None, first_chain: int = 0) -> dict[str, np.ndarray]:
     """Every chain on the Numba sampler, chunk by chunk, in a prange over ``num_threads`` threads
-    (0: all). ``chunks``: fixed chunk sizes (tests)."""
+    (0: all). ``chunks``: fixed chunk sizes (tests). Row c of ``initial`` is chain
+    ``first_chain + c`` of the run."""
     require("numba")
     from pyvi._numba.hmc import Draws, Settings as NumbaSettings, advance, start
     from pyvi._numba.threads import num_threads as numba_threads
 
     # The record's fields are the settings' and pyvi._core's constants', by name.
-    record = NumbaSettings(**{**settings.as_dict(), "seed": np.uint64(settings.seed)}, **constants())
+    record = NumbaSettings(**{**settings.as_dict(), "seed": np.uint64(settings.seed)}, first_chain=first_chain,
+                           **constants())
     chains = start(face, record, initial)
     bad = np.flatnonzero(~np.isfinite(chains.log_prob))
     if bad.size:
-        raise ValueError(f"initial: the log density is not finite at chain {bad[0]}'s start")
+        raise ValueError(f"initial: the log density is not finite at chain {first_chain + bad[0]}'s start")
     num_chains, dim = initial.shape
     draws = Draws(**require("cpp").hmc_draws(num_chains, settings.num_samples, dim))
     with numba_threads(num_threads):

@@ -155,11 +155,14 @@ def start_state(target, x: np.ndarray, chain: int) -> State:
     return State(x, float(log_prob), grad.astype(np.float64, copy=False))
 
 
-def start(target, initial: np.ndarray, settings: Settings) -> list[Chain]:
-    """Every chain at its row of ``initial``; chain c's random numbers from
-    ``SeedSequence(seed).spawn(num_chains)[c]``."""
-    streams = np.random.SeedSequence(settings.seed).spawn(initial.shape[0])
-    return [Chain(start_state(target, initial[c].copy(), c), np.random.default_rng(streams[c]), settings.step_size,
+def start(target, initial: np.ndarray, settings: Settings, first_chain: int = 0) -> list[Chain]:
+    """Every chain at its row of ``initial``, row c being chain ``first_chain + c`` of the run;
+    chain c's random numbers from ``SeedSequence(seed).spawn(n)[c]`` for any n, built directly
+    (``spawn``'s child i is the sequence with spawn_key (i,))."""
+    def stream(c: int) -> np.random.Generator:
+        return np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(first_chain + c,)))
+
+    return [Chain(start_state(target, initial[c].copy(), first_chain + c), stream(c), settings.step_size,
                   DualAveraging(settings.step_size, settings.target_accept)) for c in range(initial.shape[0])]
 
 
@@ -189,12 +192,13 @@ def advance(target, chains: list[Chain], settings: Settings, draws: dict[str, np
 
 def sample_chains(target, initial: np.ndarray, settings: Settings,
                   progress: Callable[[int, int], object] | None = None,
-                  chunks: Iterable[int] | None = None) -> dict[str, np.ndarray]:
-    """Runs one chain per row of ``initial``, in chunks of iterations (:mod:`pyvi.hmc.chunks`);
-    returns the outputs of ``pyvi._core.hmc_draws`` filled in. ``chunks``: fixed chunk sizes (tests)."""
+                  chunks: Iterable[int] | None = None, first_chain: int = 0) -> dict[str, np.ndarray]:
+    """Runs one chain per row of ``initial`` (row c: chain ``first_chain + c`` of the run), in
+    chunks of iterations (:mod:`pyvi.hmc.chunks`); returns the outputs of ``pyvi._core.hmc_draws``
+    filled in. ``chunks``: fixed chunk sizes (tests)."""
     num_chains, dim = initial.shape
     draws = require("cpp").hmc_draws(num_chains, settings.num_samples, dim)
-    chains = start(target, initial, settings)
+    chains = start(target, initial, settings, first_chain)
     run_in_chunks(lambda begin, end: advance(target, chains, settings, draws, begin, end),
                   settings.num_warmup + settings.num_samples, 1, progress, sizes=chunks)
     return draws

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
 
 from pyvi._backend import require
 from pyvi._validate import as_float_array, choice, positive_float
+from pyvi.distributed import agree, run_chains
 from pyvi.hmc import nuts_run as nuts_runs
 from pyvi.hmc import reference
 from pyvi.hmc.checks import warn_about
@@ -133,9 +135,11 @@ def sample(
         target_accept: target mean acceptance probability, in (0, 1).
         seed: in [0, 2**64); chain c uses stream (seed, c) (``torch``: one torch generator on the
             device, seeded with it, draws for all chains: its draws differ from the other backends'
-            and depend on ``num_chains``, ``device`` and ``dtype``). ``None`` draws a seed from the
-            operating system's entropy; it is recorded in ``result.settings["seed"]``, so the run
-            can be repeated.
+            and depend on ``num_chains``, ``device`` and ``dtype``, and under torchrun on the number
+            of processes: each process's block has its own generator, seeded from (seed, its first
+            chain)). ``None`` draws a seed from the operating system's entropy (under torchrun rank
+            0's, for every process); it is recorded in ``result.settings["seed"]``, so the run can
+            be repeated.
         backend: ``"cpp"``, ``"numba"``, ``"numpy"`` or ``"torch"`` (all chains in lockstep as one
             ``(num_chains, dim)`` tensor: one batched gradient per leapfrog step; for many chains,
             on a GPU, or a model written in torch).
@@ -161,11 +165,15 @@ def sample(
             ``True`` demands capture (an error where it fails); ``False`` runs eagerly.
 
     Returns:
-        An :class:`HMCResult`.
+        An :class:`HMCResult`. Under ``torchrun`` with N > 1 processes (:mod:`pyvi.distributed`)
+        the chains are split over the processes in contiguous blocks; rank 0 returns all of them
+        (``cpp``, ``numba``, ``numpy``: identical to one process's draws), and rank r > 0 its own
+        block.
 
     Raises:
         ValueError: a setting out of range (counts beyond the native integer range included), a
-            start where log p is not finite.
+            start where log p is not finite, fewer chains than processes under torchrun.
+        pyvi.distributed.RankFailedError: under torchrun, another process failed (its error).
         TypeError: a target the backend cannot run, an argument of the wrong type (complex
             numbers included).
         KeyboardInterrupt: Ctrl-C during the run (within about one chunk).
@@ -224,15 +232,22 @@ def sample(
                          "draws do not fit in memory")
     face = None if backend == "numpy" else native_face(target, backend)
     initial = _initial_positions(initial, num_chains, target.dim)
-    if backend == "numpy":
-        draws = reference.sample_chains(target, initial, settings, progress)
-    elif backend == "torch":
-        from pyvi.hmc.torch_backend import run_torch
+    settings = agree(settings)  # under torchrun: rank 0's (its seed, for seed=None)
 
-        draws = run_torch(target, initial, settings, num_threads=None if num_threads is None else threads,
-                          progress=progress, **torch_settings)
-    else:
-        draws = _RUN[backend](face, initial, settings, threads, progress)
+    def run(rows: np.ndarray, first_chain: int) -> dict[str, np.ndarray]:  # chains first_chain, ... of the run
+        if backend == "numpy":
+            return reference.sample_chains(target, rows, settings, progress, first_chain=first_chain)
+        if backend == "torch":
+            from pyvi.hmc.torch_backend import run_torch
+
+            # One generator for all its chains: a distributed process's block gets its own.
+            own = settings if first_chain == 0 else dataclasses.replace(
+                settings, seed=int(np.random.SeedSequence([settings.seed, first_chain]).generate_state(1, np.uint64)[0]))
+            return run_torch(target, rows, own, num_threads=None if num_threads is None else threads,
+                             progress=progress, **torch_settings)
+        return _RUN[backend](face, rows, settings, threads, progress, first_chain=first_chain)
+
+    draws = run_chains(run, initial)  # all here, or over the processes under torchrun (pyvi.distributed)
     result = HMCResult(backend=backend, settings=settings.as_dict(), **draws)
     if warn:
         warn_about(result, stacklevel=2)

@@ -24,7 +24,7 @@ def _output_fake(params):
 
 
 @torch.library.register_fake("pyvi::binarize")
-def _binarize_fake(probs, seed):
+def _binarize_fake(probs, seed, offset=0):
     return torch.empty_like(probs, memory_format=torch.contiguous_format)
 
 
@@ -52,9 +52,10 @@ def _gaussian_backward_fake(grad, mean, x, log_scale, seed, dynamic):
     return torch.empty_like(mean, memory_format=torch.contiguous_format)
 
 
-def binarize(probs: torch.Tensor, seed: int) -> torch.Tensor:
-    """Bernoulli(probs) draws by the counter-based generator keyed by ``seed``, shaped as ``probs``."""
-    return torch.ops.pyvi.binarize(probs, seed).reshape(probs.shape)
+def binarize(probs: torch.Tensor, seed: int, offset: int = 0) -> torch.Tensor:
+    """Bernoulli(probs) draws by the counter-based generator keyed by ``seed``, shaped as ``probs``;
+    element i draws the bit of position ``offset + i``."""
+    return torch.ops.pyvi.binarize(probs, seed, offset).reshape(probs.shape)
 
 
 def bernoulli_log_lik(logits: torch.Tensor, x: torch.Tensor, seed: int | None) -> torch.Tensor:

@@ -31,6 +31,16 @@ _LOG_2PI = math.log(2 * math.pi)
 _CHUNK_ELEMENTS = 1 << 24
 
 
+def _share(share, rows: int) -> tuple[int, int]:
+    """``(first_row, batch_rows)`` checked against the ``rows`` given; ``(0, rows)`` for None."""
+    if share is None:
+        return 0, rows
+    first_row, batch_rows = (count(value, name) for value, name in zip(share, ("share[0]", "share[1]")))
+    if first_row + rows > batch_rows:
+        raise ValueError(f"share=({first_row}, {batch_rows}) cannot hold {rows} rows starting at row {first_row}")
+    return first_row, batch_rows
+
+
 class VAE(nn.Module):
     """Variational autoencoder with MLP encoder/decoder (one hidden ReLU layer each).
 
@@ -140,15 +150,21 @@ class VAE(nn.Module):
             return bernoulli_log_likelihood(out, x, seed=seed, impl=self.impl)
         return gaussian_log_likelihood(out, x, self.log_scale, seed=seed, impl=self.impl)
 
-    def elbo(self, x: torch.Tensor, *, seed: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    def elbo(self, x: torch.Tensor, *, seed: int | None = None, generator: torch.Generator | None = None,
+             share: tuple[int, int] | None = None) -> torch.Tensor:
         """One-sample ELBO per image, ``(B,)``: log p(x | z) - KL(q(z | x) || p(z)), z ~ q reparameterised.
 
         Args:
             x: ``(B, input_dim)`` data (gray levels binarised on the fly when ``seed`` is given).
             seed: dynamic binarisation seed for the likelihood (the encoder then sees the same bits).
             generator: source of the reparameterisation noise (default: torch's global RNG).
+            share: ``(first_row, batch_rows)``: x is rows ``first_row ..`` of a batch of
+                ``batch_rows`` images (a distributed process's share, :mod:`pyvi.distributed`); the
+                noise is drawn for the whole batch and these rows' taken, so the shares' ELBOs are
+                the whole batch's.
         """
         self._check_x(x)
+        first_row, batch_rows = _share(share, x.shape[0])
         if seed is not None:
             from pyvi.binarize import binarize
 
@@ -158,8 +174,8 @@ class VAE(nn.Module):
         self._check_x(x_in)
         h = self._hidden(x_in)
         parameter = self.fc_mu.weight
-        eps = torch.randn((x.shape[0], self.latent_dim), generator=generator, device=parameter.device,
-                          dtype=parameter.dtype)
+        eps = torch.randn((batch_rows, self.latent_dim), generator=generator, device=parameter.device,
+                          dtype=parameter.dtype)[first_row:first_row + x.shape[0]]
         # z = mu + sigma eps and the analytic KL(N(mu, sigma^2) || N(0, 1)) summed over latent dimensions.
         z, kl, _, _ = gaussian_latent(h, self.fc_mu.weight, self.fc_mu.bias, self.fc_log_var.weight,
                                       self.fc_log_var.bias, eps, impl=self.impl)
@@ -174,6 +190,7 @@ class VAE(nn.Module):
         seed: int | None = None,
         generator: torch.Generator | None = None,
         chunk_size: int | None = None,
+        share: tuple[int, int] | None = None,
     ) -> torch.Tensor:
         """The importance-weighted bound L_K per image, ``(B,)`` (Burda et al. 2016).
 
@@ -187,11 +204,14 @@ class VAE(nn.Module):
             seed: dynamic binarisation seed (the same binary x for all K samples).
             generator: source of the z draws.
             chunk_size: samples per chunk (default: about 16M decoder outputs per chunk).
+            share: ``(first_row, batch_rows)``, as for :meth:`elbo`: the z draws (and the default
+                chunks) are the whole batch's.
         """
         self._check_x(x)
+        first_row, batch_rows = _share(share, x.shape[0])
         num_samples = count(num_samples, "num_samples", minimum=1)
         if chunk_size is None:
-            chunk_size = max(1, _CHUNK_ELEMENTS // max(1, x.shape[0] * self.input_dim))
+            chunk_size = max(1, _CHUNK_ELEMENTS // max(1, batch_rows * self.input_dim))
         chunk_size = count(chunk_size, "chunk_size", minimum=1)
         if seed is not None:
             from pyvi.binarize import binarize
@@ -204,7 +224,8 @@ class VAE(nn.Module):
         log_weights = []
         for start in range(0, num_samples, chunk_size):
             k = min(chunk_size, num_samples - start)
-            eps = torch.randn((k, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
+            eps = torch.randn((k, batch_rows, mu.shape[1]), generator=generator, device=mu.device,
+                              dtype=mu.dtype)[:, first_row:first_row + mu.shape[0]]
             z = mu + std * eps
             log_prior = -0.5 * (z.square() + _LOG_2PI).sum(-1)
             log_q = -0.5 * (eps.square() + _LOG_2PI + log_var).sum(-1)

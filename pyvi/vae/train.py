@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from pyvi import distributed
 from pyvi._adam import fused_adam_step, supports_fused_adam_step
 from pyvi._seeds import derived_seed
 from pyvi._validate import count, positive_float, seed_value
@@ -64,41 +65,71 @@ def eval_indices(size: int, num: int, seed: int) -> torch.Tensor:
     return torch.randperm(size, generator=torch.Generator().manual_seed(seed))[:num].sort().values
 
 
+@distributed.entry_point
 @torch.no_grad()
 def evaluate_elbo(model: VAE, data: MNISTData, indices: torch.Tensor, *, seed: int, batch_size: int = 500) -> float:
-    """Mean one-sample ELBO over ``data[indices]`` (nats per image), with fixed binarisation and noise."""
+    """Mean one-sample ELBO over ``data[indices]`` (nats per image), with fixed binarisation and noise.
+
+    Under torchrun every process evaluates its rows of each batch (the bits and noise the whole
+    batch gives them) and the sum is reduced: every process returns the single-process value up to
+    the order of the additions. Every process must call it.
+    """
     if len(indices) == 0:
         raise ValueError("indices must hold at least one image")
+    group = distributed.current()
     generator = torch.Generator(device=data.device).manual_seed(seed)
     total = 0.0
     for part in indices.split(batch_size):
-        x = data.batch(part, seed=seed)
-        total += model.elbo(x, generator=generator).sum().item()
+        if group is None:
+            x = data.batch(part, seed=seed)
+            total += model.elbo(x, generator=generator).sum().item()
+            continue
+        rows = group.rows(len(part))
+        x = data.batch(part[rows.start:rows.stop], seed=seed, first_row=rows.start)
+        total += model.elbo(x, generator=generator, share=(rows.start, len(part))).sum().item()
+    if group is not None:
+        total = float(group.all_reduce_sum_(torch.tensor([total], dtype=torch.float64, device=data.device)))
     return total / len(indices)
 
 
 def train_epoch(model: VAE, optimizer: torch.optim.Optimizer, data: MNISTData, batch_size: int,
-                cpu_generator: torch.Generator, noise_generator: torch.Generator) -> float:
+                cpu_generator: torch.Generator, noise_generator: torch.Generator,
+                parallel: distributed.DataParallel | None = None) -> float:
     """One pass over ``data`` in random minibatches, maximising the one-sample ELBO.
 
     Each batch is an index permutation slice of the on-device data, binarised on the device with
     a seed drawn from ``cpu_generator``. Returns the mean training ELBO of the epoch's batches.
     A fused plain Adam is stepped by :func:`pyvi._adam.fused_adam_step` (the same kernel and result
     as ``optimizer.step()``, without its per-call overhead and parameter copies).
+
+    With ``parallel`` (under torchrun) every process draws the same permutation, batch seeds and
+    noise, takes its rows of each batch (their bits and noise are the whole batch's), weights its
+    loss by its share, and sums the gradients with the others before the step: the single-process
+    update up to the order of the float additions.
     """
     model.train()
     step = fused_adam_step if supports_fused_adam_step(optimizer) else type(optimizer).step
     total, seen = torch.zeros((), device=data.device), 0
     for indices in data.batches(batch_size, cpu_generator):
         batch_seed = int(torch.randint(0, 2**62, (), generator=cpu_generator))
-        x = data.batch(indices, seed=batch_seed)
-        elbo = model.elbo(x, generator=noise_generator)
-        loss = -elbo.mean()
         optimizer.zero_grad(set_to_none=True)
+        if parallel is None:
+            x = data.batch(indices, seed=batch_seed)
+            elbo = model.elbo(x, generator=noise_generator)
+            loss = -elbo.mean()
+        else:
+            rows = parallel.rows(len(indices))
+            x = data.batch(indices[rows.start:rows.stop], seed=batch_seed, first_row=rows.start)
+            elbo = model.elbo(x, generator=noise_generator, share=(rows.start, len(indices)))
+            loss = -elbo.sum() / len(indices)  # this share's part of the batch mean
         loss.backward()
+        if parallel is not None:
+            parallel.sum_gradients_()
         step(optimizer)
         total += elbo.detach().sum()
         seen += len(indices)
+    if parallel is not None:
+        total = parallel.group.all_reduce_sum_(total.double())
     return total.item() / max(seen, 1)
 
 
@@ -119,6 +150,7 @@ def _adam(model: VAE, lr: float) -> torch.optim.Adam:
     return torch.optim.Adam(model.parameters(), lr=lr, fused=device.type in ("cpu", "cuda"))
 
 
+@distributed.entry_point
 def train(
     model: VAE,
     train_data: MNISTData,
@@ -151,6 +183,15 @@ def train(
             CUDA graphs (:class:`pyvi.vae.epoch.DeviceEpoch`: the batch gathered and binarised on the device,
             no host synchronisation per step). ``False`` runs the eager loop (:func:`train_epoch`);
             ``True`` demands capture (ValueError where it cannot apply); ``None`` captures where it applies.
+            Under torchrun the eager loop runs (its all-reduce sits between backward and Adam).
+
+    Under ``torchrun`` with N > 1 processes (:mod:`pyvi.distributed`) training is data parallel:
+    each global batch of ``batch_size`` is split by rows over the processes (each binarises its rows
+    with the bits and noise the whole batch gives them), the gradients are summed over the processes
+    before every Adam step, and the epoch's ELBOs are reduced: the single-process run up to the order
+    of float additions. Every process returns the same history; rank 0 alone writes ``checkpoint``,
+    which any number of processes can resume (the generators are the same on every process).
+    ``batch_size`` must be at least N.
 
     Returns:
         The history: ``{"epoch", "train_elbo", "test_elbo", "seconds"}`` lists (per epoch) and
@@ -161,7 +202,9 @@ def train(
             that epoch is not recorded or checkpointed, the checkpoint keeps the last finite epoch, the
             error's ``history`` the finite epochs. ``model`` holds the non-finite parameters.
         ValueError: an argument out of range (the message names it), empty data, or a resume
-            checkpoint that is invalid or does not fit ``model``.
+            checkpoint that is invalid or does not fit ``model``; under torchrun, a ``batch_size``
+            below the number of processes.
+        pyvi.distributed.RankFailedError: under torchrun, another process failed (its error).
     """
     from tqdm.auto import tqdm
 
@@ -200,9 +243,16 @@ def train(
             raise ValueError(f"checkpoint {resume} does not fit this model on {device}: {error}") from error
         history = {key: list(value) for key, value in state["history"].items()}
         start_epoch = state["epoch"]
-    graphable = device.type == "cuda" and train_data.binarize == "dynamic"
+    parallel = distributed.data_parallel(model.parameters())  # None outside torchrun
+    if parallel is not None:
+        parallel.group.share(batch_size, "batch_size")  # every process gets rows of a full batch
+        if cuda_graph:
+            raise ValueError("cuda_graph=True runs one process; under torchrun each step runs eagerly, the "
+                             "gradients all-reduced between backward and Adam")
+    graphable = device.type == "cuda" and train_data.binarize == "dynamic" and parallel is None
     if cuda_graph and not graphable:
         raise ValueError("cuda_graph=True needs CUDA training data with binarize='dynamic'")
+    writes = parallel is None or parallel.group.is_main  # rank 0 alone writes the checkpoint
     runner = None
     if graphable and cuda_graph is not False:
         from pyvi.vae.epoch import DeviceEpoch
@@ -219,7 +269,7 @@ def train(
         if runner is not None:
             train_elbo = runner.run(cpu_generator)
         else:
-            train_elbo = train_epoch(model, optimizer, train_data, batch_size, cpu_generator, noise_generator)
+            train_elbo = train_epoch(model, optimizer, train_data, batch_size, cpu_generator, noise_generator, parallel)
         seconds = time.perf_counter() - started
         model.eval()
         finite = math.isfinite(train_elbo) and _parameters_finite(model)
@@ -244,7 +294,7 @@ def train(
         history["test_elbo"].append(elbos[1])
         history["seconds"].append(seconds)
         bar.set_postfix(train=f"{elbos[0]:.1f}", test=f"{elbos[1]:.1f}")
-        if checkpoint is not None:
+        if checkpoint is not None and writes:
             save_checkpoint(checkpoint, {
                 "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model_config": model.config(),
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,

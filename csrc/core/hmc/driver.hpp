@@ -1,8 +1,9 @@
 // The HMC driver: warm-up and sampling of every chain, in groups spread over threads.
 //
 // Each transition's info goes to the adaptation (dual averaging of the step size) during warm-up
-// and into the draws afterwards. Chain c draws from random stream (seed, c) whatever its group,
-// thread or the chunks a run is cut into, so the draws never depend on any of them.
+// and into the draws afterwards. Chain c draws from random stream (seed, first_chain + c) whatever
+// its group, thread or the chunks a run is cut into, so the draws never depend on any of them
+// (first_chain: where a process's share of a distributed run starts, pyvi/distributed.py).
 // pyvi/_numba/hmc/driver.py is the Numba twin.
 //
 // References:
@@ -109,7 +110,7 @@ class Sampler {
       group.chains.reserve(count);
       group.adaptations.reserve(count);
       for (int64_t c = group.first; c < group.first + count; ++c) {
-        group.chains.emplace_back(d, settings.seed, static_cast<uint64_t>(c), settings.step_size);
+        group.chains.emplace_back(d, settings.seed, settings.first_chain + static_cast<uint64_t>(c), settings.step_size);
         State& state = group.chains.back().state;
         std::copy(initial + c * d, initial + (c + 1) * d, state.x.begin());
         state.log_prob = target.log_prob_and_grad(state.x.data(), state.grad.data());

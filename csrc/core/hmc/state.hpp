@@ -78,6 +78,7 @@ struct Settings {
   bool adapt_step_size;  // dual averaging during warm-up
   double target_accept;  // dual averaging's delta
   uint64_t seed;
+  uint64_t first_chain;  // these chains are first_chain, first_chain + 1, ... of a larger run
 };
 
 }  // namespace pyvi::hmc

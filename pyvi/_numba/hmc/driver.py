@@ -5,8 +5,9 @@ Each transition's info goes to the adaptation (dual averaging of the step size) 
 into the draws afterwards. Every chain's state, stream, step size and adaptation live in a
 :class:`~pyvi._numba.hmc.state.Chains` record between chunks (:func:`start`, then :func:`advance`
 for each chunk, called from Python: pyvi/hmc/chunks.py), so a chain's arithmetic, and its draws,
-never depend on where a run is cut. Chain c uses random stream (seed, c) whatever its group or
-thread. The twin of csrc/core/hmc/driver.hpp.
+never depend on where a run is cut. Chain c uses random stream (seed, first_chain + c) whatever its
+group or thread (first_chain: where a process's share of a distributed run starts,
+pyvi/distributed.py). The twin of csrc/core/hmc/driver.hpp.
 """
 
 import math
@@ -39,7 +40,7 @@ def start(target, settings, initial):
                     np.zeros(num_chains))
     for c in range(num_chains):
         chains.log_prob[c] = log_prob_and_grad(target, chains.x[c], chains.grad[c])
-        chains.rng[c] = seed_state(settings.seed, np.uint64(c))
+        chains.rng[c] = seed_state(settings.seed, np.uint64(settings.first_chain + c))
     return chains
 
 

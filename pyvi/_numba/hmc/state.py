@@ -29,6 +29,7 @@ class Settings(NamedTuple):
     target_accept: float
     max_energy_error: float
     seed: np.uint64
+    first_chain: int  # these chains are first_chain, first_chain + 1, ... of a larger run
     # Stan's dual-averaging constants (csrc/core/hmc/dual_averaging.hpp).
     gamma: float
     kappa: float

@@ -1,0 +1,169 @@
+"""What each process of bench/bench_distributed.py's torchrun runs: the scaling workloads, timed inside
+the processes (torchrun's start, ~5-15 s of interpreters importing torch, is not the workload's).
+
+``torchrun --nproc-per-node N bench/distributed_workload.py OUT [--quick]`` writes OUT/rank-<r>.json
+with each workload's seconds (every process starts together after a barrier and the time runs to a
+barrier after the work, so it is the slowest process's), the best of several repeats:
+
+- ``vae_epoch``: one training epoch of pyvi.vae on the embedded 4,000 digits, batch 128, one torch
+  thread per process, the gradients summed by pyvi.distributed.DataParallel (one flat all-reduce);
+- ``vae_epoch_ddp``: the same epoch with torch's DistributedDataParallel (its bucketed all-reduce
+  hooks) instead, for the comparison (2 processes only);
+- ``vae_step_parts``: where a step's time goes per process: forward + backward, the all-reduce,
+  the Adam step (milliseconds per step);
+- ``hmc_64``: pyvi.hmc.sample, 64 chains x 10,000 iterations x L = 30 on the banana, cpp, one
+  thread per process, draws gathered on rank 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+torch.set_num_threads(1)
+
+from pyvi import distributed  # noqa: E402
+from pyvi.data import MNISTData, mnist  # noqa: E402
+from pyvi.hmc import sample  # noqa: E402
+from pyvi.targets import Banana  # noqa: E402
+from pyvi.vae import VAE  # noqa: E402
+from pyvi.vae.train import _adam, train_epoch  # noqa: E402
+
+QUICK = "--quick" in sys.argv
+NUM_TRAIN = 512 if QUICK else 4000
+BATCH_SIZE = 128
+REPEATS = 1 if QUICK else 3
+HMC_ITERATIONS = 100 if QUICK else 10_000
+
+
+def _barrier(group) -> None:
+    if group is not None:
+        group.barrier()
+
+
+def _timed(group, work, repeats: int = REPEATS) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        _barrier(group)
+        started = time.perf_counter()
+        work()
+        _barrier(group)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def _data() -> MNISTData:
+    data = mnist("embedded", "train")
+    return MNISTData(data.images[:NUM_TRAIN], data.labels[:NUM_TRAIN], data.binarize, data.source, data.split)
+
+
+def vae_epoch(group, data: MNISTData) -> float:
+    torch.manual_seed(0)
+    model = VAE()
+    optimizer = _adam(model, 1e-3)
+    parallel = distributed.data_parallel(model.parameters())
+    cpu, noise = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
+    train_epoch(model, optimizer, data, BATCH_SIZE, cpu, noise, parallel)  # warm-up
+    return _timed(group, lambda: train_epoch(model, optimizer, data, BATCH_SIZE, cpu, noise, parallel))
+
+
+class _ELBO(torch.nn.Module):
+    """DDP needs a forward: the VAE's ELBO of a batch share."""
+
+    def __init__(self, model: VAE):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, generator, share):
+        return self.model.elbo(x, generator=generator, share=share)
+
+
+def vae_epoch_ddp(group, data: MNISTData) -> float:
+    from torch.nn.parallel import DistributedDataParallel
+
+    torch.manual_seed(0)
+    model = VAE()
+    wrapped = DistributedDataParallel(_ELBO(model))
+    optimizer = _adam(model, 1e-3)
+    cpu, noise = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
+
+    def epoch() -> None:
+        for indices in data.batches(BATCH_SIZE, cpu):
+            seed = int(torch.randint(0, 2**62, (), generator=cpu))
+            rows = group.rows(len(indices))
+            x = data.batch(indices[rows.start:rows.stop], seed=seed, first_row=rows.start)
+            # DDP averages over processes: the share's mean times the process count gives the sum.
+            loss = -wrapped(x, noise, (rows.start, len(indices))).sum() * (group.world_size / len(indices))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+    epoch()
+    return _timed(group, epoch)
+
+
+def vae_step_parts(group, data: MNISTData) -> dict[str, float]:
+    """Milliseconds per step of this process: forward + backward, the all-reduce, the Adam step."""
+    from pyvi._adam import fused_adam_step
+
+    torch.manual_seed(0)
+    model = VAE()
+    optimizer = _adam(model, 1e-3)
+    parallel = distributed.data_parallel(model.parameters())
+    cpu, noise = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
+    parts = {"forward_backward": 0.0, "all_reduce": 0.0, "adam": 0.0}
+    steps = 0
+    for repeat in range(2):
+        for indices in data.batches(BATCH_SIZE, cpu):
+            seed = int(torch.randint(0, 2**62, (), generator=cpu))
+            t0 = time.perf_counter()
+            rows = group.rows(len(indices)) if group is not None else range(len(indices))
+            x = data.batch(indices[rows.start:rows.stop], seed=seed, first_row=rows.start)
+            optimizer.zero_grad(set_to_none=True)
+            (-model.elbo(x, generator=noise, share=(rows.start, len(indices))).sum() / len(indices)).backward()
+            t1 = time.perf_counter()
+            if parallel is not None:
+                parallel.sum_gradients_()
+            t2 = time.perf_counter()
+            fused_adam_step(optimizer)
+            t3 = time.perf_counter()
+            if repeat:  # the first pass warms up
+                parts["forward_backward"] += t1 - t0
+                parts["all_reduce"] += t2 - t1
+                parts["adam"] += t3 - t2
+                steps += 1
+    return {key: 1e3 * value / steps for key, value in parts.items()}
+
+
+def hmc_64(group) -> float:
+    def run():
+        sample(Banana.default(), [1.0, 0.5], num_samples=HMC_ITERATIONS // 2, num_warmup=HMC_ITERATIONS // 2,
+               step_size=0.05, num_steps=30, num_chains=64, adapt_step_size=False, seed=2022, num_threads=1)
+
+    run()  # warm-up
+    return _timed(group, run, repeats=REPEATS + 2)
+
+
+def main() -> None:
+    out = Path(sys.argv[1])
+    group = distributed.current()
+    data = _data()
+    results = {"world_size": 1 if group is None else group.world_size, "num_train": NUM_TRAIN,
+               "batch_size": BATCH_SIZE, "hmc_iterations": HMC_ITERATIONS, "torch_threads": torch.get_num_threads(),
+               "load_average": os.getloadavg()}
+    results["vae_epoch"] = vae_epoch(group, data)
+    if group is not None and not QUICK:
+        results["vae_epoch_ddp"] = vae_epoch_ddp(group, data)
+    results["vae_step_parts_ms"] = vae_step_parts(group, data)
+    results["hmc_64"] = hmc_64(group)
+    rank = 0 if group is None else group.rank
+    (out / f"rank-{rank}.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,426 @@
+"""Scaling out on ``torch.distributed``: which process this is, its share, the reductions, and errors.
+
+pyvi runs data parallel under ``torchrun`` (or any launcher that sets torch's ``env://`` variables
+``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``), with no code change:
+
+- :func:`pyvi.hmc.sample` splits the chains over the processes in contiguous blocks; chain c still
+  draws from stream (seed, c), so rank 0 gathers exactly the single-process draws;
+- :func:`pyvi.vi.fit` splits each step's batch (each process draws its share from its own stream)
+  and averages the gradients before Adam;
+- :func:`pyvi.vae.train` splits each global batch by rows (each process binarises its rows with the
+  bits the whole batch gives them) and averages the gradients before Adam; rank 0 alone writes.
+
+This module owns everything those three need: :func:`current` (am I under torchrun? which rank, how
+many? It starts the process group on first use: gloo for CPU tensors, NCCL for CUDA tensors where
+torch sees a GPU), the shares, the collectives, and :meth:`Group.guard`, which turns a failure on one
+process into that failure everywhere. Outside a launcher, or with one process, :func:`current` is
+None, nothing here runs and ``torch.distributed`` is never initialised: results are exactly the
+single-process ones. Under a launcher every process must make the same calls with the same
+arguments (as with any torch.distributed program): a call made by rank 0 alone waits for the others
+until the timeout.
+
+Errors: a process that raises inside a guarded section publishes its error in the launcher's store
+and tears its process group down, which makes every peer's pending collective fail at once (gloo:
+the connection is reset); the peers read the error and raise :class:`RankFailedError` naming the
+rank, its exception and its traceback. Collectives also time out (``PYVI_DISTRIBUTED_TIMEOUT``
+seconds, 300 by default) should a process hang without failing. After a failure the group is gone:
+the processes are expected to exit.
+
+References:
+    Li et al., "PyTorch Distributed: Experiences on Accelerating Data Parallel Training", VLDB 2020,
+    arXiv:2006.15704. Sergeev & Del Balso, "Horovod: fast and easy distributed deep learning in
+    TensorFlow" (2018), arXiv:1802.05799 (averaging gradients by all-reduce).
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
+
+__all__ = ["Group", "DataParallel", "RankFailedError", "current", "launched", "is_main", "data_parallel",
+           "entry_point", "agree", "run_chains"]
+
+#: Store keys of the first failure (json: rank, type, message, traceback).
+_FAILURE_KEY = "pyvi/failure"
+#: How long a peer waits for a failed rank's published error after its collective broke.
+_FAILURE_WAIT = timedelta(seconds=10)
+
+_owned = False  # whether pyvi started the process group (and so tears it down at exit)
+_failure: str | None = None  # set once a guarded section failed: the group is gone
+
+
+class RankFailedError(RuntimeError):
+    """Another process of the run failed; this one stops with its error.
+
+    Attributes:
+        rank: the failed process's rank (None when its error could not be read).
+        error_type: the name of its exception's type.
+    """
+
+    def __init__(self, message: str, rank: int | None = None, error_type: str | None = None):
+        super().__init__(message)
+        self.rank = rank
+        self.error_type = error_type
+
+
+def launched() -> bool:
+    """Whether a launcher (torchrun) started this process: torch's ``env://`` variables are set.
+    Reads the environment only."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def _timeout() -> timedelta:
+    value = os.environ.get("PYVI_DISTRIBUTED_TIMEOUT", "300")
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise ValueError(f"PYVI_DISTRIBUTED_TIMEOUT must be a number of seconds > 0, got {value!r}")
+    return timedelta(seconds=seconds)
+
+
+def current() -> Group | None:
+    """This process's group under a launcher with more than one process, else None.
+
+    Starts the default process group on the first call under torchrun (backend ``"gloo"``, or
+    ``"cpu:gloo,cuda:nccl"`` when torch sees a CUDA device: collectives on CPU tensors take gloo,
+    on CUDA tensors NCCL; the current CUDA device becomes GPU ``LOCAL_RANK``) and tears it down at
+    exit; a group the application started itself is used as it is. With one process
+    (``--nproc-per-node 1``) it is None: the single-process path runs. Outside a launcher it only
+    reads the environment (and asks an already imported ``torch.distributed`` whether the
+    application started a group).
+    """
+    if _failure is not None:
+        raise RuntimeError(f"pyvi's process group was torn down after a failure ({_failure}); start a new run")
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not (dist.is_available() and dist.is_initialized()):
+        if not launched() or int(os.environ["WORLD_SIZE"]) <= 1:
+            return None
+        import torch
+        import torch.distributed as dist
+
+        global _owned
+        backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if torch.cuda.is_available() and local_rank < torch.cuda.device_count():
+            torch.cuda.set_device(local_rank)  # "cuda" is this process's own GPU (NCCL wants one each)
+        dist.init_process_group(backend, timeout=_timeout())
+        _owned = True
+        atexit.register(_teardown)
+    world_size = dist.get_world_size()
+    if world_size <= 1:
+        return None
+    return Group(rank=dist.get_rank(), world_size=world_size, backend=str(dist.get_backend()))
+
+
+def is_main() -> bool:
+    """Whether this process writes the run's files: rank 0 under torchrun, always outside it."""
+    group = current()
+    return group is None or group.is_main
+
+
+def _teardown() -> None:
+    import torch.distributed as dist
+
+    if _owned and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _store():
+    from torch.distributed import distributed_c10d
+
+    return distributed_c10d._get_default_store()
+
+
+def _abort(reason: str) -> None:
+    """Tears the process group down (the peers' pending collectives fail at once) and remembers why."""
+    global _failure
+    _failure = reason
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        try:
+            dist.destroy_process_group()
+        except Exception:  # noqa: BLE001  (already broken: nothing left to release)
+            pass
+
+
+@dataclass(frozen=True)
+class Group:
+    """The processes of one run (the default process group).
+
+    Attributes:
+        rank: this process, in [0, world_size).
+        world_size: how many processes.
+        backend: torch.distributed's backend (``"gloo"``, ``"cpu:gloo,cuda:nccl"``, ...).
+    """
+
+    rank: int
+    world_size: int
+    backend: str
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the process that gathers results and writes files."""
+        return self.rank == 0
+
+    def share(self, total: int, name: str, *, rank: int | None = None) -> range:
+        """The contiguous block of ``range(total)`` that ``rank`` (default: this process) takes: the
+        first ``total % world_size`` ranks take one item more.
+
+        Raises:
+            ValueError: fewer items than processes (a process would idle).
+
+        Example:
+            >>> [Group(rank, world_size=2, backend="gloo").share(5, "num_chains") for rank in (0, 1)]
+            [range(0, 3), range(3, 5)]
+        """
+        if total < self.world_size:
+            raise ValueError(f"{name}={total} is less than the number of processes ({self.world_size}): "
+                             f"give every process at least one, or launch at most {total}")
+        return Group(self.rank if rank is None else rank, self.world_size, self.backend).rows(total)
+
+    def rows(self, batch_rows: int) -> range:
+        """This process's contiguous rows of a batch of ``batch_rows`` split as :meth:`share` does,
+        but empty when there are fewer rows than processes (an epoch's short last batch)."""
+        size, extra = divmod(batch_rows, self.world_size)
+        start = self.rank * size + min(self.rank, extra)
+        return range(start, start + size + (self.rank < extra))
+
+    def rank_seed(self, seed: int) -> int:
+        """An independent seed for this process's share of a stream seeded with ``seed`` (numpy's
+        SeedSequence of (seed, rank))."""
+        return int(np.random.SeedSequence([seed, self.rank]).generate_state(1, np.uint64)[0])
+
+    # -- collectives: each turns a broken connection into the failed rank's error -----------------
+
+    def _collective(self, run: Callable):
+        try:
+            return run()
+        except RuntimeError as error:  # DistBackendError and friends
+            raise _remote_failure(error) from error
+
+    def all_reduce_mean_(self, tensor):
+        """Averages ``tensor`` over the processes in place (a sum, then a division: every process
+        gets the same bits)."""
+        import torch.distributed as dist
+
+        self._collective(lambda: dist.all_reduce(tensor))
+        return tensor.div_(self.world_size)
+
+    def all_reduce_sum_(self, tensor):
+        """Sums ``tensor`` over the processes in place."""
+        import torch.distributed as dist
+
+        self._collective(lambda: dist.all_reduce(tensor))
+        return tensor
+
+    def broadcast_(self, tensor, source: int = 0):
+        """``tensor`` replaced in place by ``source``'s."""
+        import torch.distributed as dist
+
+        self._collective(lambda: dist.broadcast(tensor, source))
+        return tensor
+
+    def barrier(self) -> None:
+        """Waits for every process (a collective, so it also reports a failed peer)."""
+        import torch
+
+        self.all_reduce_sum_(torch.zeros(1))
+
+    def gather_rows(self, arrays: dict[str, np.ndarray], total: int) -> dict[str, np.ndarray] | None:
+        """Rank 0 gets each array's rows from every process, in rank order (rank r holds rows
+        ``share(total, rank=r)``); the others get None. Bit for bit, any dtype: each row of every
+        array is sent as its bytes, all in one collective."""
+        import torch
+        import torch.distributed as dist
+
+        names = list(arrays)
+        rows = len(self.share(total, "rows"))
+        parts = [np.ascontiguousarray(arrays[name]).reshape(rows, -1).view(np.uint8) for name in names]
+        widths = [part.shape[1] for part in parts]
+        longest = len(self.share(total, "rows", rank=0))  # gloo's gather wants equal sizes: pad
+        buffer = torch.zeros(longest, sum(widths), dtype=torch.uint8)
+        np.concatenate(parts, axis=1, out=buffer.numpy()[:rows])
+        received = [torch.empty_like(buffer) for _ in range(self.world_size)] if self.is_main else None
+        self._collective(lambda: dist.gather(buffer, received, dst=0))
+        if not self.is_main:
+            return None
+        stacked = np.concatenate([part.numpy()[: len(self.share(total, "rows", rank=r))]
+                                  for r, part in enumerate(received)])
+        out, column = {}, 0
+        for name, width in zip(names, widths):
+            array = arrays[name]
+            out[name] = (np.ascontiguousarray(stacked[:, column:column + width]).view(array.dtype)
+                         .reshape(total, *array.shape[1:]))
+            column += width
+        return out
+
+    # -- failures ----------------------------------------------------------------------------------
+
+    @contextmanager
+    def guard(self) -> Iterator[Group]:
+        """A section every process runs together: an exception here is published to the others
+        (who raise :class:`RankFailedError` from their next collective) and the group torn down."""
+        try:
+            yield self
+        except RankFailedError as error:
+            if _failure is None:
+                _abort(str(error).partition("\n")[0])
+            raise
+        except BaseException as error:
+            if _failure is None:  # (an inner guard has published it already)
+                self._publish(error)
+                _abort(f"rank {self.rank}: {type(error).__name__}: {error}")
+            raise
+
+    def _publish(self, error: BaseException) -> None:
+        payload = json.dumps({"rank": self.rank, "type": type(error).__name__, "message": str(error),
+                              "traceback": "".join(traceback.format_exception(error))})
+        try:
+            # The first failure wins: the error every peer reports.
+            _store().compare_set(_FAILURE_KEY, "", payload)
+        except Exception:  # noqa: BLE001  (no store left: the peers still see the broken connection)
+            pass
+
+
+def _remote_failure(error: BaseException) -> RankFailedError:
+    """The error to raise when a collective broke: the published failure of a peer, or (none
+    published) the broken collective itself."""
+    try:
+        store = _store()
+        store.wait([_FAILURE_KEY], _FAILURE_WAIT)
+        failure = json.loads(store.get(_FAILURE_KEY))
+    except Exception:  # noqa: BLE001  (no published failure: a peer died or hung)
+        return RankFailedError(f"a collective failed and no process published an error (a peer may have died "
+                               f"or timed out): {error}")
+    return RankFailedError(f"rank {failure['rank']} failed with {failure['type']}: {failure['message']}\n"
+                           f"its traceback:\n{failure['traceback']}", failure["rank"], failure["type"])
+
+
+class DataParallel:
+    """Data-parallel training's two duties (DDP's, by hand): every process starts from rank 0's
+    parameters, and before each optimiser step every process's gradients are replaced by their sum
+    over the processes, in one all-reduce of one flat buffer.
+
+    The caller weights each process's loss by its share of the global batch (its rows' sum divided
+    by the global batch size), so the sum is the single-process gradient up to the order of the
+    float additions. Every process then takes the same Adam step from the same bits (an all-reduce
+    gives every process the same result), so the parameters never drift apart.
+
+    A flat buffer and ``copy_`` back into each ``.grad`` keep the layout of every gradient (the
+    fused VAE stores two weights input-major); DDP's bucket views expect row-major gradients.
+
+    Args:
+        group: the processes.
+        parameters: the trained parameters (broadcast from rank 0 here).
+    """
+
+    def __init__(self, group: Group, parameters):
+        import torch
+
+        self.group = group
+        self.parameters = [p for p in parameters if p.requires_grad]
+        if not self.parameters:
+            raise ValueError("data-parallel training needs at least one parameter that requires a gradient")
+        with torch.no_grad():
+            for parameter in self.parameters:
+                group.broadcast_(parameter.data)
+
+    def rows(self, batch_rows: int) -> range:
+        """This process's rows of a global batch (:meth:`Group.rows`)."""
+        return self.group.rows(batch_rows)
+
+    def sum_gradients_(self, *values, weight: float = 1.0):
+        """Replaces every parameter's ``.grad`` by its sum over the processes (a missing gradient
+        counts as zeros) and returns ``values`` (scalar tensors, e.g. the loss) summed the same
+        way, in the same all-reduce; each process's gradients and values are multiplied by
+        ``weight`` first (its share of the global batch, when its loss is its share's mean)."""
+        import torch
+
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.parameters]
+        dtype, device = grads[0].dtype, grads[0].device
+        head = [torch.as_tensor(value, dtype=dtype, device=device).detach().reshape(1) for value in values]
+        flat = torch.cat([*head, *(grad.reshape(-1).to(dtype) for grad in grads)])
+        if weight != 1.0:
+            flat.mul_(weight)
+        self.group.all_reduce_sum_(flat)
+        offset = len(values)
+        for parameter, grad in zip(self.parameters, grads):
+            part = flat[offset:offset + grad.numel()].view(grad.shape)
+            offset += grad.numel()
+            if parameter.grad is None:
+                parameter.grad = torch.empty_like(parameter).copy_(part)  # the parameter's strides
+            else:
+                parameter.grad.copy_(part)  # keeps the gradient's own strides
+        return flat[: len(values)]
+
+
+def data_parallel(parameters) -> DataParallel | None:
+    """A :class:`DataParallel` for ``parameters`` under torchrun with more than one process, else None."""
+    group = current()
+    return None if group is None else DataParallel(group, parameters)
+
+
+def entry_point(function: Callable) -> Callable:
+    """Runs ``function`` (a public entry point: ``hmc.sample``, ``vi.fit``, ``vae.train``) inside
+    :meth:`Group.guard` under torchrun, as it is outside it."""
+
+    @functools.wraps(function)
+    def guarded(*args, **kwargs):
+        group = current()
+        if group is None:
+            return function(*args, **kwargs)
+        with group.guard():
+            return function(*args, **kwargs)
+
+    return guarded
+
+
+def agree(value):
+    """``value`` as rank 0 has it, on every process (a broadcast under torchrun; ``value`` itself
+    outside it): what a process drew for itself, e.g. a seed from the operating system's entropy."""
+    group = current()
+    if group is None:
+        return value
+    import torch.distributed as dist
+
+    with group.guard():
+        box = [value]
+        group._collective(lambda: dist.broadcast_object_list(box, src=0))
+    return box[0]
+
+
+def run_chains(run: Callable[[np.ndarray, int], dict[str, np.ndarray]], initial: np.ndarray
+               ) -> dict[str, np.ndarray]:
+    """HMC's chains over the processes: ``run(initial_rows, first_chain)`` samples chains
+    ``first_chain ..`` (stream (seed, first_chain + c)) and returns their outputs (the
+    ``pyvi._core.hmc_draws`` layout, chains first).
+
+    Outside torchrun: ``run(initial, 0)``. Under it: each process runs its block of chains
+    (:meth:`Group.share`), rank 0 returns every chain's outputs in order, identical to one process's,
+    and rank r > 0 its own block's.
+
+    Raises:
+        ValueError: fewer chains than processes.
+    """
+    group = current()
+    if group is None:
+        return run(initial, 0)
+    with group.guard():
+        num_chains = initial.shape[0]
+        chains = group.share(num_chains, "num_chains")
+        draws = run(np.ascontiguousarray(initial[chains.start:chains.stop]), chains.start)
+        gathered = group.gather_rows(draws, num_chains)
+    return draws if gathered is None else gathered

@@ -1,0 +1,169 @@
+"""What each process of tests/test_distributed.py's torchrun runs: ``python distributed_worker.py
+SCENARIO OUT``. Every rank writes what it got to OUT/<scenario>-<rank>.* for the test to compare with
+a single-process run; a scenario that expects an error records it (type, message, seconds) instead
+of raising, so that torchrun itself succeeds.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import pyvi.distributed as distributed
+from pyvi.hmc import sample
+from pyvi.targets import Banana
+
+#: The HMC run every scenario compares (5 chains: an uneven split over 2 processes).
+HMC_RUN = dict(num_samples=40, num_warmup=40, step_size=0.05, num_steps=8, num_chains=5, seed=11)
+HMC_START = [1.0, 0.5]
+
+
+def hmc(out: Path, rank: int) -> None:
+    banana = Banana.default()
+    for backend in ("cpp", "numba", "numpy", "torch"):
+        result = sample(banana, HMC_START, backend=backend, num_threads=1, **HMC_RUN)
+        np.savez(out / f"hmc-{backend}-{rank}.npz", samples=result.samples, log_prob=result.log_prob,
+                 accept_prob=result.accept_prob, divergent=result.divergent, num_steps=result.num_steps,
+                 step_size=result.step_size)
+    # seed=None: every process runs with rank 0's draw from the operating system's entropy.
+    result = sample(banana, HMC_START, backend="cpp", num_threads=1, **{**HMC_RUN, "seed": None})
+    np.savez(out / f"hmc-entropy-{rank}.npz", samples=result.samples, seed=np.uint64(result.settings["seed"]))
+
+
+class _FailsOnRankOne:
+    """A target whose log density raises on rank 1 after a pause (rank 0 is waiting by then)."""
+
+    dim = 2
+
+    def __init__(self, rank: int):
+        self.rank, self.banana = rank, Banana.default()
+
+    def log_prob_and_grad(self, x):
+        if self.rank == 1:
+            time.sleep(2.0)
+            raise ValueError("boom on rank 1")
+        return self.banana.log_prob_and_grad(x)
+
+
+def error(out: Path, rank: int) -> None:
+    started = time.perf_counter()
+    try:
+        sample(_FailsOnRankOne(rank), HMC_START, backend="numpy", **{**HMC_RUN, "num_chains": 2})
+        caught = {"type": None}
+    except Exception as exc:  # noqa: BLE001  (recorded for the test)
+        caught = {"type": type(exc).__name__, "message": str(exc), "rank": getattr(exc, "rank", None)}
+    caught["seconds"] = time.perf_counter() - started
+    (out / f"error-{rank}.json").write_text(json.dumps(caught))
+
+
+#: The VAE runs (257 training images in batches of 64: the last batch of one image leaves rank 1's
+#: share empty).
+VAE_RUN = dict(batch_size=64, lr=1e-3, seed=5, eval_images=40, progress=False)
+VAE_IMAGES = (257, 60)
+BITS_SEED = 123
+
+
+def vae_setup(device: str = "cpu"):
+    """The small data sets and the model every run starts from (same initial weights everywhere),
+    on ``device`` (under torchrun "cuda" is each process's own GPU)."""
+    import dataclasses
+
+    import torch
+
+    from pyvi.data import mnist
+    from pyvi.vae import VAE
+
+    data = [mnist("embedded", split, device=device) for split in ("train", "test")]
+    data = [dataclasses.replace(d, images=d.images[:n], labels=d.labels[:n]) for d, n in zip(data, VAE_IMAGES)]
+    torch.manual_seed(0)
+    return VAE(hidden=64).to(device), *data
+
+
+def vae(out: Path, rank: int) -> None:
+    import torch
+
+    from pyvi import distributed as d
+    from pyvi.vae.train import train
+    from pyvi.vae.evaluate import iwae_log_likelihood
+
+    model, train_data, test_data = vae_setup()
+    group = d.current()
+    indices = torch.arange(64)
+    rows = group.rows(len(indices))
+    bits = train_data.batch(indices[rows.start:rows.stop], seed=BITS_SEED, first_row=rows.start)
+    torch.save(bits, out / f"vae-bits-{rank}.pt")
+    first = train(model, train_data, test_data, epochs=1, checkpoint=out / "vae-epoch1.pt", **VAE_RUN)
+    d.current().barrier()  # rank 0 has written the checkpoint
+    model, train_data, test_data = vae_setup()
+    history = train(model, train_data, test_data, epochs=2, checkpoint=out / "vae-epoch2.pt",
+                    resume=out / "vae-epoch1.pt", **VAE_RUN)
+    iwae = iwae_log_likelihood(model, test_data, torch.arange(50), 5, seed=7, batch_size=20)
+    torch.save({"model": model.state_dict(), "first": first, "history": history, "iwae": iwae},
+               out / f"vae-{rank}.pt")
+
+
+#: The flow fits: the fast path (fused RealNVP on the banana's fused op) long enough to converge,
+#: and a few autograd steps (the banana's torch reference density).
+FIT_RUN = dict(batch_size=256, lr=5e-3, seed=3, progress=False)
+FIT_STEPS = {"fused": 1500, "reference": 20}
+
+
+def fit_flow(target_impl: str, seed: int = 3):
+    """A fresh flow (the same initial parameters on every process) fitted to the banana, its result."""
+    from pyvi.flows import RealNVP
+    from pyvi.vi import fit
+
+    flow = RealNVP(seed=0).double()
+    result = fit(flow, Banana.default(), num_steps=FIT_STEPS[target_impl], target_impl=target_impl,
+                 **{**FIT_RUN, "seed": seed})
+    return flow, result
+
+
+def flows(out: Path, rank: int) -> None:
+    import torch
+
+    from pyvi.vi import kl
+
+    for target_impl in FIT_STEPS:
+        flow, result = fit_flow(target_impl)
+        estimate = kl(flow, Banana.default(), num_samples=20_000, seed=1)
+        torch.save({"params": flow.state_dict(), "elbo": result.elbo, "batch_size": result.batch_size,
+                    "kl": estimate.value, "kl_se": estimate.standard_error}, out / f"fit-{target_impl}-{rank}.pt")
+
+
+def vae_cuda(out: Path, rank: int) -> None:
+    """Two epochs on each process's own GPU (NCCL all-reduce), for the 2-GPU test."""
+    import torch
+
+    from pyvi.vae.train import train
+
+    model, train_data, test_data = vae_setup("cuda")
+    history = train(model, train_data, test_data, epochs=2, **VAE_RUN)
+    torch.save({"model": {k: v.cpu() for k, v in model.state_dict().items()}, "history": history},
+               out / f"vae-cuda-{rank}.pt")
+
+
+def fit_cuda(out: Path, rank: int) -> None:
+    """vi.fit's device step on each process's own GPU (NCCL all-reduce), for the 2-GPU test."""
+    import torch
+
+    from pyvi.flows import RealNVP
+    from pyvi.vi import fit
+
+    flow = RealNVP(seed=0).double().to("cuda")
+    result = fit(flow, Banana.default(), num_steps=200, **FIT_RUN)
+    torch.save({"params": {k: v.cpu() for k, v in flow.state_dict().items()}, "elbo": result.elbo},
+               out / f"fit-cuda-{rank}.pt")
+
+
+SCENARIOS = {"hmc": hmc, "error": error, "vae": vae, "flows": flows, "vae_cuda": vae_cuda, "fit_cuda": fit_cuda}
+
+if __name__ == "__main__":
+    scenario, out = sys.argv[1], Path(sys.argv[2])
+    group = distributed.current()
+    assert group is not None and group.world_size == 2, group
+    SCENARIOS[scenario](out, group.rank)
