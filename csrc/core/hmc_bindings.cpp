@@ -139,9 +139,12 @@ py::dict hmc_binding(const Target& target, const DoubleArray& initial, int64_t n
   require_positive(max_energy_error, "max_energy_error");
   require_at_least(num_threads, 0, "num_threads");
   std::vector<double> scratch(d);
-  for (int64_t c = 0; c < num_chains; ++c)
+  for (int64_t c = 0; c < num_chains; ++c) {
     if (!std::isfinite(target.log_prob_and_grad(initial.data() + c * d, scratch.data())))
       fail("initial: the log density is not finite at chain " + std::to_string(c) + "'s start");
+    if (!hmc::all_finite(scratch.data(), d))
+      fail("initial: the gradient of the log density is not finite at chain " + std::to_string(c) + "'s start");
+  }
 
   auto [result, draws] = allocate_draws(num_chains, num_samples, d);
   const hmc::Settings settings{num_samples,

@@ -82,7 +82,9 @@ def transition(rng: np.random.Generator, state: State, target, step_size: float,
     x, p, grad, log_prob = leapfrog(target, state.x, p, state.grad, step_size, num_steps)
     with np.errstate(over="ignore", invalid="ignore"):
         energy_error = (-log_prob + kinetic_energy(p)) - energy
-    if not energy_error == energy_error:  # NaN: treat as infinitely divergent
+    # Not finite (NaN or +inf after an overflow or a non-finite gradient, -inf after log p = +inf
+    # from a user's target), or a position that overflowed: infinitely divergent, rejected.
+    if not (math.isfinite(energy_error) and np.isfinite(x).all()):
         energy_error = math.inf
     accept_prob = 1.0 if energy_error <= 0 else math.exp(-energy_error)
     if rng.random() < accept_prob:
@@ -133,14 +135,26 @@ def sample_chains(target, initial: np.ndarray, settings: Settings) -> dict[str, 
     for c in range(num_chains):
         rng = np.random.default_rng(streams[c])
         x = initial[c].copy()
-        log_prob, grad = target.log_prob_and_grad(x)
+        try:
+            log_prob, grad = target.log_prob_and_grad(x)
+        except Exception as error:
+            error.add_note(f"(raised by the target's log density at chain {c}'s start, backend 'numpy')")
+            raise
         if not math.isfinite(log_prob):
             raise ValueError(f"initial: the log density is not finite at chain {c}'s start")
+        if not np.isfinite(grad).all():
+            raise ValueError(f"initial: the gradient of the log density is not finite at chain {c}'s start")
         state = State(x, log_prob, grad)
         step_size = settings.step_size
         adaptation = DualAveraging(step_size, settings.target_accept)
         for it in range(settings.num_warmup + settings.num_samples):
-            state, info = transition(rng, state, target, step_size, settings, max_energy_error)
+            try:
+                state, info = transition(rng, state, target, step_size, settings, max_energy_error)
+            except Exception as error:
+                phase = "warm-up" if it < settings.num_warmup else "sampling"
+                error.add_note(f"(raised by the target's log density in chain {c}, transition {it} ({phase}), "
+                               "backend 'numpy')")
+                raise
             if it < settings.num_warmup:
                 if settings.adapt_step_size:
                     step_size = adaptation.update(info)

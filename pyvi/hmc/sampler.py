@@ -7,7 +7,7 @@ import numpy as np
 from pyvi._backend import require
 from pyvi._validate import as_float_array, choice, positive_float
 from pyvi.hmc import reference
-from pyvi.hmc.native import numba_leapfrog, run_cpp, run_numba
+from pyvi.hmc.native import numba_leapfrog, reporting_exceptions, run_cpp, run_numba
 from pyvi.hmc.result import HMCResult
 from pyvi.hmc.settings import MAX_INT64, Settings, native_count, thread_count
 from pyvi.targets.base import as_target, native_face
@@ -133,7 +133,9 @@ def leapfrog(target, position, momentum, step_size: float, num_steps: int, *, ba
         if value.shape != (dim,):
             raise ValueError(f"{name} must have shape ({dim},), got {value.shape}")
     if backend == "cpp":
-        return require("cpp").leapfrog(native_face(target, "cpp"), position, momentum, step_size, num_steps)
+        face = native_face(target, "cpp")
+        with reporting_exceptions(face, "hmc.leapfrog on backend 'cpp'"):
+            return require("cpp").leapfrog(face, position, momentum, step_size, num_steps)
     if backend == "numba":
         return numba_leapfrog(native_face(target, "numba"), position, momentum, step_size, num_steps)
     log_prob, grad = target.log_prob_and_grad(position)

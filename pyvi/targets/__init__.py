@@ -4,12 +4,16 @@
   for the native backends, torch and ``vi``.
 - :class:`Banana`: the banana posterior of Problem 3, with exact ground truth.
 - :class:`Gaussian`: a multivariate normal (tests, and a second target the native core knows).
-- :class:`LogDensity`: any Python log density with its gradient (numpy HMC backend only).
+- Bring your own model: :class:`NumbaTarget` (an ``@numba.njit`` log density with its gradient,
+  on every backend at native speed), :class:`CTarget` (a C function pointer, cpp backend) and
+  :class:`LogDensity` (Python callables, numpy backend only).
 """
 
 from pyvi.targets.banana import Banana
 from pyvi.targets.base import Target, as_target
+from pyvi.targets.c_target import CTarget
 from pyvi.targets.gaussian import Gaussian
 from pyvi.targets.log_density import LogDensity
+from pyvi.targets.numba_target import NumbaTarget
 
-__all__ = ["Target", "as_target", "Banana", "Gaussian", "LogDensity"]
+__all__ = ["Target", "as_target", "Banana", "Gaussian", "NumbaTarget", "CTarget", "LogDensity"]

@@ -3,11 +3,12 @@
 #pragma once
 
 #include "banana.hpp"
+#include "callback.hpp"
 #include "gaussian.hpp"
 #include "target.hpp"
 
 namespace pyvi {
 
-using NativeTargets = TargetList<BananaTarget, GaussianTarget>;
+using NativeTargets = TargetList<BananaTarget, GaussianTarget, CallbackTarget>;
 
 }  // namespace pyvi

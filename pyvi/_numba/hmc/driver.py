@@ -12,23 +12,28 @@ from pyvi._numba.hmc import dual_averaging
 from pyvi._numba.hmc.state import Info, Proposal, State
 from pyvi._numba.hmc.transition import transition
 from pyvi._numba.rng import seed_state
-from pyvi._numba.targets import has_fixed_dim, log_prob_and_grad
+from pyvi._numba.targets import has_fixed_dim, log_prob_and_grad, saved_faces_only
 
-__all__ = ["sample_chains", "first_non_finite_start", "CHAIN_GROUP"]
+__all__ = ["sample_chains", "run_group", "chain_group", "group_size", "first_non_finite_start", "CHAIN_GROUP"]
 
 #: Chains integrated together by one thread for a target of fixed dimension (kChainGroup in C++).
 CHAIN_GROUP = 8
 
 
+@saved_faces_only
 @numba.njit(cache=True)
 def first_non_finite_start(target, initial):
-    """The first chain (row of ``initial``) where log p is not finite, or -1. Serial: a parallel
-    region costs milliseconds on a busy machine, more than this loop."""
+    """``(chain, what)``: the first chain (row of ``initial``) where log p (``what`` 1) or its
+    gradient (``what`` 2) is not finite, or ``(-1, 0)``. Serial: a parallel region costs
+    milliseconds on a busy machine, more than this loop."""
     grad = np.empty(initial.shape[1])
     for c in range(initial.shape[0]):
         if not np.isfinite(log_prob_and_grad(target, initial[c], grad)):
-            return c
-    return -1
+            return c, 1
+        for i in range(grad.shape[0]):
+            if not np.isfinite(grad[i]):
+                return c, 2
+    return -1, 0
 
 
 @numba.njit(cache=True, inline="always")
@@ -42,9 +47,11 @@ def _record(samples, log_prob, accept_prob, divergent, num_steps, chain, draw, s
     num_steps[chain, draw] = info.num_steps[w]
 
 
+@saved_faces_only
 @numba.njit(cache=True)
-def _chain_group(target, settings, initial, first, count, draws, lanes):
-    """Chains ``first .. first + count - 1`` as the lanes of one group of width ``lanes``."""
+def chain_group(target, settings, initial, first, count, draws, progress, lanes):
+    """Chains ``first .. first + count - 1`` as the lanes of one group of width ``lanes``;
+    ``progress[0]`` follows the transition being run (for the report of an exception)."""
     numba.literally(lanes)
     d = initial.shape[1]
     state = State(np.zeros((lanes, d)), np.zeros((lanes, d)), np.zeros(lanes))
@@ -66,6 +73,7 @@ def _chain_group(target, settings, initial, first, count, draws, lanes):
     divergent, num_steps = draws.divergent, draws.num_steps
     num_warmup = settings.num_warmup
     for it in range(num_warmup + settings.num_samples):
+        progress[0] = it
         transition(target, settings, rngs, state, proposal, step_size, info, count, lanes)
         for w in range(count):
             if it < num_warmup:
@@ -79,18 +87,44 @@ def _chain_group(target, settings, initial, first, count, draws, lanes):
         draws.step_size[first + w] = step_size[w]
 
 
+def group_size(target) -> int:
+    """Chains per group for the face ``target`` (in Python; the compiled code decides alike)."""
+    return CHAIN_GROUP if has_fixed_dim(target) else 1
+
+
+@saved_faces_only
+@numba.njit(cache=True)
+def run_group(target, settings, initial, draws, progress, g):
+    """Group g's chains (of :func:`group_size` each): a lone chain on the single-lane path, else
+    CHAIN_GROUP lanes. ``progress[0]`` follows the transition being run."""
+    group = CHAIN_GROUP if has_fixed_dim(target) else 1
+    first = g * group
+    count = min(group, initial.shape[0] - first)
+    if count == 1:
+        chain_group(target, settings, initial, first, count, draws, progress, 1)
+    else:
+        chain_group(target, settings, initial, first, count, draws, progress, CHAIN_GROUP)
+
+
+@saved_faces_only
+@numba.njit(cache=True)
+def _guarded_group(target, settings, initial, draws, progress, failed, g):
+    """:func:`run_group` with an exception raised in it (by a user's log density) caught and flagged
+    in ``failed[g]``: a prange body ignores an exception, which would leave the group's draws
+    unwritten without a word. The caller runs a failed group again, alone, to raise it."""
+    try:
+        run_group(target, settings, initial, draws, progress[g:g + 1], g)
+    except Exception:  # noqa: BLE001  (numba catches only Exception; the caller raises it again)
+        failed[g] = True
+
+
+@saved_faces_only
 @numba.njit(cache=True, parallel=True)
-def sample_chains(target, settings, initial, draws):
+def sample_chains(target, settings, initial, draws, progress, failed):
     """Runs one chain per row of ``initial`` (num_chains, d) and fills ``draws`` (a
     :data:`~pyvi._numba.hmc.state.Draws`). A target of fixed dimension runs in groups of
-    CHAIN_GROUP chains (a lone chain alone, on the single-lane path); any other one chain at a time."""
-    num_chains = initial.shape[0]
-    group = CHAIN_GROUP if has_fixed_dim(target) else 1
-    num_groups = (num_chains + group - 1) // group
-    for g in numba.prange(num_groups):
-        first = g * group
-        count = min(group, num_chains - first)
-        if count == 1:
-            _chain_group(target, settings, initial, first, 1, draws, 1)
-        else:
-            _chain_group(target, settings, initial, first, count, draws, CHAIN_GROUP)
+    CHAIN_GROUP chains (a lone chain alone, on the single-lane path); any other one chain at a time.
+    ``progress`` and ``failed`` have one entry per group of :func:`group_size` chains: the
+    transition each group reached, and whether it stopped on an exception."""
+    for g in numba.prange(progress.shape[0]):
+        _guarded_group(target, settings, initial, draws, progress, failed, g)
