@@ -17,8 +17,10 @@ import subprocess
 import numba
 import numpy as np
 import pytest
+import torch
 
-from pyvi import hmc
+from pyvi import hmc, vi
+from pyvi.flows import RealNVP
 from pyvi.models import LogisticRegression, logistic_log_joint
 from pyvi.targets import Banana, CTarget, Gaussian, LogDensity, NumbaTarget
 
@@ -491,3 +493,50 @@ def test_log_density_bad_input():
     assert "check_point = [0.0, 0.0]" in caught.value.__notes__[0]
     target = LogDensity(lambda x: 1.0 / float(x[0]), lambda x: -1.0 / x**2, dim=2, check_point=[1.0, 1.0])
     assert target.log_prob_and_grad(np.array([2.0, 1.0]))[0] == 0.5
+
+
+# -- VI on any target ------------------------------------------------------------------------------
+
+
+def _fit(target, steps=20):
+    flow = RealNVP(num_couplings=2, hidden=4, depth=2, seed=0).double()
+    return vi.fit(flow, target, num_steps=steps, batch_size=64, progress=False), flow
+
+
+@pytest.mark.parametrize("kind", ["numba", "c"])
+def test_vi_fits_a_user_target_as_it_fits_the_built_in_banana(kind, user_banana, c_banana, default_banana):
+    """vi.fit on the user's banana (the autograd-free path through the native op) follows the same
+    ELBO trajectory as on the built-in banana's fused op (the same density, other arithmetic)."""
+    target = user_banana if kind == "numba" else c_banana
+    assert vi._fast_path(RealNVP(num_couplings=2, hidden=4, depth=2).double(), target, "fused") is not None
+    user, user_flow = _fit(target)
+    built_in, built_in_flow = _fit(default_banana)
+    np.testing.assert_allclose(user.elbo, built_in.elbo, rtol=1e-9)
+    torch.testing.assert_close(user_flow.params, built_in_flow.params, rtol=1e-7, atol=1e-9)
+    bound = vi.elbo(user_flow, target, num_samples=2_000)
+    reference = vi.elbo(built_in_flow, default_banana, num_samples=2_000)
+    assert bound.value == pytest.approx(reference.value, rel=1e-9)
+
+
+def test_vi_kl_needs_the_log_evidence(user_banana):
+    flow = RealNVP(num_couplings=2, hidden=4, depth=2, seed=0).double()
+    with pytest.raises(TypeError, match="NumbaTarget does not know its log evidence.*vi.elbo"):
+        vi.kl(flow, user_banana, num_samples=10)
+    assert math.isfinite(vi.elbo(flow, user_banana, num_samples=100).value)
+
+
+@pytest.mark.parametrize("kind", ["numba", "c"])
+def test_the_torch_face_of_a_user_target(kind, user_banana, c_banana, default_banana):
+    target = user_banana if kind == "numba" else c_banana
+    theta = torch.randn(5, 3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    log_prob = target.torch_log_prob()(theta)
+    expected, expected_grad = default_banana.log_prob_and_grad(theta.detach().numpy())
+    np.testing.assert_allclose(log_prob.detach().numpy(), expected, rtol=1e-12)
+    log_prob.sum().backward()
+    np.testing.assert_allclose(theta.grad.numpy(), expected_grad, rtol=1e-12)
+    value, grad = target.fused_log_joint()(torch.tensor([[np.nan, 0.0], [0.1, 0.2]], dtype=torch.float32))
+    assert value.dtype == torch.float32 and math.isnan(value[0]) and math.isfinite(value[1])  # NaN in, NaN out
+    with pytest.raises(ValueError, match="on the CPU"):
+        target.fused_log_joint()(torch.zeros(2, 2, device="meta"))
+    with pytest.raises(ValueError, match=r"shape \(\.\.\., 2\)"):
+        target.fused_log_joint()(torch.zeros(2, 3))
