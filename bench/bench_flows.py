@@ -8,8 +8,9 @@ their analytic gradients chained by hand and no autograd graph, plus Adam's upda
 ``reference`` = the layer-by-layer torch flow + the torch banana density (the baseline); ``fused flow, torch target`` shows how much the target op matters.
 
 Configurations: the student solution's (batch 256; planar K=5; NICE 3 couplings width 5 depth 3;
-RealNVP 5 couplings width 5 depth 3) and two large ones at batch 4096 (planar K=32; RealNVP 8
-couplings width 64 depth 2). float64, 1 torch thread (bench/conftest.py).
+RealNVP 5 couplings width 5 depth 3), two large ones at batch 4096 (planar K=32; RealNVP 8
+couplings width 64 depth 2), and the default NICE (6 couplings width 16 depth 2: the CPU backward's
+wide kernels at batch 256). float64, 1 torch thread (bench/conftest.py).
 
 Run: ``python -m pytest bench/bench_flows.py --benchmark-enable --benchmark-json=bench/flows.json``
 then ``python bench/table.py bench/flows.json``.
@@ -32,6 +33,7 @@ CONFIGS = {
     "realnvp-5x5x3-b256": (lambda: RealNVP(2, num_couplings=5, hidden=5, depth=3, seed=0), 256),
     "planar-K32-b4096": (lambda: PlanarFlow(2, num_layers=32, seed=0), 4096),
     "realnvp-8x64x2-b4096": (lambda: RealNVP(2, num_couplings=8, hidden=64, depth=2, seed=0), 4096),
+    "nice-default-b256": (lambda: NICE(seed=0), 256),
 }
 VARIANTS = {  # name: (flow impl, target impl)
     "fused (fit's step)": ("fused", "fused"),
@@ -56,6 +58,7 @@ def _setup(config: str, variant: str, benchmark):
     flow.impl = "reference"
     expected = flow(z)
     flow.impl = flow_impl
+    assert flow.impl == flow_impl, flow.fused_unavailable_reason()  # a fused variant really runs its fused ops
     for got, want in zip(flow(z), expected):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
     benchmark.extra_info.update(

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One GPU session in one command: toolchain facts, the CUDA build, the C++-runtime check, the CUDA tests
-# and the GPU benchmarks (bench/bench_cuda.py), every log under $OUT (default ./cuda-session).
+# One GPU session in one command: toolchain facts, the CUDA build, the C++-runtime check, the CUDA tests,
+# the GPU benchmarks (bench/bench_cuda.py) and the torch HMC backend's many-chains rows (bench/bench_hmc_torch.py),
+# every log under $OUT (default ./cuda-session).
 #
 #   OUT=/tmp/out bench/cuda_session.sh [quick]
 #
@@ -40,10 +41,9 @@ python3 -m pyvi._abi pyvi/_C*.so pyvi/_core*.so
 python3 -c "import pyvi, json; print(json.dumps(pyvi.backends(), indent=1))"
 
 stage cuda tests
-timeout 240 python3 -m pytest -q -p no:cacheprovider -n 8 --junitxml="$OUT/tests.xml" \
-  tests/test_cxx_runtime.py tests/test_fit_device.py tests/test_vae_epoch.py tests/test_coupling_cuda.py \
-  tests/test_ops.py tests/test_flows.py tests/test_vae.py tests/test_vae_latent.py tests/test_vae_sparse_linear.py \
-  tests/test_vae_dense_linear.py 2>&1 | tail -40
+# The whole suite (the CUDA cases of every op, flow, VAE and training-step test run here; the CPU cases
+# check the build on this machine too), 8 workers.
+timeout 300 python3 -m pytest -q -p no:cacheprovider -n 8 --junitxml="$OUT/tests.xml" tests 2>&1 | tail -60
 
 stage gpu benchmarks
 BENCH_ENV=()
@@ -60,4 +60,11 @@ for row in rows:
     extra = {k: info[k] for k in ("fit_wall_s", "exact_kl", "skipped") if k in info}
     print(f"{row['group'][:60]:60s} {info.get('impl', ''):28s} {per if per is not None else row['stats']['median'] * 1e6:>12.1f} us {extra or ''}")
 EOF
+stage torch hmc benchmarks
+# Many chains of the banana: cpp on all cores, torch on the CPU and on CUDA (NumPyro where installed).
+timeout ${HMC_BENCH_TIMEOUT:-300} python3 -m pytest bench/bench_hmc_torch.py -k many_chains --benchmark-enable \
+  -p no:cacheprovider -q --benchmark-json="$OUT/bench_hmc_torch.json" --benchmark-columns=median,rounds 2>&1 | tail -30
+python3 bench/table.py "$OUT/bench_hmc_torch.json" > "$OUT/bench_hmc_torch.md" 2>&1 || true
+cat "$OUT/bench_hmc_torch.md"
+
 stage done

@@ -24,6 +24,7 @@ References:
 from __future__ import annotations
 
 import math
+import numbers
 import time
 import warnings
 from collections.abc import Callable
@@ -120,10 +121,54 @@ def _check_flow(flow) -> Flow:
     return flow
 
 
+def _target_name(target) -> str:
+    """How errors name a target: a function's qualified name, else the object's type."""
+    return getattr(target, "__qualname__", None) or type(target).__name__
+
+
+def _target_dim(target) -> int | None:
+    """The target's dimension where it is known: its ``dim`` (every :class:`pyvi.targets.Target`),
+    the ``dim`` of the object a bound method belongs to, or a torch distribution's event shape."""
+    for owner in (target, getattr(target, "__self__", None)):
+        dim = getattr(owner, "dim", None)
+        if isinstance(dim, numbers.Integral) and not isinstance(dim, bool):
+            return int(dim)
+        event_shape = getattr(owner, "event_shape", None)
+        if isinstance(event_shape, torch.Size) and len(event_shape) == 1:
+            return int(event_shape[0])
+    return None
+
+
 def _check_dim(flow: Flow, target) -> None:
-    dim = getattr(target, "dim", None)
+    dim = _target_dim(target)
     if dim is not None and dim != flow.dim:
-        raise ValueError(f"flow has dim {flow.dim} but target has dim {dim}")
+        raise ValueError(f"flow has dim {flow.dim} but target {_target_name(target)} has dim {dim}")
+
+
+def _log_density_values(log_density: Callable, x: torch.Tensor, target, first: bool) -> torch.Tensor:
+    """``log_density(x)``, checked to be one real log density per point, ``(batch,)``: a target
+    returning one number for the whole batch (or a ``(batch, 1)`` column, which would broadcast
+    against log q) is an error, never trained on. On the ``first`` evaluation an exception of the
+    target (e.g. indexing columns a ``(batch, flow.dim)`` input lacks) becomes a ValueError naming
+    it; a target whose dimension is unknown is checked this way."""
+    if first:
+        try:
+            values = log_density(x)
+        except Exception as error:
+            raise ValueError(
+                f"target {_target_name(target)} failed on a batch of flow samples of shape {tuple(x.shape)} "
+                f"({type(error).__name__}: {error}); it must map (batch, {x.shape[1]}) points, the flow's dim, to "
+                "(batch,) log densities"
+            ) from error
+    else:
+        values = log_density(x)
+    if not isinstance(values, torch.Tensor) or values.shape != x.shape[:1] or not values.is_floating_point():
+        got = f"{values.dtype} of shape {tuple(values.shape)}" if isinstance(values, torch.Tensor) else type(values).__name__
+        raise ValueError(
+            f"target {_target_name(target)} must return one real log density per point, a floating tensor of shape "
+            f"({x.shape[0]},) for a batch of {x.shape[0]} points of dim {x.shape[1]}; it returned {got}"
+        )
+    return values
 
 
 def _bound(log_weights: torch.Tensor, objective: str) -> torch.Tensor:
@@ -149,8 +194,8 @@ def _fast_path(flow: Flow, target, target_impl: str):
     if flow.impl != "fused" or target_impl != "fused" or not isinstance(target, Target):
         return None
     log_joint = target.fused_log_joint()
-    ops = flow._fused_ops() if hasattr(flow, "_fused_ops") else None
-    if log_joint is None or ops is None or len(list(flow.parameters())) != 1:
+    ops = flow.fused_ops()  # a FusedOps (the flow runs it: impl == "fused"); its one parameter is flow.params
+    if log_joint is None or ops is None:
         return None
     forward_op, backward_op, config = ops
     # log N(z; loc, scale) = -|noise|^2 / 2 - log_normaliser, with z = loc + scale * noise. The base
@@ -220,7 +265,10 @@ def fit(
 
     Args:
         flow: a :class:`pyvi.flows.Flow`, trained in place.
-        target: the unnormalised log posterior; see :func:`log_density_fn`.
+        target: the unnormalised log posterior; see :func:`log_density_fn`. Its dimension must be
+            ``flow.dim`` where it is known (a target's ``dim``, that of a bound method's object, a
+            torch distribution's event shape); it must map ``(batch, dim)`` points to ``(batch,)``
+            log densities (checked at the first step).
         num_steps: optimisation steps (>= 1).
         batch_size: Monte Carlo samples per step (>= 1), ``num_particles`` each.
         lr: Adam's (initial) learning rate (> 0).
@@ -243,6 +291,11 @@ def fit(
 
     Returns:
         A :class:`FitResult` with the per-step bound and timing.
+
+    Raises:
+        ValueError: a bad setting; a target of another dimension than the flow's; a target that
+            fails on the first batch of flow samples or returns anything but one real log density
+            per sample (e.g. one number for the whole batch), named in the message.
 
     References:
         D. J. Rezende and S. Mohamed (arXiv:1505.05770); Y. Burda et al. (arXiv:1509.00519).
@@ -309,7 +362,8 @@ def fit(
         else:
             optimizer.zero_grad(set_to_none=True)
             x, log_q = flow.rsample_and_log_prob(batch_size * num_particles, generator)
-            log_weights = (log_density(x) - log_q).view(batch_size, num_particles)
+            log_p = _log_density_values(log_density, x, target, first=step == 0)
+            log_weights = (log_p - log_q).view(batch_size, num_particles)
             bound = _bound(log_weights, objective)
             finite = bool(torch.isfinite(bound))
             if finite:
@@ -395,7 +449,7 @@ def _log_weights(flow: Flow, target, num_samples: int, seed: int, target_impl: s
     weights = []
     for start in range(0, num_samples, 65_536):  # chunks bound the memory of the reference target
         x, log_q = flow.rsample_and_log_prob(min(65_536, num_samples - start), generator)
-        weights.append((log_density(x) - log_q).double())
+        weights.append((_log_density_values(log_density, x, target, first=start == 0) - log_q).double())
     return torch.cat(weights)
 
 

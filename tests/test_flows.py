@@ -3,12 +3,16 @@ Jacobian, gradients reach every parameter block, fused == reference (values and 
 gradcheck / opcheck of the fused ops, state dicts across implementations, dtype and device moves,
 and bad input."""
 
+import copy
 import io
+import warnings
 
+import numpy as np
 import pytest
 import torch
+from torch import nn
 
-from pyvi.flows import NICE, PlanarFlow, RealNVP
+from pyvi.flows import NICE, Flow, FusedOps, PlanarFlow, RealNVP
 from pyvi.ops.coupling import coupling_flow
 from pyvi.ops.planar import planar_flow
 from pyvi.testing import DEVICES, DTYPES
@@ -148,14 +152,14 @@ def test_fused_ops_opcheck(name):
     torch.library.opcheck(backward, backward_args)
 
 
-@pytest.mark.parametrize("name", ["planar", "nice", "realnvp"])
+@pytest.mark.parametrize("name", ["planar", "nice", "realnvp", "realnvp-wide", "nice3d-wide"])
 def test_fused_backward_is_deterministic_across_threads(name):
     flow = make(name, "fused")
     z = base_points(flow, n=2000)  # several reduction chunks
     grads = []
     previous = torch.get_num_threads()
     try:
-        for threads in (1, 2):
+        for threads in (1, 2, 3):
             torch.set_num_threads(threads)
             flow.zero_grad()
             x, log_det = flow(z)
@@ -163,7 +167,7 @@ def test_fused_backward_is_deterministic_across_threads(name):
             grads.append(flow.params.grad.clone())
     finally:
         torch.set_num_threads(previous)
-    assert torch.equal(grads[0], grads[1])
+    assert torch.equal(grads[0], grads[1]) and torch.equal(grads[0], grads[2])
 
 
 @pytest.mark.parametrize("name", FLOWS)
@@ -207,13 +211,87 @@ def test_fused_on_device_matches_cpu_reference(name, dtype, device):
     torch.testing.assert_close(flow.params.grad.cpu(), cpu.params.grad, rtol=rtol * 10, atol=rtol * 10)
 
 
-def test_too_wide_coupling_falls_back_to_reference_with_a_warning():
-    flow = RealNVP(2, num_couplings=1, hidden=65, depth=1, impl="fused", seed=0).double()
-    z = torch.randn(4, 2, dtype=torch.float64)
-    with pytest.warns(RuntimeWarning, match="exceeds the fused kernels' limits"):
+@pytest.mark.parametrize(("make", "limit"), [
+    (lambda impl: RealNVP(2, num_couplings=1, hidden=65, depth=1, impl=impl, seed=0), "hidden=65 > 64"),
+    (lambda impl: RealNVP(17, num_couplings=2, hidden=4, depth=1, impl=impl, seed=0), "dim=17 > 16"),
+    (lambda impl: NICE(3, num_couplings=1, hidden=4, depth=9, impl=impl, seed=0), "depth=9 > 8"),
+], ids=["hidden", "dim", "depth"])
+def test_fused_fallback_is_reported_and_warned_once(make, limit):
+    """Beyond the fused kernels' limits a flow asked for "fused" runs, and says it runs, the
+    reference implementation: one warning naming the limit, at construction (issue #15, item 18)."""
+    with pytest.warns(RuntimeWarning, match="exceeds the fused coupling kernels' limits") as record:
+        flow = make("fused").double()
+    assert len(record) == 1 and limit in str(record[0].message) and "coupling_max" in str(record[0].message)
+    assert record[0].filename == __file__  # the warning points at the constructor call
+    assert flow.impl == "reference" and flow.fused_ops() is None
+    assert limit in flow.fused_unavailable_reason()
+    assert "impl='reference' (fused unavailable: " in repr(flow) and limit in repr(flow)
+    z = torch.randn(4, flow.dim, dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no more warnings: not per forward, sample, log_prob or fit
         x, log_det = flow(z)
-    flow.impl = "reference"
-    torch.testing.assert_close(flow(z), (x, log_det))
+        flow.rsample_and_log_prob(8)
+        flow.log_prob(x)
+        flow = flow.float().double()
+        assert copy.deepcopy(flow).impl == _saved_and_loaded(flow).impl == "reference"
+    reference = make("reference").double()
+    assert reference.impl == "reference" and "fused unavailable" not in repr(reference)
+    reference.load_state_dict(flow.state_dict())
+    torch.testing.assert_close(reference(z), (x, log_det))
+    with pytest.warns(RuntimeWarning, match=limit) as record:
+        flow.impl = "fused"  # asked again: warned again, once
+    assert len(record) == 1 and record[0].filename == __file__ and flow.impl == "reference"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        flow.impl = None  # "fused where available": silent
+    assert flow.impl == "reference"
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_planar_fallback_follows_the_device(device):
+    """The CUDA planar backward takes dim <= pyvi._C.planar_max_cuda_dim: a wider flow moved to CUDA
+    says it runs the reference (one warning, at .to()), and runs fused again back on the CPU."""
+    from pyvi.ops.planar import MAX_CUDA_DIM
+
+    flow = PlanarFlow(MAX_CUDA_DIM + 1, num_layers=2, seed=0)
+    assert flow.impl == "fused"
+    if device == "cpu":
+        return
+    with pytest.warns(RuntimeWarning, match=rf"dim={MAX_CUDA_DIM + 1} > {MAX_CUDA_DIM} has no fused CUDA backward") as record:
+        flow = flow.to(device)
+    assert len(record) == 1 and record[0].filename == __file__
+    assert flow.impl == "reference" and flow.fused_ops() is None
+    x, log_q = flow.rsample_and_log_prob(16)
+    (x.sum() + log_q.sum()).backward()
+    assert flow.params.grad is not None and torch.isfinite(flow.params.grad).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        flow = flow.cpu()
+    assert flow.impl == "fused"
+
+
+def test_supported_flows_run_fused():
+    for name in FLOWS:
+        flow = FLOWS[name]("fused")
+        assert flow.impl == "fused" and flow.fused_unavailable_reason() is None
+        ops = flow.fused_ops()
+        assert isinstance(ops, FusedOps) and "impl='fused'" in repr(flow)
+        z = base_points(flow.double(), n=5)
+        x, log_det, _ = ops.forward(z, flow.params.detach(), *ops.config)
+        torch.testing.assert_close((x, log_det), flow(z))
+        for copied in (copy.deepcopy(flow), _saved_and_loaded(flow)):  # the ops are chosen again on loading
+            assert copied.impl == "fused" and copied.fused_ops() is not None
+            torch.testing.assert_close(copied(z), flow(z))
+        flow.impl = "reference"
+        assert flow.impl == "reference" and flow.fused_ops() is not None  # available, not used
+        assert _saved_and_loaded(flow).impl == "reference"
+
+
+def _saved_and_loaded(flow):
+    buffer = io.BytesIO()
+    torch.save(flow, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=False)
 
 
 def test_planar_constraint_keeps_layers_invertible():
@@ -285,3 +363,116 @@ def test_fused_flow_under_torch_compile(name):
     (got_grad,) = torch.autograd.grad(got, flow.params)
     torch.testing.assert_close(got, expected)
     torch.testing.assert_close(got_grad, expected_grad)
+
+
+# -- the Flow contract (issue #10, item 5) ------------------------------------------------------
+
+
+class Shift(Flow):
+    """A minimal custom flow: x = z + params, no fused ops."""
+
+    def __init__(self, dim):
+        super().__init__(dim)
+        self.params = nn.Parameter(torch.zeros(dim))
+
+    def _forward_reference(self, z):
+        return z + self.params, z.new_zeros(z.shape[0])
+
+    def inverse(self, x):
+        return x - self.params, x.new_zeros(x.shape[0])
+
+
+def test_a_flow_missing_an_abstract_method_cannot_be_built():
+    class NoInverse(Flow):
+        def __init__(self):
+            super().__init__(2)
+            self.params = nn.Parameter(torch.zeros(2))
+
+        def _forward_reference(self, z):
+            return z, z.new_zeros(z.shape[0])
+
+    class NoForward(Flow):
+        def inverse(self, x):
+            return x, x.new_zeros(x.shape[0])
+
+    with pytest.raises(TypeError, match="abstract method.*inverse"):
+        NoInverse()
+    with pytest.raises(TypeError, match="abstract method.*_forward_reference"):
+        NoForward(2)
+
+
+def test_a_flow_holds_its_weights_in_one_packed_parameter():
+    class NoParams(Shift):
+        def __init__(self, dim):
+            Flow.__init__(self, dim)
+
+    class TwoParams(Shift):
+        def __init__(self, dim):
+            super().__init__(dim)
+            self.scale = nn.Parameter(torch.ones(dim))
+
+    with pytest.raises(TypeError, match=r"NoParams must hold all of its trainable weights in one nn.Parameter, self.params"):
+        NoParams(2)
+    with pytest.raises(TypeError, match=r"TwoParams must hold .* it has 2 parameter"):
+        TwoParams(2)
+
+
+def test_a_custom_flow_without_fused_ops_trains_through_autograd(default_banana):
+    from pyvi import vi
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # impl=None (the base's default): reference, silently
+        flow = Shift(2).double()
+    assert flow.impl == "reference" and flow.fused_ops() is None
+    assert flow.fused_unavailable_reason() == "Shift has no fused ops"
+    assert vi._fast_path(flow, default_banana, "fused") is None
+    result = vi.fit(flow, default_banana, num_steps=200, lr=5e-2, seed=0, progress=False)
+    assert result.skipped_steps == [] and np.isfinite(result.elbo).all()
+    assert result.elbo[-20:].mean() > result.elbo[:20].mean()
+    assert flow.params.detach().abs().max() > 0.1  # moved towards the banana's mean
+    with pytest.warns(RuntimeWarning, match="Shift has no fused ops"):
+        flow.impl = "fused"  # asked explicitly: it says it cannot
+    assert flow.impl == "reference"
+
+
+# -- double backward (issue #15, item 1) ----------------------------------------------------------
+
+#: Every flow at both CPU backward widths (hidden < 16: tiles of samples; >= 16: the wide kernels).
+SECOND_ORDER = {
+    "planar": lambda impl: PlanarFlow(2, num_layers=3, impl=impl, seed=0),
+    "nice-narrow": lambda impl: NICE(2, num_couplings=2, hidden=8, depth=2, impl=impl, seed=1),
+    "nice-default": lambda impl: NICE(impl=impl, seed=2),
+    "realnvp-narrow": lambda impl: RealNVP(2, num_couplings=2, hidden=8, depth=2, impl=impl, seed=3),
+    "realnvp-wide": lambda impl: RealNVP(3, num_couplings=2, hidden=16, depth=2, impl=impl, seed=4),
+}
+
+
+def _second_derivative(flow, z, wrt):
+    """d/dwrt of sum(d loss / dz) for loss = sum(x^2) + sum(log_det): a double backward."""
+    x, log_det = flow(z)
+    (grad_z,) = torch.autograd.grad((x**2).sum() + log_det.sum(), z, create_graph=True)
+    return torch.autograd.grad(grad_z.sum(), wrt)[0]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", SECOND_ORDER)
+def test_double_backward_through_fused_flows_is_an_error_not_zeros(name, device):
+    reference = SECOND_ORDER[name]("reference").double().to(device)
+    fused = SECOND_ORDER[name]("fused").double().to(device)
+    z = torch.randn(6, fused.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(0)).to(device)
+    for wrt in ("z", "params"):
+        z_ref = z.clone().requires_grad_()
+        expected = _second_derivative(reference, z_ref, z_ref if wrt == "z" else reference.params)
+        assert expected.abs().max() > 0  # the reference has genuine second derivatives
+        z_fused = z.clone().requires_grad_()
+        op = "planar_backward" if name == "planar" else "coupling_backward"
+        with pytest.raises(NotImplementedError, match=rf"double backward .* pyvi::{op} .*impl=\"reference\""):
+            _second_derivative(fused, z_fused, z_fused if wrt == "z" else fused.params)
+    # First derivatives with create_graph=True still work (only differentiating them again fails).
+    z_fused = z.clone().requires_grad_()
+    x, log_det = fused(z_fused)
+    (grad,) = torch.autograd.grad((x**2).sum() + log_det.sum(), z_fused, create_graph=True)
+    z_ref = z.clone().requires_grad_()
+    x, log_det = reference(z_ref)
+    (expected,) = torch.autograd.grad((x**2).sum() + log_det.sum(), z_ref)
+    torch.testing.assert_close(grad.detach(), expected, rtol=1e-9, atol=1e-9)

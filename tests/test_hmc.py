@@ -10,7 +10,7 @@ import pyvi.targets
 from pyvi import hmc
 from pyvi.targets import Banana, Gaussian, LogDensity
 
-BACKENDS = ["cpp", "numba", "numpy"]
+BACKENDS = ["cpp", "numba", "numpy", "torch"]
 CORRELATED = Gaussian([1.0, -1.0], [[1.0, 0.8], [0.8, 2.0]])
 
 

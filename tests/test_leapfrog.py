@@ -9,7 +9,7 @@ import pytest
 from pyvi.hmc import leapfrog
 from pyvi.targets import Banana, Gaussian
 
-BACKENDS = ["cpp", "numba", "numpy"]
+BACKENDS = ["cpp", "numba", "numpy", "torch"]
 
 
 def _energy(target, x, p):

@@ -28,8 +28,8 @@ def test_limits_are_read_from_the_extension():
     assert flows_coupling.MAX_FUSED_DEPTH == _C.coupling_max_depth
     assert flows_coupling.MAX_FUSED_DIM == _C.coupling_max_dim
     assert RealNVP(2, 1, hidden=_C.coupling_max_hidden, depth=1, seed=0).fused_supported
-    assert not RealNVP(2, 1, hidden=_C.coupling_max_hidden + 1, depth=1, seed=0).fused_supported
-    assert not NICE(_C.coupling_max_dim + 1, 1, hidden=2, depth=1, seed=0).fused_supported
+    assert not RealNVP(2, 1, hidden=_C.coupling_max_hidden + 1, depth=1, impl="reference", seed=0).fused_supported
+    assert not NICE(_C.coupling_max_dim + 1, 1, hidden=2, depth=1, impl="reference", seed=0).fused_supported
     from pyvi.ops import planar
 
     assert planar.MAX_CUDA_DIM == _C.planar_max_cuda_dim
@@ -103,7 +103,7 @@ def test_layout_offsets_are_the_kernels_offsets(shape):
 def test_config_is_one_value_built_and_parsed_once():
     flow = RealNVP(3, num_couplings=2, hidden=4, depth=2, scale_bound=2.5, seed=0).double()
     assert flow.op_config == ops.op_config(2, 4, 2, True, 2.5) == [2.0, 4.0, 2.0, 1.0, 2.5]
-    forward, backward, extra = flow._fused_ops()
+    forward, backward, extra = flow.fused_ops()
     assert extra == (flow.op_config,)
     z = torch.randn(7, 3, dtype=torch.float64)
     x, log_det, states = forward(z, flow.params.detach(), *extra)

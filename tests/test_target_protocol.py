@@ -46,7 +46,8 @@ def test_faces_default_to_none():
         target.log_evidence()
 
 
-@pytest.mark.parametrize("backend, instead", [("cpp", "use backend='numpy'"), ("numba", "use backend='numpy'")])
+@pytest.mark.parametrize("backend, instead", [("cpp", "use backend='numpy'"), ("numba", "use backend='numpy'"),
+                                              ("torch", "use backend='numpy'")])
 @pytest.mark.parametrize("target", [StandardNormal(), DuckNormal(), LogDensity(lambda x: 0.0, lambda x: 0 * x, 2)],
                          ids=["subclass", "duck-typed", "LogDensity"])
 def test_a_target_without_the_backends_face_is_one_clear_type_error(target, backend, instead):

@@ -153,3 +153,121 @@ def test_autograd_free_step_matches_autograd(default_banana, make, objective):
     torch.testing.assert_close(fast_grad, flow.params.grad, rtol=1e-10, atol=1e-12)
     flow.impl = "reference"
     assert vi._fast_path(flow, default_banana, "fused") is None
+
+
+class _Funnel:
+    """Neal's funnel in 5-D, a torch log density with a known dimension."""
+
+    dim = 5
+
+    def log_prob(self, theta):
+        v, x = theta[:, 0], theta[:, 1:]
+        return -v**2 / 18 - 0.5 * (x**2).sum(-1) * torch.exp(-v) - 2 * v
+
+
+def _five_columns(theta):
+    """A 5-D density written for (batch, 5) input: it indexes column 4."""
+    return -0.5 * (theta[:, :4] ** 2).sum(-1) - 0.5 * theta[:, 4] ** 2
+
+
+def _one_number(theta):
+    return -(theta**2).sum()  # the whole batch's sum: not one log density per point
+
+
+def _column(theta):
+    return -(theta**2).sum(-1, keepdim=True)  # (batch, 1): would broadcast against log q (batch,)
+
+
+@pytest.mark.parametrize("entry", ["fit", "elbo", "iwae_bound"])
+def test_targets_of_another_dimension_or_shape_are_errors(entry):
+    """Issue #15, items 19 and 10: a 2-D flow never "fits" a 5-D target, and a target returning
+    anything but one log density per sample is an error naming it, for fit and the estimators."""
+    flow = RealNVP(seed=0).double()
+    before = flow.params.detach().clone()
+    funnel = _Funnel()
+    cases = [
+        (funnel, "flow has dim 2 but target _Funnel has dim 5"),
+        (funnel.log_prob, "flow has dim 2 but target _Funnel.log_prob has dim 5"),  # a bound method: its object's dim
+        (torch.distributions.MultivariateNormal(torch.zeros(5), torch.eye(5)), "target MultivariateNormal has dim 5"),
+        (_five_columns, r"target _five_columns failed on a batch of flow samples of shape \(\d+, 2\) \(IndexError"),
+        (_one_number, r"target _one_number must return one real log density per point, .* it returned torch.float64 "
+                      r"of shape \(\)"),
+        (_column, r"target _column must return .* of shape \(\d+, 1\)"),
+        (lambda theta: (theta**2).sum(-1).to(torch.int64), r"target .*<lambda> must return one real log density .*int64"),
+    ]
+    for target, message in cases:
+        with pytest.raises(ValueError, match=message):
+            if entry == "fit":
+                vi.fit(flow, target, num_steps=3, progress=False)
+            elif entry == "elbo":
+                vi.elbo(flow, target, num_samples=100)
+            else:
+                vi.iwae_bound(flow, target, K=3, num_estimates=10)
+    assert torch.equal(flow.params.detach(), before)  # nothing was trained
+
+
+def test_kl_checks_the_target_too():
+    class Evidence:
+        def __init__(self, dim, log_prob):
+            self.dim, self.log_prob = dim, log_prob
+
+        def log_evidence(self):
+            return 0.0
+
+    flow = RealNVP(seed=0).double()
+    with pytest.raises(ValueError, match="flow has dim 2 but target Evidence has dim 5"):
+        vi.kl(flow, Evidence(5, _Funnel().log_prob), num_samples=100)
+    with pytest.raises(ValueError, match=r"target Evidence must return one real log density per point"):
+        vi.kl(flow, Evidence(2, _one_number), num_samples=100)
+
+
+def test_a_dimension_agnostic_callable_is_trusted_with_the_flow_dim(default_banana):
+    """A callable of unknown dimension that maps (batch, 2) to (batch,) is the flow's density: fitted."""
+    flow = PlanarFlow(num_layers=2, seed=0).double()
+    result = vi.fit(flow, lambda theta: -0.5 * (theta**2).sum(-1), num_steps=5, progress=False)
+    assert np.isfinite(result.elbo).all()
+
+
+#: Fits whose parameters must not depend on the thread count (issue #15, item 2): the default NICE
+#: (hidden 16) and the wide RealNVP (hidden 64), the CPU backward's wide kernels.
+_THREAD_FITS = """
+import sys, torch
+from pyvi import vi
+from pyvi.flows import NICE, RealNVP
+from pyvi.targets import Banana
+fits = {"nice": (lambda: NICE(seed=0), 256, 60), "realnvp-wide": (lambda: RealNVP(2, 8, 64, 2, seed=0), 1024, 8)}
+make, batch_size, num_steps = fits[sys.argv[1]]
+previous = torch.get_num_threads()
+results = []
+try:
+    for threads in (1, 2, 3):
+        torch.set_num_threads(threads)
+        flow = make().double()
+        history = vi.fit(flow, Banana.default(), num_steps=num_steps, batch_size=batch_size, seed=3, progress=False).elbo
+        results.append((torch.as_tensor(history), flow.params.detach().clone()))
+finally:
+    torch.set_num_threads(previous)
+for threads, (history, params) in zip((2, 3), results[1:]):
+    assert torch.equal(history, results[0][0]), f"ELBO history with {threads} threads differs from 1 thread's"
+    assert torch.equal(params, results[0][1]), f"parameters with {threads} threads differ from 1 thread's by {(params - results[0][1]).abs().max()}"
+print("identical")
+"""
+
+
+@pytest.mark.parametrize("blas", ["default", "mkl-avx2"])
+@pytest.mark.parametrize("fit", ["nice", "realnvp-wide"])
+def test_fused_fit_is_independent_of_the_thread_count(fit, blas):
+    """Bit-identical ELBO histories and parameters after vi.fit with 1, 2 and 3 torch threads. In a
+    subprocess, so that its BLAS settings hold: ``mkl-avx2`` forces MKL's AVX2 code path
+    (MKL_CBWR), whose reductions depend on the thread count on this machine (its default path does
+    on others); the fused backward must not use such a reduction."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    if blas == "mkl-avx2":
+        env["MKL_CBWR"] = "AVX2"
+    out = subprocess.run([sys.executable, "-c", _THREAD_FITS, fit], capture_output=True, text=True, env=env,
+                         check=False, timeout=600)
+    assert out.returncode == 0 and out.stdout.strip() == "identical", out.stderr[-2000:]

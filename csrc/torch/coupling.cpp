@@ -6,8 +6,9 @@
 // analytic backward op through the dispatcher (CPU and CUDA alike). Registered in C++ rather than
 // with Python's torch.library.register_autograd, it costs ~5 us per call instead of ~100 us, which at
 // the student's sizes (batch 256) is most of a training step. torch.compile traces the ops through
-// their fake kernels (pyvi/ops/coupling.py). The backward op has no derivative of its own, so double
-// backward through a fused coupling flow is not supported (the reference implementation has it).
+// their fake kernels (pyvi/ops/coupling.py). The backward op has no derivative of its own: its
+// autograd kernel makes differentiating it (double backward through a fused NICE or RealNVP) a clear
+// error instead of a silent zero; the reference implementation has second derivatives.
 #include "module.h"
 
 #include <ATen/core/Tensor.h>
@@ -147,6 +148,44 @@ Tensors3 coupling_forward_autograd(const at::Tensor& z, const at::Tensor& params
   return {out[0], out[1], out[2]};
 }
 
+Tensors2 coupling_backward_below_autograd(const at::Tensor& grad_x, const at::Tensor& grad_log_det,
+                                          const at::Tensor& params, const at::Tensor& states,
+                                          c10::ArrayRef<double> config) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("pyvi::coupling_backward", "")
+                       .typed<Tensors2(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                       c10::ArrayRef<double>)>();
+  at::AutoDispatchBelowADInplaceOrView guard;
+  return op.call(grad_x, grad_log_det, params, states, config);
+}
+
+/// The backward op under autograd (a double backward's first pass: create_graph=True): its outputs
+/// get a node whose own backward is an error, never a zero second derivative.
+class CouplingBackwardFunction : public torch::autograd::Function<CouplingBackwardFunction> {
+ public:
+  static variable_list forward(AutogradContext*, const at::Tensor& grad_x, const at::Tensor& grad_log_det,
+                               const at::Tensor& params, const at::Tensor& states, c10::ArrayRef<double> config) {
+    auto [grad_z, grad_params] = coupling_backward_below_autograd(grad_x, grad_log_det, params, states, config);
+    return {grad_z, grad_params};
+  }
+
+  static variable_list backward(AutogradContext*, variable_list) {
+    TORCH_CHECK_NOT_IMPLEMENTED(false,
+                                "double backward through a fused coupling flow (NICE, RealNVP) is not supported: its "
+                                "analytic backward op pyvi::coupling_backward has no derivative. Use "
+                                "impl=\"reference\" (plain torch) for second derivatives");
+  }
+};
+
+Tensors2 coupling_backward_autograd(const at::Tensor& grad_x, const at::Tensor& grad_log_det,
+                                    const at::Tensor& params, const at::Tensor& states, c10::ArrayRef<double> config) {
+  const bool record = at::GradMode::is_enabled() && (grad_x.requires_grad() || grad_log_det.requires_grad() ||
+                                                     params.requires_grad() || states.requires_grad());
+  if (!record) return coupling_backward_below_autograd(grad_x, grad_log_det, params, states, config);
+  auto out = CouplingBackwardFunction::apply(grad_x, grad_log_det, params, states, config);
+  return {out[0], out[1]};
+}
+
 /// pyvi._C.coupling_layout(dim, num_couplings, hidden, depth, affine) -> (num_params,
 /// log_scale_offset, couplings): where every weight sits in the packed vector, for any sizes (the
 /// reference implementation reads it beyond the fused kernels' limits too). couplings[k] is
@@ -215,4 +254,7 @@ TORCH_LIBRARY_IMPL(pyvi, CUDA, m) {
   m.impl("coupling_backward", PYVI_CUDA_KERNEL(pyvi::coupling_backward_op<pyvi::coupling_backward_cuda>));
 }
 
-TORCH_LIBRARY_IMPL(pyvi, Autograd, m) { m.impl("coupling_forward", &pyvi::coupling_forward_autograd); }
+TORCH_LIBRARY_IMPL(pyvi, Autograd, m) {
+  m.impl("coupling_forward", &pyvi::coupling_forward_autograd);
+  m.impl("coupling_backward", &pyvi::coupling_backward_autograd);
+}

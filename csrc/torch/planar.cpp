@@ -5,8 +5,9 @@
 // analytic backward op through the dispatcher (CPU and CUDA alike). Registered in C++ rather than
 // with Python's torch.library.register_autograd, it costs ~5 us per call instead of ~100 us, which at
 // the student's sizes (batch 256) is most of a training step. torch.compile traces the ops through
-// their fake kernels (pyvi/ops/planar.py). The backward op has no derivative of its own, so double
-// backward through a fused planar flow is not supported (the reference implementation has it).
+// their fake kernels (pyvi/ops/planar.py). The backward op has no derivative of its own: its autograd
+// kernel makes differentiating it (double backward through a fused planar flow) a clear error
+// instead of a silent zero; the reference implementation has second derivatives.
 #include "module.h"
 
 #include <ATen/core/Tensor.h>
@@ -118,6 +119,42 @@ Tensors3 planar_forward_autograd(const at::Tensor& z, const at::Tensor& params) 
   return {out[0], out[1], out[2]};
 }
 
+Tensors2 planar_backward_below_autograd(const at::Tensor& grad_x, const at::Tensor& grad_log_det,
+                                        const at::Tensor& params, const at::Tensor& states) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("pyvi::planar_backward", "")
+                       .typed<Tensors2(const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&)>();
+  at::AutoDispatchBelowADInplaceOrView guard;
+  return op.call(grad_x, grad_log_det, params, states);
+}
+
+/// The backward op under autograd (a double backward's first pass: create_graph=True): its outputs
+/// get a node whose own backward is an error, never a zero second derivative.
+class PlanarBackwardFunction : public torch::autograd::Function<PlanarBackwardFunction> {
+ public:
+  static variable_list forward(AutogradContext*, const at::Tensor& grad_x, const at::Tensor& grad_log_det,
+                               const at::Tensor& params, const at::Tensor& states) {
+    auto [grad_z, grad_params] = planar_backward_below_autograd(grad_x, grad_log_det, params, states);
+    return {grad_z, grad_params};
+  }
+
+  static variable_list backward(AutogradContext*, variable_list) {
+    TORCH_CHECK_NOT_IMPLEMENTED(false,
+                                "double backward through a fused PlanarFlow is not supported: its analytic backward "
+                                "op pyvi::planar_backward has no derivative. Use impl=\"reference\" (plain torch) "
+                                "for second derivatives");
+  }
+};
+
+Tensors2 planar_backward_autograd(const at::Tensor& grad_x, const at::Tensor& grad_log_det, const at::Tensor& params,
+                                  const at::Tensor& states) {
+  const bool record = at::GradMode::is_enabled() && (grad_x.requires_grad() || grad_log_det.requires_grad() ||
+                                                     params.requires_grad() || states.requires_grad());
+  if (!record) return planar_backward_below_autograd(grad_x, grad_log_det, params, states);  // every first-order use
+  auto out = PlanarBackwardFunction::apply(grad_x, grad_log_det, params, states);
+  return {out[0], out[1]};
+}
+
 }  // namespace
 }  // namespace pyvi
 
@@ -137,4 +174,7 @@ TORCH_LIBRARY_IMPL(pyvi, CUDA, m) {
   m.impl("planar_backward", PYVI_CUDA_KERNEL(pyvi::planar_backward_op<pyvi::planar_backward_cuda>));
 }
 
-TORCH_LIBRARY_IMPL(pyvi, Autograd, m) { m.impl("planar_forward", &pyvi::planar_forward_autograd); }
+TORCH_LIBRARY_IMPL(pyvi, Autograd, m) {
+  m.impl("planar_forward", &pyvi::planar_forward_autograd);
+  m.impl("planar_backward", &pyvi::planar_backward_autograd);
+}

@@ -30,7 +30,6 @@ References:
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -39,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pyvi._validate import count, positive_float, seed_value
-from pyvi.flows.base import Flow
+from pyvi.flows.base import Flow, FusedOps
 
 if TYPE_CHECKING:
     from pyvi.ops.coupling import PackedLayout
@@ -52,8 +51,8 @@ _LIMITS = {"MAX_FUSED_HIDDEN": "MAX_HIDDEN", "MAX_FUSED_DEPTH": "MAX_DEPTH", "MA
 
 def __getattr__(name: str):
     """``MAX_FUSED_HIDDEN``, ``MAX_FUSED_DEPTH``, ``MAX_FUSED_DIM``: the largest sizes the fused kernels
-    take (beyond them a flow falls back to the reference implementation with a warning), read from
-    pyvi._C on first use."""
+    take (beyond them a flow asked for ``impl="fused"`` runs its reference implementation, with a
+    warning at construction; see :class:`pyvi.flows.Flow`), read from pyvi._C on first use."""
     if name in _LIMITS:
         from pyvi.ops import coupling as ops
 
@@ -198,27 +197,24 @@ class CouplingFlow(Flow):
             log_det = log_det + log_scale.sum()
         return z, log_det
 
-    def _forward_fused(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        from pyvi.ops import coupling as ops  # loads pyvi._C on first use
-
-        if not self.fused_supported:
-            warnings.warn(
-                f"{type(self).__name__} with dim={self.dim}, num_couplings={self.num_couplings}, hidden={self.hidden}, "
-                f"depth={self.depth} exceeds the fused kernels' limits (dim <= {ops.MAX_DIM}, num_couplings <= "
-                f"{ops.MAX_COUPLINGS}, hidden <= {ops.MAX_HIDDEN}, depth <= {ops.MAX_DEPTH}); using the reference "
-                "implementation",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            return self._forward_reference(z)
-        return ops.coupling_flow(z, self.params, self.op_config)
-
-    def _fused_ops(self):
-        """(forward op, backward op, extra args) of the fused implementation, for fit's fast path;
-        None where the sizes exceed the fused kernels' limits."""
+    def fused_ops(self) -> FusedOps | None:
+        """``pyvi::coupling_forward`` / ``pyvi::coupling_backward`` with this stack's
+        :attr:`op_config`, or None where the sizes exceed the fused kernels' limits."""
         if not self.fused_supported:
             return None
-        return torch.ops.pyvi.coupling_forward, torch.ops.pyvi.coupling_backward, (self.op_config,)
+        return FusedOps(torch.ops.pyvi.coupling_forward, torch.ops.pyvi.coupling_backward, (self.op_config,))
+
+    def fused_unavailable_reason(self) -> str | None:
+        """Which of the fused kernels' limits (``pyvi._C.coupling_max_*``) these sizes exceed, or None."""
+        from pyvi.ops import coupling as ops
+
+        sizes = {"dim": (self.dim, ops.MAX_DIM), "num_couplings": (self.num_couplings, ops.MAX_COUPLINGS),
+                 "hidden": (self.hidden, ops.MAX_HIDDEN), "depth": (self.depth, ops.MAX_DEPTH)}
+        exceeded = [f"{name}={value} > {limit}" for name, (value, limit) in sizes.items() if value > limit]
+        if not exceeded:
+            return None
+        return (f"{type(self).__name__} exceeds the fused coupling kernels' limits ({', '.join(exceeded)}; "
+                "pyvi._C.coupling_max_*)")
 
     def inverse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact inverse ``(z, log|det dz/dx|)``, differentiable (plain torch)."""

@@ -23,7 +23,8 @@ class NICE(CouplingFlow):
         num_couplings: number of additive coupling layers (>= 1), masks alternating.
         hidden: width of each coupling's ReLU MLP.
         depth: number of hidden layers of that MLP (>= 1).
-        impl: ``"fused"`` (``torch.ops.pyvi.coupling_forward``) or ``"reference"`` (plain torch).
+        impl: ``"fused"`` (``torch.ops.pyvi.coupling_forward``; beyond the fused kernels' limits
+            the reference, with a warning: see :class:`pyvi.flows.Flow`) or ``"reference"`` (plain torch).
         seed: seed of the initialisation; None uses torch's global generator.
 
     References:

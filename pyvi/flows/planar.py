@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pyvi._validate import count, seed_value
-from pyvi.flows.base import Flow
+from pyvi.flows.base import Flow, FusedOps
 
 __all__ = ["PlanarFlow", "planar_constants"]
 
@@ -56,7 +56,8 @@ class PlanarFlow(Flow):
     Args:
         dim: event dimension (>= 1).
         num_layers: number of planar layers K (>= 1).
-        impl: ``"fused"`` (one custom op for the whole stack, ``torch.ops.pyvi.planar_forward``) or
+        impl: ``"fused"`` (one custom op for the whole stack, ``torch.ops.pyvi.planar_forward``; on
+            CUDA beyond ``dim`` 32 the reference, with a warning: see :class:`pyvi.flows.Flow`) or
             ``"reference"`` (plain torch, layer by layer).
         seed: seed of the initialisation (u, w ~ N(0, 0.1^2), b = 0); None draws from torch's
             global generator.
@@ -95,16 +96,23 @@ class PlanarFlow(Flow):
             log_det = log_det + torch.log(h2 + (1.0 - h2) * softplus)
         return z, log_det
 
-    def _forward_fused(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def fused_ops(self) -> FusedOps | None:
+        """``pyvi::planar_forward`` / ``pyvi::planar_backward``, or None on a CUDA device for
+        ``dim > pyvi._C.planar_max_cuda_dim`` (the CUDA backward's per-thread vector is fixed-size)."""
         from pyvi.ops import planar as ops  # loads pyvi._C on first use
 
-        return ops.planar_flow(z, self.params)
+        if self.params.is_cuda and self.dim > ops.MAX_CUDA_DIM:
+            return None
+        return FusedOps(torch.ops.pyvi.planar_forward, torch.ops.pyvi.planar_backward)
 
-    def _fused_ops(self):
-        """(forward op, backward op, extra args) of the fused implementation, for fit's fast path."""
-        import pyvi.ops  # noqa: F401  (loads pyvi._C and the ops' fake kernels)
+    def fused_unavailable_reason(self) -> str | None:
+        """Why :meth:`fused_ops` is None (the CUDA dimension limit), or None."""
+        if self.fused_ops() is not None:
+            return None
+        from pyvi.ops import planar as ops
 
-        return torch.ops.pyvi.planar_forward, torch.ops.pyvi.planar_backward, ()
+        return (f"PlanarFlow with dim={self.dim} > {ops.MAX_CUDA_DIM} has no fused CUDA backward "
+                "(pyvi._C.planar_max_cuda_dim)")
 
     @torch.no_grad()
     def inverse(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

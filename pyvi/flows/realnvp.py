@@ -25,7 +25,8 @@ class RealNVP(CouplingFlow):
         depth: number of hidden layers of that MLP (>= 1); all of them are used (the student's
             ``Scale`` net silently skipped its middle layers).
         scale_bound: bound on |s| per coupling (> 0).
-        impl: ``"fused"`` (``torch.ops.pyvi.coupling_forward``) or ``"reference"`` (plain torch).
+        impl: ``"fused"`` (``torch.ops.pyvi.coupling_forward``; beyond the fused kernels' limits
+            the reference, with a warning: see :class:`pyvi.flows.Flow`) or ``"reference"`` (plain torch).
         seed: seed of the initialisation; None uses torch's global generator.
 
     References:

@@ -10,9 +10,14 @@ averaging fed with the info, and a driver that runs warm-up and sampling and rec
   backend, so both give the same draws for one seed.
 - ``"numpy"``: :mod:`pyvi.hmc.reference`, a readable Python loop over numpy (the baseline); it
   runs any :class:`pyvi.targets.Target`.
+- ``"torch"``: :mod:`pyvi.hmc.torch_backend`, every chain in lockstep as one tensor on the CPU or
+  a GPU (one batched gradient per leapfrog step, transitions replayed from CUDA graphs); runs a
+  target's torch face (:class:`pyvi.targets.TorchTarget`, the built-in targets). Its draws come
+  from one torch generator per run, so they differ from the other backends'.
 
 The native backends run a target's face (:mod:`pyvi.targets.base`). Results depend only on
-``seed``, never on the thread count: chain ``c`` draws from its own stream. The sampler's
+``seed``, never on the thread count: chain ``c`` draws from its own stream (``torch``: the run's
+generator). The sampler's
 constants (dual averaging, the divergence threshold ``MAX_ENERGY_ERROR``) are the C++ core's.
 
 References:

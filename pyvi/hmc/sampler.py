@@ -9,12 +9,12 @@ from pyvi._validate import as_float_array, choice, positive_float
 from pyvi.hmc import reference
 from pyvi.hmc.native import numba_leapfrog, reporting_exceptions, run_cpp, run_numba
 from pyvi.hmc.result import HMCResult
-from pyvi.hmc.settings import MAX_INT64, Settings, native_count, thread_count
+from pyvi.hmc.settings import MAX_INT64, Settings, native_count, thread_count, torch_options
 from pyvi.targets.base import as_target, native_face
 
 __all__ = ["sample", "leapfrog", "BACKENDS"]
 
-BACKENDS = ("cpp", "numba", "numpy")
+BACKENDS = ("cpp", "numba", "numpy", "torch")
 _RUN = {"cpp": run_cpp, "numba": run_numba}
 
 
@@ -44,6 +44,9 @@ def sample(
     seed: int = 0,
     backend: str = "cpp",
     num_threads: int | None = None,
+    device=None,
+    dtype=None,
+    cuda_graph: bool | None = None,
 ) -> HMCResult:
     """Draws from ``target`` with HMC (identity mass matrix, leapfrog integrator).
 
@@ -51,7 +54,9 @@ def sample(
         target: a :class:`~pyvi.targets.Target` (or any object with ``dim`` and
             ``log_prob_and_grad(x) -> (float, (dim,) array)``). ``"numpy"`` runs any target;
             ``"cpp"`` and ``"numba"`` run the target's native face (:class:`~pyvi.targets.Banana`,
-            :class:`~pyvi.targets.Gaussian`) and raise a TypeError for a target without one.
+            :class:`~pyvi.targets.Gaussian`), ``"torch"`` its torch face (its fused log-joint op, or
+            its torch log density through autograd: the built-in targets and
+            :class:`~pyvi.targets.TorchTarget`); each raises a TypeError for a target without one.
         initial: start, ``(dim,)`` for every chain or ``(num_chains, dim)``; log p must be finite there.
         num_samples: draws kept per chain after warm-up.
         num_warmup: warm-up (burn-in) transitions per chain; the step size adapts during them when
@@ -63,10 +68,21 @@ def sample(
         adapt_step_size: dual averaging towards ``target_accept`` during warm-up (Stan's gamma=0.05,
             kappa=0.75, t0=10).
         target_accept: target mean acceptance probability, in (0, 1).
-        seed: in [0, 2**64); chain c uses stream (seed, c).
-        backend: ``"cpp"``, ``"numba"`` or ``"numpy"``.
-        num_threads: threads for the chains (``cpp``: its own; ``numba``: its thread pool, restored
-            afterwards). ``None`` uses all cores. Never changes the draws.
+        seed: in [0, 2**64); chain c uses stream (seed, c) (``torch``: one torch generator on the
+            device, seeded with it, draws for all chains: its draws differ from the other backends'
+            and depend on ``num_chains``, ``device`` and ``dtype``).
+        backend: ``"cpp"``, ``"numba"``, ``"numpy"`` or ``"torch"`` (all chains in lockstep as one
+            ``(num_chains, dim)`` tensor: one batched gradient per leapfrog step; for many chains,
+            on a GPU, or a model written in torch).
+        num_threads: threads for the chains (``cpp``: its own; ``numba``: its thread pool;
+            ``torch``: torch's intra-op threads; restored afterwards). ``None`` uses all cores
+            (``torch``: torch's current setting). Never changes the draws of the built-in targets.
+        device: ``torch`` only: ``"cpu"`` (the default) or ``"cuda"`` (``"cuda:N"``, a
+            ``torch.device``).
+        dtype: ``torch`` only: ``torch.float64`` (the default) or ``torch.float32``.
+        cuda_graph: ``torch`` on CUDA only: ``None`` replays transitions from CUDA graphs and falls
+            back to eager steps, with a RuntimeWarning, for a target that cannot be captured;
+            ``True`` demands capture (an error where it fails); ``False`` runs eagerly.
 
     Returns:
         An :class:`HMCResult`.
@@ -82,6 +98,10 @@ def sample(
         ...                 step_size=0.05, num_steps=30, num_chains=4, seed=1)
         >>> result.samples.shape, bool(result.rhat.max() < 1.05)
         ((4, 500, 2), True)
+        >>> many = sample(Banana.default(), [1.0, 0.5], num_samples=200, num_warmup=200, step_size=0.05,
+        ...               num_steps=30, num_chains=256, seed=1, backend="torch")  # in lockstep, one tensor
+        >>> many.samples.shape, bool(many.rhat.max() < 1.05)
+        ((256, 200, 2), True)
     """
     backend = choice(backend, "backend", BACKENDS)
     num_chains = native_count(num_chains, "num_chains", minimum=1)
@@ -89,6 +109,7 @@ def sample(
                                   num_steps=num_steps, random_steps=random_steps, adapt_step_size=adapt_step_size,
                                   target_accept=target_accept, seed=seed)
     threads = thread_count(num_threads)
+    torch_settings = torch_options(backend, device, dtype, cuda_graph)
     target = as_target(target)
     if num_chains * settings.num_samples * target.dim > MAX_INT64 // 8:
         raise ValueError(f"num_chains * num_samples * dim = {num_chains} * {settings.num_samples} * {target.dim} "
@@ -97,6 +118,11 @@ def sample(
     initial = _initial_positions(initial, num_chains, target.dim)
     if backend == "numpy":
         draws = reference.sample_chains(target, initial, settings)
+    elif backend == "torch":
+        from pyvi.hmc.torch_backend import run_torch
+
+        draws = run_torch(target, initial, settings, num_threads=None if num_threads is None else threads,
+                          **torch_settings)
     else:
         draws = _RUN[backend](face, initial, settings, threads)
     return HMCResult(backend=backend, settings=settings.as_dict(), **draws)
@@ -111,7 +137,8 @@ def leapfrog(target, position, momentum, step_size: float, num_steps: int, *, ba
         step_size: > 0.
         num_steps: >= 0 (numpy: the integration stops early, log_prob -inf, if the position
             overflows).
-        backend: ``"cpp"``, ``"numba"`` or ``"numpy"``.
+        backend: ``"cpp"``, ``"numba"``, ``"numpy"`` or ``"torch"`` (its leapfrog on one chain, in
+            float64 on the CPU).
 
     Returns:
         ``(position, momentum, log_prob)`` at the end.
@@ -138,6 +165,11 @@ def leapfrog(target, position, momentum, step_size: float, num_steps: int, *, ba
             return require("cpp").leapfrog(face, position, momentum, step_size, num_steps)
     if backend == "numba":
         return numba_leapfrog(native_face(target, "numba"), position, momentum, step_size, num_steps)
+    if backend == "torch":
+        native_face(target, "torch")  # the TypeError for a target without a torch face
+        from pyvi.hmc.torch_backend import torch_leapfrog
+
+        return torch_leapfrog(target, position, momentum, step_size, num_steps)
     log_prob, grad = target.log_prob_and_grad(position)
     if num_steps:
         position, momentum, _, log_prob = reference.leapfrog(target, position, momentum, grad, step_size, num_steps)

@@ -17,7 +17,7 @@ import numpy as np
 from pyvi._backend import require
 from pyvi._validate import count, positive_float, probability, seed_value
 
-__all__ = ["Settings", "constants", "native_count", "thread_count", "MAX_INT64", "MAX_INT32"]
+__all__ = ["Settings", "constants", "native_count", "thread_count", "torch_options", "MAX_INT64", "MAX_INT32"]
 
 MAX_INT64 = 2**63 - 1
 MAX_INT32 = 2**31 - 1
@@ -34,6 +34,39 @@ def native_count(value, name: str, *, minimum: int = 0, maximum: int = MAX_INT64
 def thread_count(num_threads) -> int:
     """``num_threads`` for the native backends: None -> 0 ("all cores"), else an int in [1, 2**31)."""
     return 0 if num_threads is None else native_count(num_threads, "num_threads", minimum=1, maximum=MAX_INT32)
+
+
+def torch_options(backend: str, device, dtype, cuda_graph) -> dict:
+    """``device``, ``dtype`` and ``cuda_graph`` checked: the torch backend's (defaults: CPU,
+    float64, capture where possible), which no other backend takes."""
+    if backend != "torch":
+        for name, value in (("device", device), ("dtype", dtype), ("cuda_graph", cuda_graph)):
+            if value is not None:
+                raise ValueError(f"{name} applies to backend='torch' only, got {name}={value!r} with "
+                                 f"backend={backend!r}")
+        return {}
+    import torch
+
+    if cuda_graph is not None and not isinstance(cuda_graph, bool):
+        raise TypeError(f"cuda_graph must be None, True or False, got {type(cuda_graph).__name__}")
+    dtype = torch.float64 if dtype is None else dtype
+    if dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+    try:
+        device = torch.device("cpu" if device is None else device)
+    except (TypeError, RuntimeError) as error:
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or a torch.device, got {device!r}") from error
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be a CPU or CUDA device, got {device}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={str(device)!r}, but torch sees no CUDA device")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device={str(device)!r}, but torch sees {torch.cuda.device_count()} CUDA device(s)")
+        device = torch.device("cuda", torch.cuda.current_device() if device.index is None else device.index)
+    elif cuda_graph:
+        raise ValueError("cuda_graph=True needs device='cuda'; use cuda_graph=None to capture only where it applies")
+    return {"device": device, "dtype": dtype, "cuda_graph": cuda_graph}
 
 
 @cache

@@ -5,8 +5,9 @@ their fake kernels, the wrapper :func:`coupling_flow`, the one builder of their 
 
 A stack of NICE or RealNVP couplings is one forward op (samples, log-det, and the input of every
 coupling, saved for the backward) and one analytic backward op; the autograd formula joining them
-is the forward op's C++ Autograd kernel. The backward op is not itself differentiable: double
-backward through a fused flow is not supported (the reference implementation has it).
+is the forward op's C++ Autograd kernel. The backward op is not itself differentiable: its own
+Autograd kernel makes a double backward through a fused flow raise NotImplementedError naming it
+and pointing to ``impl="reference"`` (which has second derivatives), never return zeros.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ their fake kernels and the wrapper :func:`planar_flow`.
 The stack is one forward op (samples, log-det, and the per-layer inputs it saves for the backward)
 and one analytic backward op (the gradient of the inputs and the parameter-gradient reduction
 inside the kernel); the autograd formula joining them is the forward op's C++ Autograd kernel. The
-backward op is not itself differentiable: double backward through a fused flow is not supported
-(the reference implementation has it).
+backward op is not itself differentiable: its own Autograd kernel makes a double backward through a
+fused flow raise NotImplementedError naming it and pointing to ``impl="reference"`` (which has second
+derivatives), never return zeros.
 """
 
 from __future__ import annotations

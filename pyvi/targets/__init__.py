@@ -5,8 +5,10 @@
 - :class:`Banana`: the banana posterior of Problem 3, with exact ground truth.
 - :class:`Gaussian`: a multivariate normal (tests, and a second target the native core knows).
 - Bring your own model: :class:`NumbaTarget` (an ``@numba.njit`` log density with its gradient,
-  on every backend at native speed), :class:`CTarget` (a C function pointer, cpp backend) and
-  :class:`LogDensity` (Python callables, numpy backend only).
+  on the cpp, numba and numpy backends at native speed), :class:`CTarget` (a C function pointer,
+  cpp backend), :class:`TorchTarget` (a log density written in torch over a batch of points: the
+  torch HMC backend, on the CPU or a GPU; gradients by autograd) and :class:`LogDensity` (Python
+  callables, numpy backend only).
 """
 
 from pyvi.targets.banana import Banana
@@ -15,5 +17,6 @@ from pyvi.targets.c_target import CTarget
 from pyvi.targets.gaussian import Gaussian
 from pyvi.targets.log_density import LogDensity
 from pyvi.targets.numba_target import NumbaTarget
+from pyvi.targets.torch_target import TorchTarget
 
-__all__ = ["Target", "as_target", "Banana", "Gaussian", "NumbaTarget", "CTarget", "LogDensity"]
+__all__ = ["Target", "as_target", "Banana", "Gaussian", "NumbaTarget", "CTarget", "TorchTarget", "LogDensity"]

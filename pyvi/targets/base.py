@@ -9,9 +9,11 @@ face                          what it is                                        
 ============================  ================================================  ==================
 :meth:`Target.cpp_target`     its ``pyvi._core`` twin (a C++ struct)            ``backend="cpp"``
 :meth:`Target.numba_target`   its Numba face (a registered namedtuple)          ``backend="numba"``
-:meth:`Target.torch_log_prob` a differentiable torch log density                ``vi`` (autograd)
-:meth:`Target.fused_log_joint`  a torch op returning log p and its gradient     ``vi.fit``'s
-                              analytically                                      autograd-free path
+:meth:`Target.torch_log_prob` a differentiable torch log density                ``backend="torch"``,
+                                                                                ``vi`` (autograd)
+:meth:`Target.fused_log_joint`  a torch op returning log p and its gradient     ``backend="torch"``,
+                              analytically                                      ``vi.fit``'s
+                                                                                autograd-free path
 :meth:`Target.log_evidence`   log Z, exact                                      ``vi.kl``
 ============================  ================================================  ==================
 
@@ -39,8 +41,9 @@ import numpy as np
 
 __all__ = ["Target", "as_target", "native_face", "BACKEND_FACES"]
 
-#: Which face each native HMC backend runs.
-BACKEND_FACES = {"cpp": "cpp_target", "numba": "numba_target"}
+#: Which face each HMC backend but numpy runs (``torch`` prefers a target's fused log-joint op to
+#: its torch log density where it has one: pyvi/hmc/torch_backend/face.py).
+BACKEND_FACES = {"cpp": "cpp_target", "numba": "numba_target", "torch": "torch_log_prob"}
 
 
 class Target(abc.ABC):
@@ -125,7 +128,7 @@ def as_target(target) -> Target:
 
 
 def native_face(target: Target, backend: str):
-    """The face of ``target`` that ``backend`` (``"cpp"`` or ``"numba"``) runs.
+    """The face of ``target`` that ``backend`` (``"cpp"``, ``"numba"`` or ``"torch"``) runs.
 
     Raises:
         TypeError: the target has none; the message names the target, the backend and what to

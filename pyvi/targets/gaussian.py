@@ -82,9 +82,17 @@ class Gaussian(Target):
         choice(impl, "impl", ("reference", "fused"))
         import torch
 
+        # Made once per dtype and device: a copy from numpy at every call would cost more than
+        # the density at a few chains, and could not be captured into a CUDA graph.
+        parameters: dict = {}
+
         def log_prob(theta):
-            centred = theta - torch.as_tensor(self.mean, dtype=theta.dtype, device=theta.device)
-            precision = torch.as_tensor(self.precision, dtype=theta.dtype, device=theta.device)
+            key = (theta.dtype, theta.device)
+            if key not in parameters:
+                parameters[key] = tuple(torch.tensor(a, dtype=theta.dtype, device=theta.device)
+                                        for a in (self.mean, self.precision))
+            mean, precision = parameters[key]
+            centred = theta - mean
             return self.log_norm - 0.5 * ((centred @ precision) * centred).sum(-1)
 
         return log_prob

@@ -2,7 +2,7 @@
 // Dinh et al. 2016, arXiv:1605.08803): the math of ../../common/coupling.h for kLanes samples at
 // once, in a structure-of-arrays layout (row r of a tile array holds one quantity for every
 // sample of the tile, samples contiguous). The forward serves every width; the backward the
-// narrow conditioners (coupling_cpu.cpp runs wide ones' backward as batch GEMMs).
+// narrow conditioners (wide ones: coupling_wide_cpu.h, which reuses mlp_forward).
 //
 // Why: with widths of a few units, one sample's MLP is a chain of short dependent dot products,
 // so the per-sample kernel waits on floating-point latency. Interleaving independent samples in
