@@ -38,7 +38,8 @@ def _sufficient_statistics_numpy_target() -> LogDensity:
 
 def _seed_workload(target, backend):
     return hmc.sample(target, [1.0, 0.5], num_samples=ITERATIONS // 2, num_warmup=ITERATIONS // 2, step_size=0.05,
-                      num_steps=L, adapt_step_size=False, seed=2022, backend=backend, num_threads=1)
+                      num_steps=L, adapt_step_size=False, seed=2022, backend=backend, num_threads=1,
+                      warn=False)  # the sampler is timed, not the run checks (pyvi.hmc.checks)
 
 
 def test_correctness_before_timing():
@@ -70,12 +71,13 @@ def test_many_chains(benchmark, impl, threads):
 
     def run():
         return hmc.sample(BANANA, initial, num_samples=CHAIN_ITERATIONS // 2, num_warmup=CHAIN_ITERATIONS // 2,
-                          step_size=0.05, num_steps=L, num_chains=64, seed=1, backend=impl, num_threads=threads)
+                          step_size=0.05, num_steps=L, num_chains=64, seed=1, backend=impl, num_threads=threads,
+                          warn=False)
 
     reference = hmc.sample(BANANA, initial, num_samples=50, num_warmup=50, step_size=0.05, num_steps=L, num_chains=64,
-                           seed=1, backend="cpp", num_threads=1)
+                           seed=1, backend="cpp", num_threads=1, warn=False)
     check = hmc.sample(BANANA, initial, num_samples=50, num_warmup=50, step_size=0.05, num_steps=L, num_chains=64,
-                       seed=1, backend=impl, num_threads=threads)
+                       seed=1, backend=impl, num_threads=threads, warn=False)
     np.testing.assert_array_equal(check.samples, reference.samples)
     result = benchmark.pedantic(run, rounds=3, iterations=1)
     assert result.samples.shape == (64, CHAIN_ITERATIONS // 2, 2)

@@ -26,22 +26,22 @@ def _data(n: int) -> tuple[np.ndarray, np.ndarray]:
     return rng.normal(size=(n, 2)), rng.normal(0.5, 1.0, size=(n, 2))
 
 
-@pytest.mark.parametrize(("backend", "workers"), ROWS, ids=[f"{b}-{w}t" for b, w in ROWS])
+@pytest.mark.parametrize(("backend", "num_threads"), ROWS, ids=[f"{b}-{w}t" for b, w in ROWS])
 @pytest.mark.parametrize("k", [1, 5])
 @pytest.mark.parametrize("n", SIZES)
-def test_knn_kl(benchmark, n, k, backend, workers):
+def test_knn_kl(benchmark, n, k, backend, num_threads):
     x, y = _data(n)
     if (n, k) not in _reference:
-        _reference[n, k] = knn_kl(x, y, k, backend="scipy", workers=1)
+        _reference[n, k] = knn_kl(x, y, k, backend="scipy", num_threads=1)
     # Correctness before timing (also compiles the Numba kernels): same neighbours, same estimate.
-    assert knn_kl(x, y, k, backend=backend, workers=workers) == pytest.approx(_reference[n, k], rel=1e-10, abs=1e-12)
+    assert knn_kl(x, y, k, backend=backend, num_threads=num_threads) == pytest.approx(_reference[n, k], rel=1e-10, abs=1e-12)
     benchmark.group = f"knn_kl 2-D n=m={n} k={k}"
-    benchmark.extra_info.update(impl=f"{backend} ({workers} thread{'s' if workers > 1 else ''})",
-                                n=n, m=n, d=2, k=k, workers=workers)
+    benchmark.extra_info.update(impl=f"{backend} ({num_threads} thread{'s' if num_threads > 1 else ''})",
+                                n=n, m=n, d=2, k=k, num_threads=num_threads)
     if backend == "scipy":
         benchmark.extra_info["baseline"] = True
     rounds = 3 if n >= 100_000 else 7
-    benchmark.pedantic(knn_kl, args=(x, y, k), kwargs=dict(backend=backend, workers=workers),
+    benchmark.pedantic(knn_kl, args=(x, y, k), kwargs=dict(backend=backend, num_threads=num_threads),
                        rounds=rounds, iterations=1)
     if benchmark.stats is not None:  # None under --benchmark-disable (bench-quick)
         benchmark.extra_info["queries_per_s"] = round(2 * n / benchmark.stats.stats.median)

@@ -11,13 +11,20 @@ __all__ = ["as_float_array", "positive_float", "count", "seed_value", "probabili
 
 
 def as_float_array(value, name: str, *, ndim: int | tuple[int, ...] | None = None, finite: bool = True) -> np.ndarray:
-    """``value`` as a float64 numpy array, checked for dimension and finiteness."""
+    """``value`` as a float64 numpy array, checked for dimension and finiteness. Complex input is a
+    TypeError (numpy's cast would keep the real part, with only a ComplexWarning)."""
     if hasattr(value, "detach"):  # a torch tensor: refuse to guess about devices and grads
         value = value.detach().cpu().numpy()
     try:
-        array = np.asarray(value, dtype=np.float64)
+        array = np.asarray(value)
+        complex_values = array.dtype.kind == "c"
+        if not complex_values:
+            array = array.astype(np.float64, copy=False)
     except (TypeError, ValueError) as error:
         raise TypeError(f"{name} must be an array of numbers, got {type(value).__name__}") from error
+    if complex_values:
+        raise TypeError(f"{name} must hold real numbers, got complex values ({array.dtype}); pass {name}.real "
+                        "if the imaginary part is meant to be dropped")
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else ndim
         if array.ndim not in allowed:

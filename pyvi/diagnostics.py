@@ -26,6 +26,8 @@ def _as_draws(draws) -> np.ndarray:
     array = as_float_array(draws, "draws", ndim=(2, 3))
     if array.ndim == 2:
         array = array[..., None]
+    if array.shape[0] < 1:
+        raise ValueError("draws must hold at least one chain, got 0 (shape (num_chains, num_draws[, dim]))")
     if array.shape[1] < 4:
         raise ValueError(f"draws must hold at least 4 draws per chain, got {array.shape[1]}")
     return array
@@ -98,15 +100,18 @@ def rank_normalize(draws: np.ndarray) -> np.ndarray:
     flat = draws.reshape(chains * num, dim)
     out = np.empty_like(flat)
     size = flat.shape[0]
+    ranks = np.empty(size)
     for k in range(dim):
-        order = np.argsort(flat[:, k], kind="stable")
-        ranks = np.empty(size)
-        ranks[order] = np.arange(1, size + 1)
-        # Average ranks over ties so that repeated draws (rejections) share one score.
+        # One sort per dimension; its order within ties does not matter, since tied draws
+        # (rejections) share their average rank and so one score.
+        order = np.argsort(flat[:, k])
         values = flat[order, k]
-        _, start, counts = np.unique(values, return_index=True, return_counts=True)
-        tied = np.repeat(start + (counts + 1) / 2.0, counts)
-        ranks[order] = tied
+        first = np.empty(size, dtype=bool)
+        first[:1] = True
+        np.not_equal(values[1:], values[:-1], out=first[1:])
+        start = np.flatnonzero(first)  # where each run of equal values begins, in sorted order
+        counts = np.diff(start, append=size)
+        ranks[order] = np.repeat(start + (counts + 1) / 2.0, counts)
         out[:, k] = _ndtri((ranks - 0.375) / (size + 0.25))
     return out.reshape(chains, num, dim)
 
@@ -152,7 +157,12 @@ def _autocovariance(x: np.ndarray) -> np.ndarray:
 def ess(draws) -> np.ndarray:
     """Effective sample size per dimension of the (already transformed) draws, Geyer's initial
     monotone sequence over the split chains' combined autocorrelation (Stan's estimator)."""
-    draws = _as_draws(draws)
+    return _ess(_as_draws(draws))
+
+
+def _ess(draws: np.ndarray) -> np.ndarray:
+    """:func:`ess` of validated ``(chains, draws, dim)`` draws (at least 2 per chain: the halves of
+    a split 4-draw chain)."""
     chains, num, dim = draws.shape
     out = np.empty(dim)
     for k in range(dim):
@@ -188,4 +198,4 @@ def ess_bulk(draws) -> np.ndarray:
         True
     """
     draws = _as_draws(draws)
-    return ess(rank_normalize(_split(draws)))
+    return _ess(rank_normalize(_split(draws)))

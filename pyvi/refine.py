@@ -62,8 +62,15 @@ def mcmc_refine(samples, target, num_transitions: int, step_size: float, num_ste
     num_transitions = count(num_transitions, "num_transitions")
     if samples.shape[0] < 1:
         raise ValueError("samples must hold at least one point")
+    if num_transitions == 0:  # nothing to run (hmc.sample keeps at least one draw); checked alike
+        hmc.sample(target, samples, num_samples=1, num_warmup=0, step_size=step_size, num_steps=num_steps,
+                   num_chains=samples.shape[0], adapt_step_size=False, seed=seed, backend=backend,
+                   num_threads=num_threads, warn=False)
+        return Refinement(samples[None].copy(), np.zeros((0, samples.shape[0])))
+    # Each sample is a chain of a few transitions from its own start, with no warm-up: R-hat and
+    # ESS say nothing about such chains, so hmc.sample's checks are off.
     result = hmc.sample(target, samples, num_samples=num_transitions, num_warmup=0, step_size=step_size,
                         num_steps=num_steps, num_chains=samples.shape[0], adapt_step_size=False, seed=seed,
-                        backend=backend, num_threads=num_threads)
+                        backend=backend, num_threads=num_threads, warn=False)
     trajectory = np.concatenate([samples[None], result.samples.transpose(1, 0, 2)], axis=0)
     return Refinement(trajectory, result.accept_prob.T.copy())

@@ -516,7 +516,7 @@ def kl(flow: Flow, target, num_samples: int = 100_000, seed: int = 1, target_imp
 
 
 def knn_kl(
-    flow: Flow, reference_samples, num_samples: int | None = None, k: int = 1, seed: int = 2, backend: str = "cpp"
+    flow: Flow, reference_samples, num_samples: int | None = None, k: int = 5, seed: int = 2, backend: str = "cpp"
 ) -> float:
     """k-NN estimate of KL(q || p) from flow samples and samples of p (exact draws or MCMC).
 
@@ -527,7 +527,7 @@ def knn_kl(
         flow: the fitted flow.
         reference_samples: ``(m, dim)`` samples of the target posterior.
         num_samples: flow samples (>= 2).
-        k: neighbours.
+        k: neighbours (5, as :func:`pyvi.divergence.knn_kl`, whose docstring says why; k = 1 was the default before).
         seed: seed of the flow samples.
         backend: passed to ``pyvi.divergence.knn_kl``.
 

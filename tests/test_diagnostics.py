@@ -59,7 +59,12 @@ def test_constant_draws_give_nan_not_error():
 
 
 @pytest.mark.parametrize("draws, match", [(np.zeros(10), "draws must be a 2-D or 3-D"), (np.zeros((2, 3)), "at least 4"),
-                                          (np.full((2, 10), np.nan), "finite")])
+                                          (np.full((2, 10), np.nan), "finite"),
+                                          # issue #15 item 14: 0 chains gave [nan]; 5 draws were
+                                          # reported as 2 (the halves of the split chains)
+                                          (np.zeros((0, 10)), "at least one chain, got 0"),
+                                          (np.zeros((0, 10, 2)), "at least one chain, got 0"),
+                                          (np.zeros((2, 3, 2)), "at least 4 draws per chain, got 3")])
 def test_bad_input(draws, match):
     with pytest.raises(ValueError, match=match):
         split_rhat(draws)
@@ -91,3 +96,11 @@ def test_split_rhat_does_not_import_torch():
             "np.arange(8)); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == "False"
+
+
+def test_ess_bulk_takes_any_chain_of_at_least_4_draws():
+    """Issue #15 item 14: 4 to 7 draws per chain were refused as "got 2" or "got 3" (the split
+    halves were validated again)."""
+    draws = np.random.default_rng(0).normal(size=(2, 5, 2))
+    for num in (4, 5, 7):
+        assert ess_bulk(draws[:, :num] if num <= 5 else np.concatenate([draws, draws[:, :2]], axis=1)).shape == (2,)

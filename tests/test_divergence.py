@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from pyvi import divergence
 from pyvi._backend import require
-from pyvi.divergence import BACKENDS, gaussian_kl, knn_kl
+from pyvi.divergence import BACKENDS, gaussian_kl, knn_kl, knn_kl_estimate
 
 _core = require("cpp")
 
@@ -51,7 +51,7 @@ def test_backends_agree_with_each_other_and_the_reference(d, k, duplicates):
     x, y = rng.normal(size=(500, d)), rng.normal(0.3, 1.2, size=(400, d))
     if duplicates:
         x, y = with_duplicates(rng, x, y)
-    results = {b: knn_kl(x, y, k, backend=b, return_details=True) for b in BACKENDS}
+    results = {b: knn_kl_estimate(x, y, k, backend=b) for b in BACKENDS}
     cpp = results["cpp"]
     for backend, result in results.items():
         assert math.isfinite(result.value)
@@ -67,7 +67,7 @@ def test_backends_agree_with_each_other_and_the_reference(d, k, duplicates):
         assert not cpp.copies_x.any() and not cpp.copies_y.any()
     if d in (1, 5):  # the dense reference is slow; two dimensions suffice
         value, rho, nu = reference_knn_kl(x[:200], y, k)
-        small = knn_kl(x[:200], y, k, return_details=True)
+        small = knn_kl_estimate(x[:200], y, k)
         assert small.value == pytest.approx(value, rel=1e-10, abs=1e-12)
         np.testing.assert_allclose(small.rho, rho, rtol=1e-12)
         np.testing.assert_allclose(small.nu, nu, rtol=1e-12)
@@ -79,8 +79,8 @@ def test_every_compiled_k_path_matches_scipy(d, k):
     # pyvi._core compiles k <= 8 specially and runs larger k through a generic path.
     rng = np.random.default_rng(k)
     x, y = with_duplicates(rng, rng.normal(size=(400, d)), rng.normal(size=(300, d)))
-    cpp = knn_kl(x, y, k, return_details=True)
-    ref = knn_kl(x, y, k, backend="scipy", return_details=True)
+    cpp = knn_kl_estimate(x, y, k)
+    ref = knn_kl_estimate(x, y, k, backend="scipy")
     assert cpp.value == pytest.approx(ref.value, rel=1e-10, abs=1e-12)
     np.testing.assert_allclose(cpp.rho, ref.rho, rtol=1e-12)
     np.testing.assert_allclose(cpp.nu, ref.nu, rtol=1e-12)
@@ -104,7 +104,7 @@ def test_duplicate_rule_by_hand(backend):
     # x_3: rho = 2, nu = 1 (tie), term log(0.5) + log(3 / 3).
     x = np.array([[0.0], [0.0], [1.0], [3.0]])
     y = np.array([[0.5], [2.0], [4.0]])
-    result = knn_kl(x, y, 1, backend=backend, return_details=True)
+    result = knn_kl_estimate(x, y, 1, backend=backend)
     assert result.value == pytest.approx(math.log(0.5) + 0.5 * math.log(1.5), rel=1e-14)
     np.testing.assert_array_equal(result.rho, [1.0, 1.0, 1.0, 2.0])
     np.testing.assert_array_equal(result.nu, [0.5, 0.5, 0.5, 1.0])
@@ -112,7 +112,7 @@ def test_duplicate_rule_by_hand(backend):
     np.testing.assert_array_equal(result.copies_y, [0, 0, 0, 0])
     # A point of x that also lies in y: it is left out of nu and of m.
     y2 = np.array([[0.0], [2.0], [4.0]])
-    result = knn_kl(x, y2, 1, backend=backend, return_details=True)
+    result = knn_kl_estimate(x, y2, 1, backend=backend)
     np.testing.assert_array_equal(result.copies_y, [1, 1, 0, 0])
     np.testing.assert_array_equal(result.nu, [2.0, 2.0, 1.0, 1.0])
     assert result.value == pytest.approx(np.mean([math.log(2) + math.log(2 / 2)] * 2 + [0.0, math.log(0.5)]), rel=1e-14)
@@ -152,15 +152,15 @@ def test_all_identical_points_are_a_clean_error(backend):
     assert math.isfinite(knn_kl(z, z, 2, backend=backend))
 
 
-def test_results_do_not_depend_on_workers():
+def test_results_do_not_depend_on_num_threads():
     rng = np.random.default_rng(3)
     x, y = with_duplicates(rng, rng.normal(size=(3000, 2)), rng.normal(size=(2000, 2)))
     for backend in BACKENDS:
-        one = knn_kl(x, y, 3, backend=backend, workers=1, return_details=True)
-        two = knn_kl(x, y, 3, backend=backend, workers=2, return_details=True)
+        one = knn_kl_estimate(x, y, 3, backend=backend, num_threads=1)
+        two = knn_kl_estimate(x, y, 3, backend=backend, num_threads=2)
         assert one.value == two.value, backend
         np.testing.assert_array_equal(one.terms, two.terms)
-    assert knn_kl(x, y, 3) == knn_kl(x, y, 3, workers=1)
+    assert knn_kl(x, y, 3) == knn_kl(x, y, 3, num_threads=1)
 
 
 def test_core_tree_shapes_and_threads_do_not_change_results():
@@ -190,8 +190,8 @@ def test_core_2d_leaf_scan_edge_cases_match_scipy(k):
     y[100:150, 0] = 0.25
     flat_x, flat_y = np.c_[np.zeros(60), rng.normal(size=60)], np.c_[np.zeros(40), rng.normal(size=40)]
     for xs, ys in [(x, y), (flat_x, flat_y), (x[-k - 5:], y[-k - 3:])]:
-        ref = knn_kl(xs, ys, k, backend="scipy", return_details=True)
-        numba_result = knn_kl(xs, ys, k, backend="numba", return_details=True)
+        ref = knn_kl_estimate(xs, ys, k, backend="scipy")
+        numba_result = knn_kl_estimate(xs, ys, k, backend="numba")
         np.testing.assert_allclose(numba_result.rho, ref.rho, rtol=1e-12)
         np.testing.assert_allclose(numba_result.nu, ref.nu, rtol=1e-12)
         for leaf_size in (1, 3, 7, 24, 33, 64, 1000):
@@ -207,8 +207,9 @@ def test_core_2d_leaf_scan_edge_cases_match_scipy(k):
 def test_numba_tree_is_a_valid_kd_tree(leaf_size):
     # Two-buffer partition at the sample mean, with the quickselect fallback for ties (300 copies,
     # one axis constant over a block): rows are a permutation, children split their parent's rows,
-    # and every row lies in its node's tight box and cell, which the search's pruning relies on.
-    from pyvi._numba.knn import KDTree, build_tree
+    # and every row lies in its node's tight box and cell, which the search's pruning relies on;
+    # copies of one point beyond a leaf's size form uniform leaves.
+    from pyvi._numba.knn import LEAF, UNIFORM, KDTree, build_tree
 
     rng = np.random.default_rng(leaf_size)
     original = rng.normal(size=(3000, 2))
@@ -221,16 +222,21 @@ def test_numba_tree_is_a_valid_kd_tree(leaf_size):
     lo, hi, cell_lo, cell_hi = tree.lo, tree.hi, tree.cell_lo, tree.cell_hi
     np.testing.assert_array_equal(np.sort(index), np.arange(3000))
     np.testing.assert_array_equal(points, original[index])
+    uniform_rows = 0
     for node in range(len(begin)):
         rows = points[begin[node]:end[node]]
         assert len(rows) > 0
         assert (rows >= lo[node]).all() and (rows <= hi[node]).all()
         assert (rows >= cell_lo[node]).all() and (rows <= cell_hi[node]).all()
-        if left[node] < 0:
+        if left[node] == LEAF:
             assert len(rows) <= leaf_size
+        elif left[node] == UNIFORM:  # more copies of one point than a leaf holds: one leaf
+            assert len(rows) > leaf_size and (rows == rows[0]).all()
+            uniform_rows += len(rows)
         else:
             c = left[node]
             assert begin[c] == begin[node] and end[c] == begin[c + 1] and end[c + 1] == end[node]
+    assert uniform_rows > 300 - 4 * leaf_size  # the 300 copies, in a few uniform leaves
 
 
 def test_scale_free_and_extreme_magnitudes():
@@ -268,8 +274,8 @@ def test_converges_to_gaussian_closed_form(d):
     rng = np.random.default_rng(d)
     biases, errors = [], []
     for n, replicates in ((1_000, 20), (10_000, 6), (100_000, 3 if d < 5 else 2)):
-        estimates = [knn_kl(rng.multivariate_normal(mu0, cov0, n), rng.multivariate_normal(mu1, cov1, n), 5,
-                            return_details=True) for _ in range(replicates)]
+        estimates = [knn_kl_estimate(rng.multivariate_normal(mu0, cov0, n), rng.multivariate_normal(mu1, cov1, n), 5)
+                     for _ in range(replicates)]
         values = [e.value for e in estimates]
         biases.append(np.mean(values) - truth)
         errors.append(max(np.std(values, ddof=1), estimates[0].standard_error) / math.sqrt(replicates))
@@ -281,7 +287,7 @@ def test_converges_to_gaussian_closed_form(d):
 def test_equal_distributions_give_near_zero():
     rng = np.random.default_rng(5)
     x, y = rng.normal(size=(20000, 2)), rng.normal(size=(20000, 2))
-    result = knn_kl(x, y, 5, return_details=True)
+    result = knn_kl_estimate(x, y, 5)
     assert 0.0 < result.standard_error < 0.01
     assert abs(result.value) < 4 * result.standard_error + 0.005
 
@@ -320,7 +326,7 @@ def test_gaussian_kl_bad_input(args, message):
 _X = np.random.default_rng(0).normal(size=(10, 2))
 BAD_INPUT = [
     (dict(x=_X[:, 0], y=_X), "x must be a 2-D array"),
-    (dict(x=_X, y=_X[None]), "y must be a 2-D array"),
+    (dict(x=_X, y=_X[None, None]), "y must be a 2-D array"),
     (dict(x=_X, y=_X[:, :1]), "same dimension"),
     (dict(x=np.zeros((10, 0)), y=np.zeros((10, 0))), "at least one column"),
     (dict(x=_X[:1], y=_X), "x must hold at least 2 points"),
@@ -351,8 +357,8 @@ def test_bad_input_at_the_core_boundary(kwargs, message):
 def test_bad_options():
     with pytest.raises(ValueError, match="backend must be one of"):
         knn_kl(_X, _X, backend="sklearn")
-    with pytest.raises(ValueError, match="workers must be >= 1"):
-        knn_kl(_X, _X, workers=0)
+    with pytest.raises(ValueError, match="num_threads must be >= 1"):
+        knn_kl(_X, _X, num_threads=0)
     with pytest.raises(TypeError, match="k must be an integer"):
         knn_kl(_X, _X, k=1.5)
     with pytest.raises(ValueError, match="num_threads must be >= 0"):

@@ -23,6 +23,10 @@ from pyvi.hmc.torch_backend.transition import StaticKernel
 from pyvi.targets import Banana, Gaussian, TorchTarget
 from pyvi.testing import DEVICES, cuda_available
 
+# These tests check the torch backend's draws, errors and devices, not whether a run mixed well:
+# pyvi.hmc.checks' warnings (tests/test_hmc_checks.py) are off here, as warn=False would do.
+pytestmark = pytest.mark.filterwarnings("ignore::pyvi.hmc.HMCWarning")
+
 cuda = pytest.mark.skipif(not cuda_available(), reason="no CUDA device / CUDA build")
 
 

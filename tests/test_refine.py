@@ -50,11 +50,11 @@ def test_knn_kl_to_exact_draws_stays_near_zero(homework_banana):
     """Problem 1's equality case: q = p stays p, so the k-NN KL to fresh exact draws stays ~0 for
     every t (|estimate| within 3 standard errors plus 0.01 for the estimator's small-sample bias;
     a 10% error in the scale of theta1 gives 0.057 here, so the bound would catch it)."""
-    from pyvi.divergence import knn_kl
+    from pyvi.divergence import knn_kl_estimate
 
     start = homework_banana.sample_exact(5000, seed=3)
     reference = homework_banana.sample_exact(5000, seed=4)
     refined = mcmc_refine(start, homework_banana, 10, 0.05, 20, seed=5)
     for t in (0, 1, 5, 10):
-        estimate = knn_kl(refined.samples[t], reference, k=5, return_details=True, workers=1)
+        estimate = knn_kl_estimate(refined.samples[t], reference, k=5, num_threads=1)
         assert abs(estimate.value) < 3 * estimate.standard_error + 0.01, (t, estimate.value, estimate.standard_error)

@@ -112,9 +112,11 @@ class GroupSearch2d {
       wanted |= static_cast<uint64_t>(tree_.box_distance2(q, id) < kth_[i]) << i;
     }
 #endif
+    const bool uniform = tree_.uniform(id);  // copies of one point: one distance (kdtree.hpp)
     for (; wanted != 0; wanted &= wanted - 1) {
       const int i = lowest_bit(wanted);
-      zeros_[i] += merge_filtered_2d<K>(p, count, q_ + 2 * i, best_[i]);
+      zeros_[i] += uniform ? merge_uniform<K>(p, count, 2, q_ + 2 * i, best_[i], K)
+                           : merge_filtered_2d<K>(p, count, q_ + 2 * i, best_[i]);
       kth_[i] = best_[i][K - 1];
     }
     double bound = 0.0;

@@ -1,5 +1,6 @@
-// pyvi._core's targets and sampler: each registered target's class, log_prob_and_grad, leapfrog
-// and hmc (validation here, then the GIL released), and what Python reads instead of mirroring it:
+// pyvi._core's targets and sampler: each registered target's class, log_prob_and_grad, leapfrog,
+// hmc_start (validation here; the run it returns is advanced in chunks without the GIL, see
+// hmc_run.hpp) and hmc (a whole run in one call), and what Python reads instead of mirroring it:
 // the sampler's constants (hmc_constants) and its outputs (hmc_outputs, hmc_draws).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -8,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,7 @@
 #include "hmc/leapfrog.hpp"
 #include "hmc/metric.hpp"
 #include "hmc/transition.hpp"
+#include "hmc_run.hpp"
 #include "parallel.hpp"
 #include "targets/registry.hpp"
 #include "validate.hpp"
@@ -77,7 +80,10 @@ py::tuple log_prob_and_grad(const Target& target, const DoubleArray& x_in, int n
     constexpr int64_t kBlock = 4096;  // points per work item: threads only pay off on big batches
     parallel_for((n + kBlock - 1) / kBlock, num_threads, [&](int64_t block) {
       const int64_t end = std::min<int64_t>(n, (block + 1) * kBlock);
-      for (int64_t i = block * kBlock; i < end; ++i) lp[i] = target.log_prob_and_grad(xs + i * d, g + i * d);
+      for (int64_t i = block * kBlock; i < end; ++i) {
+        lp[i] = target.log_prob_and_grad(xs + i * d, g + i * d);
+        if constexpr (HasGradientRepair<Target>::value) target.repair_gradient(xs + i * d, g + i * d);
+      }
     });
   }
   if (x_in.ndim() == 1) return py::make_tuple(py::float_(log_prob.at(0)), grad.reshape({py::ssize_t(d)}));
@@ -117,9 +123,10 @@ py::tuple leapfrog_binding(const Target& target, const DoubleArray& position, co
 }
 
 template <class Target>
-py::dict hmc_binding(const Target& target, const DoubleArray& initial, int64_t num_samples, int64_t num_warmup,
-                     double step_size, int64_t num_steps, bool random_steps, bool adapt_step_size,
-                     double target_accept, double max_energy_error, uint64_t seed, int num_threads) {
+std::unique_ptr<HmcRun> hmc_start(const Target& target, const DoubleArray& initial, int64_t num_samples,
+                                  int64_t num_warmup, double step_size, int64_t num_steps, bool random_steps,
+                                  bool adapt_step_size, double target_accept, double max_energy_error,
+                                  uint64_t seed) {
   const int64_t d = target.dim();
   require_ndim(initial, 2, "initial");
   if (initial.shape(1) != d) fail("initial must have shape (num_chains, " + std::to_string(d) + ")");
@@ -137,16 +144,6 @@ py::dict hmc_binding(const Target& target, const DoubleArray& initial, int64_t n
   if (!(target_accept > 0.0 && target_accept < 1.0))
     fail("target_accept must lie in (0, 1), got " + std::to_string(target_accept));
   require_positive(max_energy_error, "max_energy_error");
-  require_at_least(num_threads, 0, "num_threads");
-  std::vector<double> scratch(d);
-  for (int64_t c = 0; c < num_chains; ++c) {
-    if (!std::isfinite(target.log_prob_and_grad(initial.data() + c * d, scratch.data())))
-      fail("initial: the log density is not finite at chain " + std::to_string(c) + "'s start");
-    if (!hmc::all_finite(scratch.data(), d))
-      fail("initial: the gradient of the log density is not finite at chain " + std::to_string(c) + "'s start");
-  }
-
-  auto [result, draws] = allocate_draws(num_chains, num_samples, d);
   const hmc::Settings settings{num_samples,
                                num_warmup,
                                step_size,
@@ -154,11 +151,25 @@ py::dict hmc_binding(const Target& target, const DoubleArray& initial, int64_t n
                                adapt_step_size,
                                target_accept,
                                seed};
-  {
-    py::gil_scoped_release release;
-    hmc::run_chains(target, initial.data(), settings, num_chains, draws, num_threads);
-  }
-  return result;
+  hmc::Sampler<Target> sampler(target, initial.data(), num_chains, settings);  // evaluates the starts
+  const int64_t bad = sampler.first_non_finite();
+  if (bad >= 0) fail("initial: the log density is not finite at chain " + std::to_string(bad) + "'s start");
+  const int64_t bad_grad = sampler.first_non_finite_gradient();
+  if (bad_grad >= 0)
+    fail("initial: the gradient of the log density is not finite at chain " + std::to_string(bad_grad) + "'s start");
+  auto [outputs, draws] = allocate_draws(num_chains, num_samples, d);
+  return std::make_unique<HmcRunOf<Target>>(std::move(sampler), outputs, draws);
+}
+
+template <class Target>
+py::dict hmc_binding(const Target& target, const DoubleArray& initial, int64_t num_samples, int64_t num_warmup,
+                     double step_size, int64_t num_steps, bool random_steps, bool adapt_step_size,
+                     double target_accept, double max_energy_error, uint64_t seed, int num_threads) {
+  require_at_least(num_threads, 0, "num_threads");
+  const std::unique_ptr<HmcRun> run = hmc_start(target, initial, num_samples, num_warmup, step_size, num_steps,
+                                                random_steps, adapt_step_size, target_accept, max_energy_error, seed);
+  run->advance(run->num_iterations(), num_threads);
+  return run->outputs();
 }
 
 template <class Target>
@@ -175,9 +186,40 @@ void bind_target(py::module_& m) {
         py::arg("num_threads"), "HMC chains from initial (num_chains, dim); chain c uses random stream (seed, c).");
 }
 
+/// hmc_start for whichever native target `target` is; the run keeps `target` alive (it reads it).
+/// (One function that looks the type up, not one overload per target: pybind11's keep_alive on
+/// overloads that return a polymorphic type crashed.)
+std::unique_ptr<HmcRun> hmc_start_any(const py::object& target, const DoubleArray& initial, int64_t num_samples,
+                                      int64_t num_warmup, double step_size, int64_t num_steps, bool random_steps,
+                                      bool adapt_step_size, double target_accept, double max_energy_error,
+                                      uint64_t seed) {
+  std::unique_ptr<HmcRun> run;
+  NativeTargets::for_each([&](auto* tag) {
+    using Target = std::remove_pointer_t<decltype(tag)>;
+    if (!run && py::isinstance<Target>(target))
+      run = hmc_start(target.cast<const Target&>(), initial, num_samples, num_warmup, step_size, num_steps,
+                      random_steps, adapt_step_size, target_accept, max_energy_error, seed);
+  });
+  if (!run)
+    throw py::type_error("target must be one of pyvi._core's target classes (NativeTargets), got " +
+                         std::string(py::str(py::type::handle_of(target).attr("__name__"))));
+  run->keep_alive(target);
+  return run;
+}
+
 }  // namespace
 
 void bind_hmc(py::module_& m) {
+  m.def("hmc_start", &hmc_start_any, py::arg("target"), py::arg("initial"), py::arg("num_samples"),
+        py::arg("num_warmup"), py::arg("step_size"), py::arg("num_steps"), py::arg("random_steps"),
+        py::arg("adapt_step_size"), py::arg("target_accept"), py::arg("max_energy_error"), py::arg("seed"),
+        "An HMC run from initial (num_chains, dim), the starts evaluated and checked; advance it in chunks.");
+  py::class_<HmcRun>(m, "HmcRun")
+      .def("advance", &HmcRun::advance, py::arg("iterations"), py::arg("num_threads"),
+           "Runs the next `iterations` iterations of every chain (at most what is left), without the GIL.")
+      .def_property_readonly("iteration", &HmcRun::iteration, "Iterations every chain has run.")
+      .def_property_readonly("num_iterations", &HmcRun::num_iterations, "num_warmup + num_samples.")
+      .def_property_readonly("outputs", &HmcRun::outputs, "The outputs, keyed by hmc_outputs.");
   NativeTargets::for_each([&](auto* tag) { bind_target<std::remove_pointer_t<decltype(tag)>>(m); });
 
   py::tuple outputs(std::size(kOutputs));

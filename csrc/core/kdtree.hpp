@@ -4,8 +4,8 @@
 // leaf (<= leaf_size points) is a contiguous block and a query that walks nearby leaves walks
 // nearby memory. Nodes keep their tight bounding box for pruning. The build splits each node at
 // the median or mean of a sample of its cell's widest coordinate with a branch-free partition that
-// moves whole rows, so it streams through memory; the tree is about balanced, depth about
-// log2(n / leaf_size).
+// moves whole rows, so it streams through memory (at the exact median key where that leaves a side
+// with less than an eighth of the rows); the tree is about balanced, depth about log2(n / leaf_size).
 // Nodes of more than kSubtree points are split level by level; the subtrees below are built depth
 // first, each within a core's cache and independent of the others, so callers can share them out
 // over threads (knn_kl.hpp builds the subtrees of both trees in one parallel loop).
@@ -21,6 +21,12 @@
 // points at distance exactly 0 on the side: that is what the estimator's duplicate rule needs
 // (knn_kl.hpp). A node whose box holds the query has box distance 0 < any kept distance, so it is
 // never pruned and the zero count is exact.
+//
+// Copies: a node of more than leaf_size points that are all copies of one point (a stuck chain, a
+// long run of HMC rejections) becomes one *uniform* leaf, however many points it holds, and a scan
+// of it computes one distance (leaf_scan.hpp's merge_uniform). Without it such a node was split
+// down to leaf_size, and every query among n copies scanned all of them: quadratic in the copies. Uniform nodes are found only where the split already fails on ties (all their keys
+// are equal, so a split always fails there), so distinct points cost nothing extra.
 //
 // D > 0 fixes the dimension at compile time (unrolled distance loops for d = 1, 2, 3); D == 0 reads
 // it at run time.
@@ -142,8 +148,11 @@ class KDTree {
  public:
   struct Node {
     int64_t begin, end;  // rows [begin, end) of points()
-    int64_t left;        // first child (the second is left + 1); -1 for a leaf
+    int64_t left;        // first child (the second is left + 1); kLeaf or kUniformLeaf for a leaf
   };
+  static constexpr int64_t kLeaf = -1;
+  /// A leaf of more than leaf_size points, all copies of one point (header).
+  static constexpr int64_t kUniformLeaf = -2;
 
   /// Copies the n x dim row-major `points`, each value times 2^-exponent (correctly rounded, so the
   /// same as numpy.ldexp), and builds the top of the tree (n >= 1). The tree is complete after
@@ -185,7 +194,7 @@ class KDTree {
     // buffer into the other; a node of at most kSubtree points becomes a subtree root, its rows
     // left in the buffer of its level (buffer level % 2).
     const int64_t subtree = std::max(kSubtree, leaf_size_);
-    nodes_.push_back({0, n, -1});
+    nodes_.push_back({0, n, kLeaf});
     exact_.assign(1, 1);
     std::vector<int64_t> level{0}, next;
     for (int parity = 0; !level.empty(); parity ^= 1) {
@@ -199,10 +208,14 @@ class KDTree {
         const Split cut = split_rows(buffer_[parity].get(), index_buffer_[parity].get(),
                                      buffer_[!parity].get(), index_buffer_[!parity].get(), begin, end,
                                      &cell_[id * 2 * d], true);
+        if (cut.uniform) {  // a subtree root: grow() makes it a uniform leaf
+          frontier_.push_back({id, parity});
+          continue;
+        }
         const int64_t left = static_cast<int64_t>(nodes_.size());
         nodes_[id].left = left;
-        nodes_.push_back({begin, cut.mid, -1});
-        nodes_.push_back({cut.mid, end, -1});
+        nodes_.push_back({begin, cut.mid, kLeaf});
+        nodes_.push_back({cut.mid, end, kLeaf});
         cell_.resize((left + 2) * 2 * d);
         child_cells(&cell_[id * 2 * d], cut, &cell_[left * 2 * d]);
         exact_.push_back(exact_[id] && cut.cut);
@@ -223,7 +236,7 @@ class KDTree {
     const int64_t d = dims();
     const int64_t root = frontier_[f].id;
     Part& part = parts_[f];
-    part.nodes.push_back({nodes_[root].begin, nodes_[root].end, -1});
+    part.nodes.push_back({nodes_[root].begin, nodes_[root].end, kLeaf});
     part.cell.assign(&cell_[root * 2 * d], &cell_[(root + 1) * 2 * d]);
     part.exact.push_back(exact_[root]);
     part.box.resize(2 * d);
@@ -313,8 +326,10 @@ class KDTree {
   int64_t end(int64_t id) const { return nodes_[id].end; }
   /// Node id's first tree row.
   int64_t begin(int64_t id) const { return nodes_[id].begin; }
-  /// Node id's first child (the second is left(id) + 1), -1 for a leaf.
+  /// Node id's first child (the second is left(id) + 1), < 0 for a leaf.
   int64_t left(int64_t id) const { return nodes_[id].left; }
+  /// Whether node id is a uniform leaf: more than leaf_size points, all copies of one point.
+  bool uniform(int64_t id) const { return nodes_[id].left == kUniformLeaf; }
   /// Node id's tight bounding box: lo[0..d), then hi[0..d).
   const double* box(int64_t id) const { return &box_[id * 2 * dims()]; }
 
@@ -352,7 +367,7 @@ class KDTree {
   /// Whether the ball around q of squared radius r2 lies inside node id's cell, so that no point
   /// outside the node is closer than the k-th distance (the split puts keys < split left and keys
   /// >= split right, so a point beyond a cell face is at least as far as the face). Only for
-  /// `exact_` nodes: every split above them cut the cell (no tie fallback). The margin covers the
+  /// `exact_` nodes: every split above them cut the cell (all do; a uniform leaf is not split). The margin covers the
   /// rounding of the face distances, so the answer errs only towards "no".
   bool ball_inside_cell(const double* q, double r2, int64_t id) const {
     const int64_t d = dims();
@@ -383,7 +398,8 @@ class KDTree {
     if constexpr (K > 0)
       for (int64_t i = 0; i < K; ++i) local[i] = query.best[i];
     const double nearest_before = best[0];
-    query.zeros += merge_each<K>(p, node.end - node.begin, d, query.q, best, query.k);
+    query.zeros += node.left == kUniformLeaf ? merge_uniform<K>(p, node.end - node.begin, d, query.q, best, query.k)
+                                             : merge_each<K>(p, node.end - node.begin, d, query.q, best, query.k);
     // The leaf holds the nearest point so far iff the leaf lowered best[0] (leaf_scan.hpp).
     query.nearest = best[0] < nearest_before ? id : query.nearest;
     if constexpr (K > 0)
@@ -415,7 +431,8 @@ class KDTree {
     int64_t mid;   // first row of the right child
     int64_t axis;  // the cut axis
     double split;  // keys < split went left, keys >= split right (when cut)
-    bool cut;      // false: too many ties at the split, halved by position instead
+    bool cut;      // false: not split (a uniform leaf)
+    bool uniform;  // all rows are copies of one point: not split at all (a uniform leaf)
   };
 
   /// Partitions rows [begin, end) of (src, src_index) into (dst, dst_index) around the median
@@ -459,15 +476,42 @@ class KDTree {
       front += left;
       back -= !left;
     }
-    // Many ties at the split (or a side left empty, which small nodes would otherwise split forever
-    // when all their keys are equal): halve by position.
+    // Many ties at the split, or a skewed sample (one key far beyond the others moves the mean
+    // past most of them, as in inputs spanning 1e-300 to 1e300), or a side left empty (which small
+    // nodes would otherwise split forever when all their keys are equal): a uniform leaf if every
+    // row is a copy of the first (rows of equal coordinates: distance 0), else halve at the exact
+    // median key, as pyvi._numba.knn does. (Halving by position instead left children whose boxes
+    // overlap: on such skewed input the search visited most of the tree, 80x slower than Numba's.)
+    // Keys equal to the median may fall on both sides; the cells still hold their rows (keys <= split
+    // left, >= split right), and a point on a face is as far as the face (ball_inside_cell).
     const int64_t least = std::max<int64_t>(count / 8, 1);
     if (front - begin < least || end - front < least) {
-      std::copy(&src[begin * d], &src[end * d], &dst[begin * d]);
-      std::copy(&src_index[begin], &src_index[end], &dst_index[begin]);
-      return {begin + count / 2, axis, split, false};
+      if (all_copies(src, begin, end)) return {begin, axis, split, false, true};
+      std::vector<std::pair<double, int64_t>> order(count);
+      for (int64_t r = begin; r < end; ++r) order[r - begin] = {src[r * d + axis], r};
+      const auto by_key = [](const std::pair<double, int64_t>& a, const std::pair<double, int64_t>& b) {
+        return a.first < b.first;
+      };
+      std::nth_element(order.begin(), order.begin() + count / 2, order.end(), by_key);
+      for (int64_t i = 0; i < count; ++i) {
+        const int64_t r = order[i].second;
+        std::copy(&src[r * d], &src[(r + 1) * d], &dst[(begin + i) * d]);
+        dst_index[begin + i] = src_index[r];
+      }
+      return {begin + count / 2, axis, order[count / 2].first, true, false};
     }
-    return {front, axis, split, true};
+    return {front, axis, split, true, false};
+  }
+
+  /// Whether rows [begin, end) of the row-major `rows` all equal row begin (==, so -0.0 and 0.0
+  /// agree, as their distance 0 says).
+  bool all_copies(const double* rows, int64_t begin, int64_t end) const {
+    const int64_t d = dims();
+    const double* first = &rows[begin * d];
+    for (int64_t r = begin + 1; r < end; ++r)
+      for (int64_t j = 0; j < d; ++j)
+        if (rows[r * d + j] != first[j]) return false;
+    return true;
   }
 
   /// The children's cells (2 x (lo, hi)) from the parent's: cut at the split when it cut.
@@ -498,7 +542,13 @@ class KDTree {
   void grow(Part& part, int64_t l, int parity) {
     const int64_t d = dims();
     const int64_t begin = part.nodes[l].begin, end = part.nodes[l].end;
-    if (end - begin <= leaf_size_) {
+    Split cut{};
+    if (end - begin > leaf_size_) {
+      cut = split_rows(buffer_[parity].get(), index_buffer_[parity].get(), buffer_[!parity].get(),
+                       index_buffer_[!parity].get(), begin, end, &part.cell[l * 2 * d], false);
+      if (cut.uniform) part.nodes[l].left = kUniformLeaf;
+    }
+    if (end - begin <= leaf_size_ || cut.uniform) {
       if (parity) {
         std::copy(&buffer_[1][begin * d], &buffer_[1][end * d], &buffer_[0][begin * d]);
         std::copy(&index_buffer_[1][begin], &index_buffer_[1][end], &index_buffer_[0][begin]);
@@ -517,12 +567,10 @@ class KDTree {
         }
       return;
     }
-    const Split cut = split_rows(buffer_[parity].get(), index_buffer_[parity].get(), buffer_[!parity].get(),
-                                 index_buffer_[!parity].get(), begin, end, &part.cell[l * 2 * d], false);
     const int64_t left = static_cast<int64_t>(part.nodes.size());
     part.nodes[l].left = left;
-    part.nodes.push_back({begin, cut.mid, -1});
-    part.nodes.push_back({cut.mid, end, -1});
+    part.nodes.push_back({begin, cut.mid, kLeaf});
+    part.nodes.push_back({cut.mid, end, kLeaf});
     part.cell.resize((left + 2) * 2 * d);
     part.box.resize((left + 2) * 2 * d);
     child_cells(&part.cell[l * 2 * d], cut, &part.cell[left * 2 * d]);

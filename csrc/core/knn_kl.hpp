@@ -10,7 +10,11 @@
 // eq. 5's n - 1 already leaves x_i itself out. Without duplicates this is eq. 5 exactly.
 //
 // x and y are scaled by one power of two so that squared distances cannot overflow (the estimate is
-// scale free). Queries run in x's tree order (nearby queries in a row: warm caches), in blocks over
+// scale free). Where the input's dynamic range is so large that squared distances would underflow
+// (robust_search.hpp says when), the search compares robust_search.hpp's log distances instead:
+// exact either way. Copies of one point cost one distance per leaf and one search (kdtree.hpp's uniform
+// leaves; the queries of a uniform leaf of x are one query): O(n log n) however many copies.
+// Queries run in x's tree order (nearby queries in a row: warm caches), in blocks over
 // parallel_for_elastic (parallel.hpp); each query writes only its own slot, so results never
 // depend on the thread count. In 2-D with k <= 8 the queries of each leaf of x's tree search
 // together (group_search.hpp: the searches about 1.4x faster at k = 5, n = 1e5), with the same
@@ -32,16 +36,42 @@
 #include "group_search.hpp"
 #include "kdtree.hpp"
 #include "parallel.hpp"
+#include "robust_search.hpp"
 
 namespace pyvi::knn {
 
 /// Per-point outputs, indexed by x's original row.
 struct KnnOutputs {
-  double* rho2;    // squared rho_i (scaled units); +inf: fewer than k points of x differ from x_i
-  double* nu2;     // squared nu_i (scaled units); +inf: fewer than k points of y differ from x_i
+  double* rho2;    // squared rho_i (scaled units; log rho_i from the robust search); +inf: fewer
+                   // than k points of x differ from x_i
+  double* nu2;     // squared nu_i (the same units; log nu_i); +inf: fewer than k points of y differ from x_i
   int64_t* copies_x;  // z_i
   int64_t* copies_y;  // w_i
+
+  /// Row i's outputs from row `from`'s (a copy of the same point).
+  void copy_row(int64_t i, int64_t from) const {
+    rho2[i] = rho2[from];
+    nu2[i] = nu2[from];
+    copies_x[i] = copies_x[from];
+    copies_y[i] = copies_y[from];
+  }
+  void copy_rho(int64_t i, int64_t from) const {
+    rho2[i] = rho2[from];
+    copies_x[i] = copies_x[from];
+  }
+  void copy_nu(int64_t i, int64_t from) const {
+    nu2[i] = nu2[from];
+    copies_y[i] = copies_y[from];
+  }
 };
+
+/// Whether tree row r of x repeats row r - 1 (rows of a uniform leaf are copies of one point), so
+/// that a query from it would repeat the previous one. `leaf` holds r; `first` is the first row
+/// whose results the caller has (its block's first row: another thread may own the ones before).
+template <int D>
+bool repeats_previous(const KDTree<D>& tx, int64_t leaf, int64_t r, int64_t first) {
+  return r > first && r > tx.begin(leaf) && tx.uniform(leaf);
+}
 
 /// Both passes over x's points in tree order: rho against x's own tree (from the query's leaf),
 /// nu against y's tree (from where the previous query found its nearest point).
@@ -62,22 +92,32 @@ void run_queries(const KDTree<D>& tx, const KDTree<D>& ty, int64_t k, int num_th
     double* list = K > 0 ? best : dynamic_best.data();
     const bool own = item < blocks;
     const int64_t block = own ? item : item - blocks;
-    const int64_t end = std::min(n, (block + 1) * kBlock);
+    const int64_t first = block * kBlock, end = std::min(n, (block + 1) * kBlock);
+    int64_t leaf = -1, leaf_end = 0;  // x's leaf holding row r
     if (own) {
-      int64_t nearest, leaf = -1, leaf_end = 0;
-      for (int64_t r = block * kBlock; r < end; ++r) {
+      int64_t nearest;
+      for (int64_t r = first; r < end; ++r) {
         if (r >= leaf_end) leaf = tx.leaf_of(r), leaf_end = tx.end(leaf);  // each query from its own leaf
-        const int64_t zeros = tx.template search<K>(queries + r * d, k, list, leaf, nearest);
         const int64_t i = original[r];
+        if (repeats_previous(tx, leaf, r, first)) {
+          out.copy_rho(i, original[r - 1]);
+          continue;
+        }
+        const int64_t zeros = tx.template search<K>(queries + r * d, k, list, leaf, nearest);
         out.rho2[i] = list[k - 1];
         out.copies_x[i] = zeros - 1;  // zeros counts x_i itself
       }
     } else {
       int64_t nearest = -1;  // the block's first query searches from the root, the next ones from
                              // the leaf where the previous (nearby, tree-order) query found its nearest
-      for (int64_t r = block * kBlock; r < end; ++r) {
-        const int64_t zeros = ty.template search<K>(queries + r * d, k, list, nearest, nearest);
+      for (int64_t r = first; r < end; ++r) {
+        if (r >= leaf_end) leaf = tx.leaf_of(r), leaf_end = tx.end(leaf);
         const int64_t i = original[r];
+        if (repeats_previous(tx, leaf, r, first)) {
+          out.copy_nu(i, original[r - 1]);
+          continue;
+        }
+        const int64_t zeros = ty.template search<K>(queries + r * d, k, list, nearest, nearest);
         out.nu2[i] = list[k - 1];
         out.copies_y[i] = zeros;
       }
@@ -92,8 +132,10 @@ void run_group_queries(const KDTree<2>& tx, const KDTree<2>& ty, int num_threads
   using Search = GroupSearch2d<K>;
   struct Group {
     int64_t begin, end, leaf;  // tree rows [begin, end) of x, inside leaf's box
+    int64_t copies_end;        // rows [end, copies_end) are copies of row begin (a uniform leaf)
   };
-  // x's leaves in row order (depth first, left child first), cut into groups of <= kMaxGroup rows.
+  // x's leaves in row order (depth first, left child first), cut into groups of <= kMaxGroup rows;
+  // a uniform leaf is one group of one query, its other rows copies.
   std::vector<Group> groups;
   std::vector<int64_t> stack{0};
   while (!stack.empty()) {
@@ -104,8 +146,14 @@ void run_group_queries(const KDTree<2>& tx, const KDTree<2>& ty, int num_threads
       stack.push_back(tx.left(id));
       continue;
     }
-    for (int64_t r = tx.begin(id); r < tx.end(id); r += Search::kMaxGroup)
-      groups.push_back({r, std::min(tx.end(id), r + Search::kMaxGroup), id});
+    if (tx.uniform(id)) {
+      groups.push_back({tx.begin(id), tx.begin(id) + 1, id, tx.end(id)});
+      continue;
+    }
+    for (int64_t r = tx.begin(id); r < tx.end(id); r += Search::kMaxGroup) {
+      const int64_t end = std::min(tx.end(id), r + Search::kMaxGroup);
+      groups.push_back({r, end, id, end});
+    }
   }
   const double* queries = tx.points();
   const int64_t* original = tx.index();
@@ -132,14 +180,45 @@ void run_group_queries(const KDTree<2>& tx, const KDTree<2>& ty, int num_threads
           out.copies_y[i] = zeros[r - group.begin];
         }
       }
+      for (int64_t r = group.end; r < group.copies_end; ++r)
+        own ? out.copy_rho(original[r], original[group.begin]) : out.copy_nu(original[r], original[group.begin]);
     }
   });
 }
 
-/// Fills `out` for every point of x (n x dim, scaled by 2^-exponent here) against x itself and y (m x dim).
+/// The outputs for every point of x, from robust_search.hpp's log distances.
+template <int D>
+void run_robust_queries(const KDTree<D>& tx, const KDTree<D>& ty, int64_t k, int num_threads,
+                        const KnnOutputs& out) {
+  const int64_t n = tx.size(), d = tx.dim();
+  const double* queries = tx.points();
+  const int64_t* original = tx.index();
+  constexpr int64_t kBlock = 256;
+  const RobustSearch<D> in_x(tx), in_y(ty);
+  parallel_for_elastic((n + kBlock - 1) / kBlock, num_threads, [&](int64_t block) {
+    std::vector<double> list(k);
+    const int64_t first = block * kBlock, end = std::min(n, (block + 1) * kBlock);
+    int64_t leaf = -1, leaf_end = 0;
+    for (int64_t r = first; r < end; ++r) {
+      if (r >= leaf_end) leaf = tx.leaf_of(r), leaf_end = tx.end(leaf);
+      const int64_t i = original[r];
+      if (repeats_previous(tx, leaf, r, first)) {
+        out.copy_row(i, original[r - 1]);
+        continue;
+      }
+      out.copies_x[i] = in_x.search(queries + r * d, k, list.data()) - 1;  // counts x_i itself
+      out.rho2[i] = list[k - 1];
+      out.copies_y[i] = in_y.search(queries + r * d, k, list.data());
+      out.nu2[i] = list[k - 1];
+    }
+  });
+}
+
+/// Fills `out` for every point of x (n x dim, scaled by 2^-exponent here) against x itself and y
+/// (m x dim): squared distances, or with `robust` robust_search.hpp's log distances.
 template <int D>
 void knn_distances(const double* x, int64_t n, const double* y, int64_t m, int64_t dim, int exponent,
-                   int64_t k, int64_t leaf_size, int num_threads, const KnnOutputs& out) {
+                   int64_t k, int64_t leaf_size, int num_threads, bool robust, const KnnOutputs& out) {
   // The two trees are independent: their tops are built side by side, then the cache-sized
   // subtrees of both are shared out over the threads, then each is joined up (kdtree.hpp).
   std::unique_ptr<KDTree<D>> trees[2];
@@ -157,6 +236,7 @@ void knn_distances(const double* x, int64_t n, const double* y, int64_t m, int64
   parallel_for_elastic(2, num_threads, [&](int64_t which) { trees[which]->finish(); });
   const KDTree<D>& tx = *trees[0];
   const KDTree<D>& ty = *trees[1];
+  if (robust) return run_robust_queries(tx, ty, k, num_threads, out);
   if constexpr (D == 2) {
     switch (k) {  // 2-D, small k: the group search
       case 1: return run_group_queries<1>(tx, ty, num_threads, out);
@@ -202,13 +282,15 @@ struct TermsSummary {
 
 /// t_i = d/2 (log nu2_i - log rho2_i) + log((m - w_i) / m) - log((n - 1 - z_i) / (n - 1)), so that
 /// D = mean(t) + log(m / (n - 1)); the copy terms vanish (exactly) without duplicates. Then rho2 and
-/// nu2 become distances in the caller's units: sqrt times 2^exponent. In one parallel pass, so that
+/// nu2 become distances in the caller's units: sqrt times 2^exponent. With `log_distances` (the
+/// robust search's outputs: log rho_i, log nu_i of unscaled points): d (log nu_i - log rho_i), and
+/// the distances are their exp. In one parallel pass, so that
 /// nothing O(n) is left on one thread: each block of kBlock points also sums its terms and finds
 /// its first missing rho and nu; the block sums are added in block order. Blocks are fixed, so
 /// results do not depend on the thread count.
-inline TermsSummary knn_terms(int64_t n, int64_t m, int64_t dim, int exponent, int num_threads,
-                              const KnnOutputs& out, double* terms) {
-  const double half_d = 0.5 * static_cast<double>(dim);
+inline TermsSummary knn_terms(int64_t n, int64_t m, int64_t dim, int exponent, bool log_distances,
+                              int num_threads, const KnnOutputs& out, double* terms) {
+  const double half_d = 0.5 * static_cast<double>(dim), full_d = static_cast<double>(dim);
   // A power of two times a double is correctly rounded, so this equals ldexp when 2^exponent is a
   // normal double, and is much cheaper.
   const bool plain = std::abs(exponent) < 1000;
@@ -224,12 +306,18 @@ inline TermsSummary knn_terms(int64_t n, int64_t m, int64_t dim, int exponent, i
     for (int64_t i = block * kBlock; i < end; ++i) {
       if (std::isinf(out.rho2[i]) && first_rho == n) first_rho = i;  // rare, predictable
       if (std::isinf(out.nu2[i]) && first_nu == n) first_nu = i;
-      double t = half_d * (std::log(out.nu2[i]) - std::log(out.rho2[i]));
+      double t = log_distances ? full_d * (out.nu2[i] - out.rho2[i])
+                               : half_d * (std::log(out.nu2[i]) - std::log(out.rho2[i]));
       if (out.copies_y[i] != 0) t += std::log1p(-static_cast<double>(out.copies_y[i]) / static_cast<double>(m));
       if (out.copies_x[i] != 0)
         t -= std::log1p(-static_cast<double>(out.copies_x[i]) / static_cast<double>(n - 1));
       terms[i] = t;
       sum.add(t);
+      if (log_distances) {  // exponent 0: unscaled
+        out.rho2[i] = std::exp(out.rho2[i]);
+        out.nu2[i] = std::exp(out.nu2[i]);
+        continue;
+      }
       const double rho = std::sqrt(out.rho2[i]), nu = std::sqrt(out.nu2[i]);
       out.rho2[i] = plain ? rho * back : std::ldexp(rho, exponent);
       out.nu2[i] = plain ? nu * back : std::ldexp(nu, exponent);
@@ -247,37 +335,40 @@ inline TermsSummary knn_terms(int64_t n, int64_t m, int64_t dim, int exponent, i
           *std::min_element(bad_nu.begin(), bad_nu.end())};
 }
 
-/// The largest |value| of a[0..size) and b[0..size_b), and whether all values of each are finite,
-/// in one parallel pass over fixed chunks (a max and an "and" do not depend on the order, so
-/// neither on the threads).
+/// The largest and the smallest nonzero |value| of a[0..size) and b[0..size_b) (+inf: none), and
+/// whether all values of each are finite, in one parallel pass over fixed chunks (a max, a min and
+/// an "and" do not depend on the order, so neither on the threads).
 struct Magnitudes {
-  double largest;
+  double largest, smallest;
   bool finite_a, finite_b;
 };
 inline Magnitudes largest_magnitude(const double* a, int64_t size_a, const double* b, int64_t size_b,
                                     int num_threads) {
   constexpr int64_t kChunk = 1 << 16;
   const int64_t chunks_a = (size_a + kChunk - 1) / kChunk, chunks = chunks_a + (size_b + kChunk - 1) / kChunk;
-  std::vector<double> largest(chunks, 0.0);
+  std::vector<double> largest(chunks, 0.0), smallest(chunks, std::numeric_limits<double>::infinity());
   std::vector<char> finite(chunks, 1);
   parallel_for_elastic(chunks, num_threads, [&](int64_t chunk) {
     const bool in_a = chunk < chunks_a;
     const double* v = in_a ? a : b;
     const int64_t c = in_a ? chunk : chunk - chunks_a, size = in_a ? size_a : size_b;
     const int64_t end = std::min(size, (c + 1) * kChunk);
-    double big = 0.0;
+    double big = 0.0, small = std::numeric_limits<double>::infinity();
     int64_t bad = 0;
     for (int64_t i = c * kChunk; i < end; ++i) {
       const double magnitude = std::abs(v[i]);
       bad += !(magnitude <= std::numeric_limits<double>::max());  // inf or NaN; branch free, vectorises
       big = magnitude > big ? magnitude : big;
+      small = magnitude < small && magnitude > 0.0 ? magnitude : small;
     }
     largest[chunk] = big;
+    smallest[chunk] = small;
     finite[chunk] = bad == 0;
   });
-  Magnitudes result{0.0, true, true};
+  Magnitudes result{0.0, std::numeric_limits<double>::infinity(), true, true};
   for (int64_t c = 0; c < chunks; ++c) {
     result.largest = std::max(result.largest, largest[c]);
+    result.smallest = std::min(result.smallest, smallest[c]);
     (c < chunks_a ? result.finite_a : result.finite_b) &= finite[c] != 0;
   }
   return result;

@@ -2,7 +2,8 @@
 // sorted list of the k smallest strictly positive squared distances, counting the points at
 // distance exactly 0 on the side (the estimator's duplicate rule, knn_kl.hpp).
 //
-// Two ways:
+// Three ways:
+// - merge_uniform (a leaf whose points are all copies of one point): one distance for the leaf.
 // - merge_each (KDTree's one-query search): every point goes through a branch-free sorted
 //   insertion (k - 1 min/max pairs). It costs the same whether or not the point enters the list;
 //   any dimension, any k.
@@ -82,6 +83,23 @@ inline int64_t merge_each(const double* p, int64_t count, int64_t d, const doubl
     insert_sorted<K>(best, k, s);
   }
   return zeros;
+}
+
+/// merge_each for a uniform leaf (count >= 1 copies of one point, kdtree.hpp): one distance, the
+/// same as merge_each's for any of its rows, inserted min(count, k) times (the list then holds what
+/// count insertions would leave), or count zeros. O(k) whatever the count: copies cost nothing.
+template <int K>
+inline int64_t merge_uniform(const double* p, int64_t count, int64_t d, const double* q, double* best,
+                             int64_t k) {
+  double s = 0.0;
+  for (int64_t j = 0; j < d; ++j) {
+    const double diff = p[j] - q[j];
+    s += diff * diff;
+  }
+  if (s == 0.0) return count;
+  const int64_t size = K > 0 ? K : k;
+  for (int64_t c = 0; c < (count < size ? count : size); ++c) insert_sorted<K>(best, k, s);
+  return 0;
 }
 
 /// merge_each for 2-D points and k = K, inserting only the points below best[K - 1] (header).

@@ -1,7 +1,8 @@
 // parallel_for over independent work items (chains, queries) with a fixed number of threads.
 // Items are handed out dynamically, one at a time; each item's result depends only on its index,
 // so the split never affects results, only speed. OpenMP where the compiler has it (a pooled
-// runtime), std::thread otherwise.
+// runtime), std::thread otherwise. A call run through interrupt.hpp can be stopped between items
+// (StopToken): its loops then skip the items left and throw Interrupted.
 #pragma once
 
 #ifdef _OPENMP
@@ -18,6 +19,45 @@
 
 namespace pyvi {
 
+/// A request to stop the parallel loops of one call (interrupt.hpp sets it on Ctrl-C).
+struct StopToken {
+  std::atomic<bool> requested{false};
+};
+
+/// What a parallel loop of a call asked to stop throws once its items are done or skipped, on the
+/// thread that started it, so that no code after an interrupted loop runs on its partial results.
+struct Interrupted {};
+
+namespace detail {
+/// The stop token of the call this thread works for (null: none, the loops run to the end).
+inline thread_local StopToken* current_stop = nullptr;
+}  // namespace detail
+
+/// While it lives, the loops this thread starts honour `token` (or none, for nullptr).
+class StopScope {
+ public:
+  explicit StopScope(StopToken* token) : previous_(detail::current_stop) { detail::current_stop = token; }
+  ~StopScope() { detail::current_stop = previous_; }
+  StopScope(const StopScope&) = delete;
+  StopScope& operator=(const StopScope&) = delete;
+
+ private:
+  StopToken* previous_;
+};
+
+namespace detail {
+/// `body` for a loop of a stoppable call: items after a stop request are skipped, and the items
+/// run without a token (a loop nested in an item never throws from inside this one).
+template <class F>
+auto stoppable(StopToken* stop, F& body) {
+  return [stop, &body](int64_t i) {
+    if (stop->requested.load(std::memory_order_relaxed)) return;
+    StopScope none(nullptr);
+    body(i);
+  };
+}
+}  // namespace detail
+
 /// Threads to use when the caller says 0 ("all cores").
 inline int resolve_threads(int requested, int64_t items) {
   int n = requested > 0 ? requested : static_cast<int>(std::thread::hardware_concurrency());
@@ -26,7 +66,7 @@ inline int resolve_threads(int requested, int64_t items) {
 }
 
 template <class F>
-void parallel_for(int64_t num_items, int num_threads, F&& body) {
+void parallel_for_all(int64_t num_items, int num_threads, F&& body) {
   const int threads = resolve_threads(num_threads, num_items);
   if (threads == 1) {
     for (int64_t i = 0; i < num_items; ++i) body(i);
@@ -46,6 +86,17 @@ void parallel_for(int64_t num_items, int num_threads, F&& body) {
   worker();
   for (auto& thread : pool) thread.join();
 #endif
+}
+
+/// body(i) for every i < num_items over num_threads threads (0: all cores). In a call that can be
+/// stopped (a StopScope on this thread), items after a stop request are skipped and Interrupted is
+/// thrown at the end.
+template <class F>
+void parallel_for(int64_t num_items, int num_threads, F&& body) {
+  StopToken* const stop = detail::current_stop;
+  if (stop == nullptr) return parallel_for_all(num_items, num_threads, body);
+  parallel_for_all(num_items, num_threads, detail::stoppable(stop, body));
+  if (stop->requested.load()) throw Interrupted{};
 }
 
 namespace detail {
@@ -130,10 +181,20 @@ class ElasticPool {
 /// which made two threads several times slower than one on a loaded 2-core machine.) Each item
 /// still runs exactly once, so results depend on the index only, never on the threads.
 template <class F>
-void parallel_for_elastic(int64_t num_items, int num_threads, F&& body) {
+void parallel_for_elastic_all(int64_t num_items, int num_threads, F&& body) {
   const int threads = resolve_threads(num_threads, num_items);
   if (threads == 1 || !detail::ElasticPool::instance().run(num_items, threads - 1, body))
     for (int64_t i = 0; i < num_items; ++i) body(i);
+}
+
+/// parallel_for_elastic_all, stoppable as parallel_for is.
+template <class F>
+void parallel_for_elastic(int64_t num_items, int num_threads, F&& body) {
+  StopToken* const stop = detail::current_stop;
+  if (stop == nullptr) return parallel_for_elastic_all(num_items, num_threads, body);
+  auto items = detail::stoppable(stop, body);
+  parallel_for_elastic_all(num_items, num_threads, items);
+  if (stop->requested.load()) throw Interrupted{};
 }
 
 }  // namespace pyvi

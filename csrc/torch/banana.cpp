@@ -15,6 +15,7 @@
 #include <torch/library.h>
 
 #include <cmath>
+#include <string>
 #include <tuple>
 
 #include "banana.h"
@@ -29,11 +30,21 @@ using Kernel = void (*)(const BananaParams<double>&, const at::Tensor&, at::Tens
 
 /// The config struct's one builder: the schema's five scalars, checked, as the density's constants.
 BananaParams<double> banana_config(double num_data, double mean_y, double ss_y, double sigma_y, double sigma_theta) {
-  TORCH_CHECK_VALUE(num_data >= 1 && std::isfinite(num_data), "num_data must be >= 1");
-  TORCH_CHECK_VALUE(ss_y >= 0 && std::isfinite(ss_y), "ss_y must be finite and >= 0");
-  TORCH_CHECK_VALUE(sigma_y > 0 && std::isfinite(sigma_y), "sigma_y must be finite and > 0");
-  TORCH_CHECK_VALUE(sigma_theta > 0 && std::isfinite(sigma_theta), "sigma_theta must be finite and > 0");
+  const std::string error = banana_params_error(num_data, mean_y, ss_y, sigma_y, sigma_theta);
+  TORCH_CHECK_VALUE(error.empty(), error);
   return banana_params(num_data, mean_y, ss_y, sigma_y, sigma_theta);
+}
+
+/// float32 has a narrower range than the parameters': every constant must stay a normal float.
+void check_float_range(const BananaParams<double>& params) {
+  const BananaParams<float> p = banana_cast<float>(params);
+  const float n_lik = p.num_data * p.lik_precision;
+  const bool normal = std::isnormal(p.num_data) && std::isnormal(p.lik_precision) &&
+                      std::isnormal(p.prior_precision) && std::isnormal(n_lik) && std::isfinite(p.mean_y) &&
+                      std::isfinite(p.log_norm);
+  TORCH_CHECK_VALUE(normal, "banana_log_joint: the banana's constants (1/sigma_y^2 = ", params.lik_precision,
+                    ", 1/sigma_theta^2 = ", params.prior_precision, ", log normaliser ", params.log_norm,
+                    ") leave float32's range; use float64 theta");
 }
 
 template <Kernel kKernel>
@@ -43,6 +54,7 @@ Outputs banana_log_joint_op(const at::Tensor& theta_in, double num_data, double 
                     theta_in.sizes());
   check_floating(theta_in, "theta");
   const BananaParams<double> params = banana_config(num_data, mean_y, ss_y, sigma_y, sigma_theta);
+  if (theta_in.scalar_type() == at::kFloat) check_float_range(params);
   const at::Tensor theta = theta_in.contiguous();
   const int64_t batch = theta.size(0);
   at::Tensor log_prob = at::empty({batch}, theta.options());

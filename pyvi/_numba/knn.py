@@ -9,6 +9,13 @@ squared distances and a count of exact copies. Subtrees are searched with an exp
 instead of recursion. In 2-D with k >= 2 the points of each leaf of x's tree search together, as
 ``csrc/core/group_search.hpp`` does. Inputs arrive already scaled by a power of two.
 
+Copies, as in ``kdtree.hpp``: a node of more than ``leaf_size`` copies of one point is one *uniform*
+leaf (``left == UNIFORM``), scanned with one distance, and the queries of a uniform leaf of x are
+one query: O(n log n) however many copies. Inputs whose dynamic range makes squared distances
+inexact (``robust``, decided by ``pyvi.divergence.knn_scaling``) are compared by that file's log
+distances, log s + log(sum_j (v_j / s)^2) / 2 with s = max_j |v_j|, in the same order (the same
+bits).
+
 References:
     Wang, Kulkarni & Verdu, "Divergence estimation for multidimensional densities via
     k-nearest-neighbor distances", IEEE Trans. Inf. Theory 55(5), 2009, eq. 5.
@@ -20,18 +27,24 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-__all__ = ["KDTree", "build_tree", "knn_kl"]
+from pyvi._numba.interrupt import run_interruptible
+
+__all__ = ["KDTree", "build_tree", "knn_kl", "magnitudes", "LEAF", "UNIFORM"]
+
+LEAF = -1  # left[] of a leaf
+UNIFORM = -2  # left[] of a uniform leaf: more than leaf_size copies of one point
 
 
 class KDTree(NamedTuple):
     """A k-d tree over points stored in tree order (pynndescent's FlatTree idea: flat arrays, one
     row per node, children by index). Node ``c`` is a leaf when ``left[c] < 0``; its children are
-    ``left[c]`` and ``left[c] + 1`` (siblings are (odd, odd + 1))."""
+    ``left[c]`` and ``left[c] + 1`` (siblings are (odd, odd + 1)). A leaf holds at most
+    ``leaf_size`` points, or is uniform (``left[c] == UNIFORM``): more points, all copies of one."""
 
     index: np.ndarray  # (n,) int64: original row of each tree row
     begin: np.ndarray  # (nodes,) int64: first tree row of each node
     end: np.ndarray  # (nodes,) int64: one past its last row
-    left: np.ndarray  # (nodes,) int64: first child, -1 for a leaf
+    left: np.ndarray  # (nodes,) int64: first child, LEAF or UNIFORM for a leaf
     lo: np.ndarray  # (nodes, d): tight bounding box, low corner
     hi: np.ndarray  # (nodes, d): high corner
     cell_lo: np.ndarray  # (nodes, d): the cell the splits above assign to the node, low corner
@@ -106,14 +119,26 @@ def _split_value(src, b, e, axis, sample):
     return total / keys
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
+def _all_copies(rows, b, e):
+    """Whether rows [b, e) all equal row b (==: -0.0 and 0.0 agree, as their distance 0 says)."""
+    for r in range(b + 1, e):
+        for j in range(rows.shape[1]):
+            if rows[r, j] != rows[b, j]:
+                return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
 def build_tree(points, leaf_size):
     """Reorders ``points`` (n, d) in place into tree order and returns its :class:`KDTree`.
 
     Each split moves a node's rows from one of two buffers into the other, left keys to the front and
     the others to the back, without a branch per row (a quickselect's branches mispredict about half
     the time). Many ties at the split (a side with less than an eighth of the rows) fall back to an
-    exact median by quickselect, so every split still cuts the cell."""
+    exact median by quickselect, so every split still cuts the cell, unless every row of the node is
+    a copy of one point: then the node is a uniform leaf (a split fails on ties in every such node,
+    so distinct points never pay for the check)."""
     n, d = points.shape
     buffers = np.empty((2, n, d))
     buffers[0] = points
@@ -178,6 +203,14 @@ def build_tree(points, leaf_size):
             back -= not goes_left
         mid = front
         least = max((e - b) // 8, 1)
+        if (front - b < least or e - front < least) and _all_copies(src, b, e):
+            left[node] = UNIFORM
+            if p == 1:  # leaves end in buffer 0
+                for r in range(b, e):
+                    for j in range(d):
+                        buffers[0, r, j] = src[r, j]
+                    indices[0, r] = src_index[r]
+            continue
         if front - b < least or e - front < least:
             for r in range(b, e):
                 for j in range(d):
@@ -212,7 +245,7 @@ def build_tree(points, leaf_size):
     hi = np.full((count, d), -np.inf)
     for node in range(count - 1, -1, -1):
         c = left[node]
-        if c < 0:
+        if c < 0:  # a leaf (a uniform leaf's box is its point)
             for r in range(begin[node], end[node]):
                 for j in range(d):
                     lo[node, j] = min(lo[node, j], points[r, j])
@@ -242,10 +275,21 @@ def _positive_sq_distance(points, r, q, d):
 
 
 @numba.njit(cache=True, inline="always")
-def _scan(points, node, first, last, q, k, best, zeros, nearest):
+def _scan(points, node, first, last, uniform, q, k, best, zeros, nearest):
     """Leaf rows [first, last) into the k best positive squared distances; returns the updated zero
-    count and the leaf of the nearest positive-distance point."""
+    count and the leaf of the nearest positive-distance point. A ``uniform`` leaf's rows are copies
+    of one point: one distance, inserted min(count, k) times (what count insertions leave)."""
     d = q.shape[0]
+    if uniform:
+        s = _positive_sq_distance(points, first, q, d)
+        if s == np.inf:
+            return zeros + (last - first), nearest
+        nearest = node if s < best[0] else nearest
+        for _ in range(min(last - first, k)):
+            for i in range(k - 1, 0, -1):
+                best[i] = min(best[i], max(best[i - 1], s))
+            best[0] = min(best[0], s)
+        return zeros, nearest
     if k == 1:  # the common case: the best distance in a register
         b0 = best[0]
         for r in range(first, last):
@@ -281,7 +325,7 @@ def _descend(points, begin, end, left, lo, hi, q, k, best, root, root_dist, stac
             continue
         c = left[node]
         if c < 0:
-            zeros, nearest = _scan(points, node, begin[node], end[node], q, k, best, zeros, nearest)
+            zeros, nearest = _scan(points, node, begin[node], end[node], c == UNIFORM, q, k, best, zeros, nearest)
             continue
         dl = _box_distance2(lo, hi, c, q)
         dr = _box_distance2(lo, hi, c + 1, q)
@@ -328,7 +372,7 @@ def _search(points, begin, end, left, parent, lo, hi, cell_lo, cell_hi, q, k, be
         best[i] = np.inf
     if start < 0:
         return _descend(points, begin, end, left, lo, hi, q, k, best, 0, 0.0, stack_node, stack_dist, 0, -1)
-    zeros, nearest = _scan(points, start, begin[start], end[start], q, k, best, 0, start)
+    zeros, nearest = _scan(points, start, begin[start], end[start], left[start] == UNIFORM, q, k, best, 0, start)
     node = start
     while node != 0:
         if _ball_inside_cell(cell_lo, cell_hi, node, q, best[k - 1]):
@@ -389,7 +433,8 @@ def _group_search(points, begin, end, left, lo, hi, queries, first, last, group_
             for i in range(g):
                 q = queries[first + i]
                 if _box_distance2(lo, hi, node, q) < kth[i]:
-                    zeros[i], _ = _scan(points, node, begin[node], end[node], q, k, best[i], zeros[i], node)
+                    zeros[i], _ = _scan(points, node, begin[node], end[node], c == UNIFORM, q, k, best[i], zeros[i],
+                                        node)
                     kth[i] = best[i, k - 1]
                 bound = max(bound, kth[i])
             continue
@@ -411,23 +456,27 @@ def _group_search(points, begin, end, left, lo, hi, queries, first, last, group_
 
 @numba.njit(cache=True)
 def _groups(left, begin, end):
-    """x's leaves in row order, cut into groups of at most _GROUP rows: (first, last, leaf) arrays."""
+    """x's leaves in row order, cut into groups of at most _GROUP rows: (first, last, leaf,
+    copies_end) arrays; a uniform leaf is one group of one query, rows [last, copies_end) its copies."""
     leaves = np.flatnonzero(left < 0)
     leaves = leaves[np.argsort(begin[leaves])]
     count = 0
     for leaf in leaves:
-        count += (end[leaf] - begin[leaf] + _GROUP - 1) // _GROUP
+        count += 1 if left[leaf] == UNIFORM else (end[leaf] - begin[leaf] + _GROUP - 1) // _GROUP
     first = np.empty(count, np.int64)
     last = np.empty(count, np.int64)
     owner = np.empty(count, np.int64)
+    copies_end = np.empty(count, np.int64)
     g = 0
     for leaf in leaves:
-        for r in range(begin[leaf], end[leaf], _GROUP):
+        step = end[leaf] - begin[leaf] if left[leaf] == UNIFORM else _GROUP
+        for r in range(begin[leaf], end[leaf], step):
             first[g] = r
-            last[g] = min(end[leaf], r + _GROUP)
+            last[g] = r + 1 if left[leaf] == UNIFORM else min(end[leaf], r + _GROUP)
+            copies_end[g] = min(end[leaf], r + step)
             owner[g] = leaf
             g += 1
-    return first, last, owner
+    return first, last, owner, copies_end
 
 
 @numba.njit(cache=True)
@@ -438,6 +487,13 @@ def _parents(left):
             parent[left[node]] = node
             parent[left[node] + 1] = node
     return parent
+
+
+@numba.njit(cache=True, inline="always")
+def _repeats_previous(left, begin, leaf, r, start):
+    """Whether x's tree row r (in ``leaf``) is a copy of row r - 1 whose results this block has: rows
+    of a uniform leaf are copies of one point, so their queries are one query."""
+    return r > start and r > begin[leaf] and left[leaf] == UNIFORM
 
 
 @numba.njit(cache=True, inline="always")
@@ -474,7 +530,7 @@ def _empty_tree_arrays(n, d):
             np.empty((nodes, d)), np.empty((nodes, d)), np.empty((nodes, d)), np.empty((nodes, d)))
 
 
-@numba.njit(cache=True, parallel=True)
+@numba.njit(cache=True, parallel=True, nogil=True)
 def _trees(x, y, leaf_size):
     """Both trees, on copies (a build reorders its points), built side by side when numba has two
     threads: the two builds are ~40% of a 2-D k = 1 estimate at 1e5, a serial stage otherwise. A
@@ -500,8 +556,8 @@ def _first_nodes(tree, count):
                   tree.hi[:count], tree.cell_lo[:count], tree.cell_hi[:count])
 
 
-@numba.njit(cache=True, parallel=True)
-def _distances(px, tree_x, py, tree_y, k):
+@numba.njit(cache=True, parallel=True, nogil=True)
+def _distances(px, tree_x, py, tree_y, k, stop):
     n = px.shape[0]
     ix, bx, ex, lx, lox, hix, clox, chix = (tree_x.index, tree_x.begin, tree_x.end, tree_x.left, tree_x.lo, tree_x.hi,
                                             tree_x.cell_lo, tree_x.cell_hi)
@@ -516,7 +572,7 @@ def _distances(px, tree_x, py, tree_y, k):
     # 2-D, k >= 2: the points of each leaf of x's tree search together (k = 5: 7% faster at 1e5,
     # 11% at 1e6; k = 1, whose one-query scan keeps its distance in a register, gains nothing).
     if px.shape[1] == 2 and k >= 2:
-        first, last, owner = _groups(lx, bx, ex)
+        first, last, owner, copies_end = _groups(lx, bx, ex)
         group_blocks = (first.shape[0] + _GROUP_BLOCK - 1) // _GROUP_BLOCK
         for item in numba.prange(2 * group_blocks):
             own = item < group_blocks
@@ -527,6 +583,8 @@ def _distances(px, tree_x, py, tree_y, k):
             stack_node = np.empty(_STACK, np.int64)
             stack_dist = np.empty(_STACK)
             for g in range(block * _GROUP_BLOCK, min(first.shape[0], (block + 1) * _GROUP_BLOCK)):
+                if stop[0]:  # Ctrl-C (pyvi._numba.interrupt): skip what is left
+                    break
                 leaf = owner[g]
                 if own:
                     _group_search(px, bx, ex, lx, lox, hix, px, first[g], last[g], lox[leaf], hix[leaf], k, best,
@@ -534,14 +592,15 @@ def _distances(px, tree_x, py, tree_y, k):
                 else:
                     _group_search(py, by, ey, ly, loy, hiy, px, first[g], last[g], lox[leaf], hix[leaf], k, best,
                                   zeros, kth, stack_node, stack_dist)
-                for r in range(first[g], last[g]):
+                for r in range(first[g], copies_end[g]):
                     i = ix[r]
+                    row = min(r, last[g] - 1) - first[g]  # rows past last: copies of the group's one query
                     if own:
-                        rho2[i] = best[r - first[g], k - 1]
-                        copies_x[i] = zeros[r - first[g]] - 1  # zeros counts x_i itself
+                        rho2[i] = best[row, k - 1]
+                        copies_x[i] = zeros[row] - 1  # zeros counts x_i itself
                     else:
-                        nu2[i] = best[r - first[g], k - 1]
-                        copies_y[i] = zeros[r - first[g]]
+                        nu2[i] = best[row, k - 1]
+                        copies_y[i] = zeros[row]
         return rho2, nu2, copies_x, copies_y
     blocks = (n + _BLOCK - 1) // _BLOCK
     # Queries in tree order, so consecutive queries are near each other; for rho each starts from
@@ -552,13 +611,20 @@ def _distances(px, tree_x, py, tree_y, k):
         stack_dist = np.empty(_STACK)
         leaf = -1
         leaf_end = 0
-        for r in range(block * _BLOCK, min(n, (block + 1) * _BLOCK)):
+        start = block * _BLOCK
+        for r in range(start, min(n, (block + 1) * _BLOCK)):
+            if stop[0]:  # Ctrl-C: skip what is left
+                break
             if r >= leaf_end:
                 leaf = _leaf_of(lx, ex, r)
                 leaf_end = ex[leaf]
+            i = ix[r]
+            if _repeats_previous(lx, bx, leaf, r, start):
+                rho2[i] = rho2[ix[r - 1]]
+                copies_x[i] = copies_x[ix[r - 1]]
+                continue
             zeros, _ = _search(px, bx, ex, lx, parent_x, lox, hix, clox, chix, px[r], k, best, leaf, stack_node,
                                stack_dist)
-            i = ix[r]
             rho2[i] = best[k - 1]
             copies_x[i] = zeros - 1  # zeros counts x_i itself
     for block in numba.prange(blocks):
@@ -566,23 +632,174 @@ def _distances(px, tree_x, py, tree_y, k):
         stack_node = np.empty(_STACK, np.int64)
         stack_dist = np.empty(_STACK)
         nearest = -1
-        for r in range(block * _BLOCK, min(n, (block + 1) * _BLOCK)):
+        leaf = -1
+        leaf_end = 0
+        start = block * _BLOCK
+        for r in range(start, min(n, (block + 1) * _BLOCK)):
+            if stop[0]:
+                break
+            if r >= leaf_end:
+                leaf = _leaf_of(lx, ex, r)
+                leaf_end = ex[leaf]
+            i = ix[r]
+            if _repeats_previous(lx, bx, leaf, r, start):
+                nu2[i] = nu2[ix[r - 1]]
+                copies_y[i] = copies_y[ix[r - 1]]
+                continue
             zeros, nearest = _search(py, by, ey, ly, parent_y, loy, hiy, cloy, chiy, px[r], k, best, nearest,
                                      stack_node, stack_dist)
-            i = ix[r]
             nu2[i] = best[k - 1]
             copies_y[i] = zeros
     return rho2, nu2, copies_x, copies_y
 
 
+_LOG2 = 0.6931471805599453
+
+
+@numba.njit(cache=True, inline="always")
+def _robust_log_distance(points, r, q):
+    """csrc/core/robust_search.hpp's log distance from row r to q (-inf for a copy), in its order:
+    log s + log(sum_j (v_j / s)^2) / 2, s = max_j |v_j|, from the halves when a difference overflows."""
+    d = q.shape[0]
+    s = 0.0
+    for j in range(d):
+        s = max(s, abs(points[r, j] - q[j]))
+    if s == 0.0:
+        return -np.inf
+    halve = np.isinf(s)
+    if halve:
+        s = 0.0
+        for j in range(d):
+            s = max(s, abs(points[r, j] * 0.5 - q[j] * 0.5))
+    t = 0.0
+    for j in range(d):
+        v = ((points[r, j] * 0.5 - q[j] * 0.5) if halve else (points[r, j] - q[j])) / s
+        t += v * v
+    return (math.log(s) + _LOG2 if halve else math.log(s)) + 0.5 * math.log(t)
+
+
+@numba.njit(cache=True, inline="always")
+def _robust_gap(lo, hi, node, q, j, halve):
+    if halve:
+        return max(max(lo[node, j] * 0.5 - q[j] * 0.5, q[j] * 0.5 - hi[node, j] * 0.5), 0.0)
+    return max(max(lo[node, j] - q[j], q[j] - hi[node, j]), 0.0)
+
+
+@numba.njit(cache=True, inline="always")
+def _robust_log_box_distance(lo, hi, node, q):
+    """The same for the gaps between q and node's box (-inf inside)."""
+    d = q.shape[0]
+    s = 0.0
+    for j in range(d):
+        s = max(s, abs(_robust_gap(lo, hi, node, q, j, False)))
+    if s == 0.0:
+        return -np.inf
+    halve = np.isinf(s)
+    if halve:
+        s = 0.0
+        for j in range(d):
+            s = max(s, abs(_robust_gap(lo, hi, node, q, j, True)))
+    t = 0.0
+    for j in range(d):
+        v = _robust_gap(lo, hi, node, q, j, halve) / s
+        t += v * v
+    return (math.log(s) + _LOG2 if halve else math.log(s)) + 0.5 * math.log(t)
+
+
+@numba.njit(cache=True, inline="always")
+def _robust_search(points, begin, end, left, lo, hi, q, k, best, stack_node, stack_dist):
+    """The k smallest log distances from q of the points not equal to it (ascending, inf if fewer)
+    into best; returns the number of copies of q. From the root, nearer child first; a node is
+    pruned only when its box's log distance exceeds the k-th one by more than their rounding
+    (robust_search.hpp's robust_slack)."""
+    slack = (4096 + 4 * q.shape[0] + 16) * np.finfo(np.float64).eps
+    for i in range(k):
+        best[i] = np.inf
+    zeros = 0
+    stack_node[0] = 0
+    stack_dist[0] = 0.0
+    top = 1
+    while top > 0:
+        top -= 1
+        node = stack_node[top]
+        if stack_dist[top] > best[k - 1] + slack:
+            continue
+        c = left[node]
+        if c < 0:
+            count = end[node] - begin[node]
+            for r in range(begin[node], begin[node] + 1 if c == UNIFORM else end[node]):
+                s = _robust_log_distance(points, r, q)
+                if s == -np.inf:
+                    zeros += count if c == UNIFORM else 1
+                    continue
+                for _ in range(min(count, k) if c == UNIFORM else 1):
+                    for i in range(k - 1, 0, -1):
+                        best[i] = min(best[i], max(best[i - 1], s))
+                    best[0] = min(best[0], s)
+            continue
+        dl = _robust_log_box_distance(lo, hi, c, q)
+        dr = _robust_log_box_distance(lo, hi, c + 1, q)
+        if dr < dl:
+            near, far, d_near, d_far = c + 1, c, dr, dl
+        else:
+            near, far, d_near, d_far = c, c + 1, dl, dr
+        stack_node[top] = far
+        stack_dist[top] = d_far
+        stack_node[top + 1] = near
+        stack_dist[top + 1] = d_near
+        top += 2
+    return zeros
+
+
+@numba.njit(cache=True, parallel=True, nogil=True)
+def _robust_distances(px, tree_x, py, tree_y, k, stop):
+    """_distances' outputs from the robust search (log distances), as ``run_robust_queries`` in
+    csrc/core/knn_kl.hpp."""
+    n = px.shape[0]
+    ix, bx, ex, lx, lox, hix = tree_x.index, tree_x.begin, tree_x.end, tree_x.left, tree_x.lo, tree_x.hi
+    by, ey, ly, loy, hiy = tree_y.begin, tree_y.end, tree_y.left, tree_y.lo, tree_y.hi
+    rho = np.empty(n)
+    nu = np.empty(n)
+    copies_x = np.empty(n, np.int64)
+    copies_y = np.empty(n, np.int64)
+    blocks = (n + _BLOCK - 1) // _BLOCK
+    for block in numba.prange(blocks):
+        best = np.empty(k)
+        stack_node = np.empty(_STACK, np.int64)
+        stack_dist = np.empty(_STACK)
+        leaf = -1
+        leaf_end = 0
+        start = block * _BLOCK
+        for r in range(start, min(n, (block + 1) * _BLOCK)):
+            if r >= leaf_end:
+                leaf = _leaf_of(lx, ex, r)
+                leaf_end = ex[leaf]
+            if stop[0]:
+                break
+            i = ix[r]
+            if _repeats_previous(lx, bx, leaf, r, start):
+                j = ix[r - 1]
+                rho[i], nu[i], copies_x[i], copies_y[i] = rho[j], nu[j], copies_x[j], copies_y[j]
+                continue
+            copies_x[i] = _robust_search(px, bx, ex, lx, lox, hix, px[r], k, best, stack_node, stack_dist) - 1
+            rho[i] = best[k - 1]
+            copies_y[i] = _robust_search(py, by, ey, ly, loy, hiy, px[r], k, best, stack_node, stack_dist)
+            nu[i] = best[k - 1]
+    return rho, nu, copies_x, copies_y
+
+
 @numba.njit(cache=True)
-def _terms(rho2, nu2, copies_x, copies_y, d, m):
-    """t_i = d/2 (log nu2 - log rho2) + log((m - w_i)/m) - log((n - 1 - z_i)/(n - 1)), and their sum."""
+def _terms(rho2, nu2, copies_x, copies_y, d, m, log_distances):
+    """t_i = d/2 (log nu2 - log rho2) + log((m - w_i)/m) - log((n - 1 - z_i)/(n - 1)), and their sum
+    (``log_distances``: rho2, nu2 hold log rho, log nu: d (log nu - log rho))."""
     n = rho2.shape[0]
     terms = np.empty(n)
     half_d = 0.5 * d
     for i in range(n):
-        t = half_d * (math.log(nu2[i]) - math.log(rho2[i]))
+        if log_distances:
+            t = d * (nu2[i] - rho2[i])
+        else:
+            t = half_d * (math.log(nu2[i]) - math.log(rho2[i]))
         if copies_y[i] != 0:
             t += math.log1p(-copies_y[i] / m)
         if copies_x[i] != 0:
@@ -602,17 +819,41 @@ def _terms(rho2, nu2, copies_x, copies_y, d, m):
     return terms, total + carry
 
 
-def knn_kl(x: np.ndarray, y: np.ndarray, k: int, leaf_size: int = 12):
-    """Per-point squared distances, copy counts, terms and the sum of terms, for x and y already
-    validated and scaled: ``(rho2, nu2, copies_x, copies_y, terms, total)``. A +inf in rho2 or nu2 marks a
-    point with fewer than k distinct neighbours (the caller raises)."""
+@numba.njit(cache=True)
+def magnitudes(x, y):
+    """The largest and the smallest nonzero |value| of x and y (inf: none), in one pass."""
+    largest = 0.0
+    smallest = np.inf
+    for a in (x, y):
+        for r in range(a.shape[0]):
+            for j in range(a.shape[1]):
+                v = abs(a[r, j])
+                largest = max(largest, v)
+                if v > 0.0:
+                    smallest = min(smallest, v)
+    return largest, smallest
+
+
+def knn_kl(x: np.ndarray, y: np.ndarray, k: int, leaf_size: int = 12, robust: bool = False):
+    """Per-point squared distances (``robust``: log distances), copy counts, terms and the sum of
+    terms, for x and y already validated and scaled: ``(rho2, nu2, copies_x, copies_y, terms,
+    total)``. A +inf in rho2 or nu2 marks a point with fewer than k distinct neighbours (the caller
+    raises). Ctrl-C stops the search (pyvi._numba.interrupt) unless the call is small."""
+    stop = np.zeros(1, np.bool_)
+    return run_interruptible(lambda: _knn_kl(x, y, k, leaf_size, robust, stop), stop,
+                             small=(x.shape[0] + y.shape[0]) * x.shape[1] < 2**16)
+
+
+def _knn_kl(x: np.ndarray, y: np.ndarray, k: int, leaf_size: int, robust: bool, stop: np.ndarray):
     if numba.get_num_threads() > 1:
         trees = _trees(x, y, leaf_size)
     else:  # one thread: the builds run one after the other anyway, so skip _trees' copies
         px, py = x.copy(), y.copy()
         trees = (px, build_tree(px, leaf_size), py, build_tree(py, leaf_size))
-    rho2, nu2, copies_x, copies_y = _distances(*trees, k)
+    rho2, nu2, copies_x, copies_y = (_robust_distances if robust else _distances)(*trees, k, stop)
+    if stop[0]:
+        return None  # interrupted: the caller re-raises
     if np.isinf(rho2).any() or np.isinf(nu2).any():
         return rho2, nu2, copies_x, copies_y, None, None
-    terms, total = _terms(rho2, nu2, copies_x, copies_y, x.shape[1], y.shape[0])
+    terms, total = _terms(rho2, nu2, copies_x, copies_y, x.shape[1], y.shape[0], robust)
     return rho2, nu2, copies_x, copies_y, terms, total

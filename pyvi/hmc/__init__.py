@@ -17,7 +17,9 @@ averaging fed with the info, and a driver that runs warm-up and sampling and rec
 
 The native backends run a target's face (:mod:`pyvi.targets.base`). Results depend only on
 ``seed``, never on the thread count: chain ``c`` draws from its own stream (``torch``: the run's
-generator). The sampler's
+generator). A run goes in chunks of iterations (:mod:`pyvi.hmc.chunks`): between chunks a progress
+callback runs and Ctrl-C stops it. After a run, :mod:`pyvi.hmc.checks` warns (:class:`HMCWarning`)
+on divergences, R-hat > 1.01 and bulk ESS < 100 per chain. The sampler's
 constants (dual averaging, the divergence threshold ``MAX_ENERGY_ERROR``) are the C++ core's.
 
 References:
@@ -29,11 +31,12 @@ References:
 
 from __future__ import annotations
 
-from pyvi.hmc.result import HMCResult
+from pyvi.hmc.checks import HMCWarning
+from pyvi.hmc.result import HMCResult, HMCSummary
 from pyvi.hmc.sampler import BACKENDS, leapfrog, sample
 from pyvi.hmc.settings import constants
 
-__all__ = ["sample", "leapfrog", "HMCResult", "BACKENDS", "MAX_ENERGY_ERROR"]
+__all__ = ["sample", "leapfrog", "HMCResult", "HMCSummary", "HMCWarning", "BACKENDS", "MAX_ENERGY_ERROR"]
 
 
 def __getattr__(name: str):

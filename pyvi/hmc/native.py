@@ -2,25 +2,34 @@
 
 Both run the same algorithm on the same random streams (chain c: xoshiro256++ stream (seed, c))
 and fill the same outputs (``pyvi._core.hmc_draws``), so their draws are identical, bit for bit,
-whatever the thread count or the grouping of chains.
+whatever the thread count, the grouping of chains or the chunks a run is cut into
+(:mod:`pyvi.hmc.chunks`: between chunks Python reports progress and sees Ctrl-C).
 
 Exceptions from a user's compiled log density (:class:`pyvi.targets.NumbaTarget`) cannot cross a
-numba prange or the C++ core; both backends catch them where they happen, stop, and raise the
-exception here, in Python, with a note saying where it happened (:func:`reporting_exceptions`,
-:func:`run_numba`).
+numba prange or the C++ core; both backends catch them where they happen and stop at the end of
+that chunk, and the exception is raised here, in Python, with a note saying where it happened
+(:func:`reporting_exceptions`, :func:`run_numba`).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 
 import numpy as np
 
 from pyvi._backend import require
+from pyvi.hmc.chunks import first_chunk, run_in_chunks
 from pyvi.hmc.settings import Settings, constants
 
 __all__ = ["run_cpp", "run_numba", "numba_leapfrog", "compile_numba", "reporting_exceptions"]
+
+
+def _pending(face) -> Callable[[str], None] | None:
+    """``raise_pending(where)`` of a face whose ``owner`` records exceptions of compiled user code
+    (``pyvi._numba.targets.callback.Callback``), else None."""
+    return getattr(getattr(face, "owner", None), "raise_pending", None)
 
 
 @contextmanager
@@ -29,8 +38,7 @@ def reporting_exceptions(face, where: str):
     code (``pyvi._numba.targets.callback.Callback``) raises the first one afterwards, with a note
     naming ``where``, in place of the call's result or of the error the call raised because of it
     (a NaN log density at a start)."""
-    owner = getattr(face, "owner", None)
-    pending = getattr(owner, "raise_pending", None)
+    pending = _pending(face)
     if pending is None:
         yield
         return
@@ -42,91 +50,128 @@ def reporting_exceptions(face, where: str):
     pending(where)
 
 
-def run_cpp(face, initial: np.ndarray, settings: Settings, num_threads: int) -> dict[str, np.ndarray]:
-    """Every chain on the C++ core (GIL released); ``num_threads`` 0 uses all cores."""
+def _first(initial: np.ndarray, settings: Settings) -> int:
+    return first_chunk(initial.shape[0], settings.num_steps, initial.shape[1])
+
+
+def run_cpp(face, initial: np.ndarray, settings: Settings, num_threads: int,
+            progress: Callable[[int, int], object] | None = None,
+            chunks: Iterable[int] | None = None) -> dict[str, np.ndarray]:
+    """Every chain on the C++ core, chunk by chunk (GIL released); ``num_threads`` 0 uses all
+    cores. ``chunks``: fixed chunk sizes (tests). An exception of a user's log density stops the
+    run after the chunk where it happened (see :func:`reporting_exceptions`)."""
     s = settings
-    with reporting_exceptions(face, "HMC on backend 'cpp'"):
-        return require("cpp").hmc(face, initial, s.num_samples, s.num_warmup, s.step_size, s.num_steps,
-                                  s.random_steps, s.adapt_step_size, s.target_accept, constants()["max_energy_error"],
-                                  s.seed, num_threads)
+    with reporting_exceptions(face, "the chains' start on backend 'cpp'"):
+        run = require("cpp").hmc_start(face, initial, s.num_samples, s.num_warmup, s.step_size, s.num_steps,
+                                       s.random_steps, s.adapt_step_size, s.target_accept,
+                                       constants()["max_energy_error"], s.seed)
+    pending = _pending(face)
+
+    def advance(begin: int, end: int) -> None:
+        run.advance(end - begin, num_threads)
+        if pending is not None:
+            pending(f"HMC on backend 'cpp', in transitions {begin}..{end - 1} (warm-up first, {s.num_warmup} "
+                    "transitions)")
+
+    run_in_chunks(advance, run.num_iterations, _first(initial, settings), progress, sizes=chunks)
+    return run.outputs
 
 
-def _numba_arguments(face, initial: np.ndarray, settings: Settings):
-    """``sample_chains``' arguments after the face: the settings record, the start, the draws, and
-    each group's progress and failure flag."""
-    from pyvi._numba.hmc import Draws, Settings as NumbaSettings
+def _numba_record(settings: Settings):
+    """The Numba sampler's settings record: the settings' and pyvi._core's constants', by name."""
+    from pyvi._numba.hmc import Settings as NumbaSettings
+
+    return NumbaSettings(**{**settings.as_dict(), "seed": np.uint64(settings.seed)}, **constants())
+
+
+def _group_flags(face, num_chains: int) -> tuple[np.ndarray, np.ndarray]:
+    """``advance``'s per-group progress and failure flags."""
     from pyvi._numba.hmc.driver import group_size
 
-    # The record's fields are the settings' and pyvi._core's constants', by name.
-    record = NumbaSettings(**{**settings.as_dict(), "seed": np.uint64(settings.seed)}, **constants())
-    num_chains, dim = initial.shape
-    draws = Draws(**require("cpp").hmc_draws(num_chains, settings.num_samples, dim))
     num_groups = -(-num_chains // group_size(face))
-    return record, initial, draws, np.zeros(num_groups, np.int64), np.zeros(num_groups, np.bool_)
+    return np.zeros(num_groups, np.int64), np.zeros(num_groups, np.bool_)
 
 
 def compile_numba(face, dim: int) -> float:
-    """Compiles (or loads from numba's disk cache) the Numba sampler for ``face``; returns the seconds
-    it took (about 0 when this process has it already)."""
+    """Compiles (or loads from numba's disk cache) the Numba sampler for ``face`` (its ``start`` and
+    ``advance``); returns the seconds it took (about 0 when this process has it already)."""
     require("numba")
     import numba
 
-    from pyvi._numba.hmc import first_non_finite_start, sample_chains
+    from pyvi._numba.hmc import Chains, Draws, advance, start
 
-    settings = Settings.validated(num_samples=0, num_warmup=0, step_size=1.0, num_steps=1, random_steps=False,
-                                  adapt_step_size=False, target_accept=0.8, seed=0)
+    record = _numba_record(Settings.validated(num_samples=1, num_warmup=0, step_size=1.0, num_steps=1,
+                                              random_steps=False, adapt_step_size=False, target_accept=0.8, seed=0))
     initial = np.zeros((1, dim))
-    arguments = (face, *_numba_arguments(face, initial, settings))
-    start = time.perf_counter()
-    sample_chains.compile(tuple(numba.typeof(a) for a in arguments))
-    first_non_finite_start.compile((numba.typeof(face), numba.typeof(initial)))
-    return time.perf_counter() - start
+    # A Chains record of the right types, without calling the log density (it may not be defined at 0).
+    chains = Chains(*(np.zeros((1, dim)) if name in ("x", "grad") else
+                      np.zeros((1, 4), np.uint64) if name == "rng" else np.zeros(1) for name in Chains._fields))
+    draws = Draws(**require("cpp").hmc_draws(1, 1, dim))
+    progress, failed = _group_flags(face, 1)
+    types = lambda *arguments: tuple(numba.typeof(a) for a in arguments)  # noqa: E731
+    began = time.perf_counter()
+    start.compile(types(face, record, initial))
+    advance.compile(types(face, record, chains, draws, 0, 1, progress, failed))
+    return time.perf_counter() - began
 
 
-def run_numba(face, initial: np.ndarray, settings: Settings, num_threads: int) -> dict[str, np.ndarray]:
-    """Every chain on the Numba sampler, in a prange over ``num_threads`` threads (0: all)."""
+def run_numba(face, initial: np.ndarray, settings: Settings, num_threads: int,
+              progress: Callable[[int, int], object] | None = None,
+              chunks: Iterable[int] | None = None) -> dict[str, np.ndarray]:
+    """Every chain on the Numba sampler, chunk by chunk, in a prange over ``num_threads`` threads
+    (0: all). ``chunks``: fixed chunk sizes (tests). An exception of a user's log density stops the
+    run after the chunk where it happened and is raised with where (see :func:`_raise_failed_group`)."""
     require("numba")
-    from pyvi._numba.hmc import first_non_finite_start, sample_chains
+    from pyvi._numba.hmc import Draws, advance, start
     from pyvi._numba.threads import num_threads as numba_threads
 
+    record = _numba_record(settings)
     try:
-        bad, what = first_non_finite_start(face, initial)
+        chains = start(face, record, initial)
     except Exception as error:
         error.add_note("(raised by the target's log density at the chains' starts, backend 'numba')")
         raise
-    if bad >= 0:
-        quantity = "log density" if what == 1 else "gradient of the log density"
-        raise ValueError(f"initial: the {quantity} is not finite at chain {bad}'s start")
-    record, initial, draws, progress, failed = _numba_arguments(face, initial, settings)
+    bad = np.flatnonzero(~np.isfinite(chains.log_prob))
+    if bad.size:
+        raise ValueError(f"initial: the log density is not finite at chain {bad[0]}'s start")
+    bad = np.flatnonzero(~np.isfinite(chains.grad).all(axis=1))
+    if bad.size:
+        raise ValueError(f"initial: the gradient of the log density is not finite at chain {bad[0]}'s start")
+    num_chains, dim = initial.shape
+    draws = Draws(**require("cpp").hmc_draws(num_chains, settings.num_samples, dim))
+    reached, failed = _group_flags(face, num_chains)
+
+    def step(begin: int, end: int) -> None:
+        advance(face, record, chains, draws, begin, end, reached, failed)
+        if failed.any():
+            _raise_failed_group(face, record, chains, draws, begin, end, int(np.argmax(failed)))
+
     with numba_threads(num_threads):
-        sample_chains(face, record, initial, draws, progress, failed)
-    if failed.any():
-        _raise_failed_group(face, record, initial, int(np.argmax(failed)))
+        run_in_chunks(step, settings.num_warmup + settings.num_samples, _first(initial, settings), progress,
+                      sizes=chunks)
     return draws._asdict()
 
 
-def _raise_failed_group(face, record, initial: np.ndarray, group: int) -> None:
-    """Runs the chains of a group that stopped on an exception again, alone and outside the
-    prange, where the exception reaches Python; adds where it happened."""
-    from pyvi._numba.hmc import Draws
+def _raise_failed_group(face, record, chains, draws, begin: int, end: int, group: int) -> None:
+    """Runs the chunk [begin, end) of a group that stopped on an exception again (its chains are
+    still at ``begin``), alone and outside the prange, where the exception reaches Python; adds
+    where it happened."""
     from pyvi._numba.hmc.driver import group_size, run_group
 
-    num_chains, dim = initial.shape
     size = group_size(face)
     first = group * size
-    count = min(size, num_chains - first)
-    progress = np.zeros(1, np.int64)
-    scratch = Draws(**require("cpp").hmc_draws(num_chains, record.num_samples, dim))
-    chains = f"chain {first}" if count == 1 else f"one of chains {first}..{first + count - 1}"
+    count = min(size, chains.x.shape[0] - first)
+    reached = np.zeros(1, np.int64)
+    where = f"chain {first}" if count == 1 else f"one of chains {first}..{first + count - 1}"
     try:
-        run_group(face, record, initial, scratch, progress, group)
+        run_group(face, record, chains, draws, begin, end, reached, group)
     except Exception as error:
-        it = int(progress[0])
+        it = int(reached[0])
         phase = "warm-up" if it < record.num_warmup else "sampling"
-        error.add_note(f"(raised by the target's log density in {chains}, transition {it} ({phase}), backend "
+        error.add_note(f"(raised by the target's log density in {where}, transition {it} ({phase}), backend "
                        "'numba'; the run's draws were discarded)")
         raise
-    raise RuntimeError(f"the target's log density raised an exception in compiled code in {chains} (backend 'numba'), "
+    raise RuntimeError(f"the target's log density raised an exception in compiled code in {where} (backend 'numba'), "
                        "but not when those chains ran again (does it depend on anything but its arguments?); the "
                        "run's draws were discarded")
 

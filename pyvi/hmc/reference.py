@@ -1,8 +1,8 @@
 """The numpy HMC sampler: the readable reference, in the same pieces as the native ones.
 
 State and Info records, the identity metric, the leapfrog, one transition, dual averaging, and the
-driver that runs warm-up and sampling (csrc/core/hmc/ and pyvi/_numba/hmc/ have one file per
-piece). One Python loop per chain over numpy, so it runs any :class:`pyvi.targets.Target`; its
+driver that runs warm-up and sampling in chunks of iterations (csrc/core/hmc/ and pyvi/_numba/hmc/
+have one file per piece). One Python loop per chain over numpy, so it runs any :class:`pyvi.targets.Target`; its
 random numbers come from numpy (``SeedSequence(seed).spawn``), so its draws differ from the native
 backends' (which share one stream) while following the same distribution.
 
@@ -14,14 +14,17 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from pyvi._backend import require
+from pyvi.hmc.chunks import run_in_chunks
 from pyvi.hmc.settings import Settings, constants
 
-__all__ = ["State", "Info", "leapfrog", "transition", "DualAveraging", "sample_chains"]
+__all__ = ["State", "Info", "leapfrog", "transition", "DualAveraging", "Chain", "start_state", "start", "advance",
+           "sample_chains"]
 
 
 @dataclass(frozen=True)
@@ -125,31 +128,59 @@ class DualAveraging:
 # -- driver -------------------------------------------------------------------------------------------
 
 
-def sample_chains(target, initial: np.ndarray, settings: Settings) -> dict[str, np.ndarray]:
-    """Runs one chain per row of ``initial``: warm-up (adapting the step size when asked), then
-    sampling; returns the outputs of ``pyvi._core.hmc_draws`` filled in."""
-    num_chains, dim = initial.shape
-    draws = require("cpp").hmc_draws(num_chains, settings.num_samples, dim)
+@dataclass
+class Chain:
+    """One chain between chunks of iterations: its state, stream, step size and adaptation."""
+
+    state: State
+    rng: np.random.Generator
+    step_size: float
+    adaptation: DualAveraging
+
+
+def start_state(target, x: np.ndarray, chain: int) -> State:
+    """The state at a chain's start, with a clear error for a target whose ``log_prob_and_grad``
+    does not return one real number and a ``(dim,)`` gradient (checked once per chain: the
+    leapfrog's calls are not checked) or whose log density or its gradient is not finite there; an
+    exception the target raises gets a note naming the chain."""
+    name = type(getattr(target, "target", target)).__name__
+    try:
+        log_prob, grad = target.log_prob_and_grad(x)
+    except Exception as error:
+        error.add_note(f"(raised by the target's log density at chain {chain}'s start, backend 'numpy')")
+        raise
+    if np.ndim(log_prob) != 0 or np.iscomplexobj(log_prob):
+        shape = f"an array of shape {np.shape(log_prob)}" if np.ndim(log_prob) else type(log_prob).__name__
+        raise TypeError(f"{name}.log_prob_and_grad must return log p as one real number, got {shape} at "
+                        f"chain {chain}'s start")
+    grad = np.asarray(grad)
+    if grad.shape != x.shape or grad.dtype.kind not in "fiub":
+        raise TypeError(f"{name}.log_prob_and_grad must return a real gradient of shape {x.shape}, got "
+                        f"{grad.dtype} of shape {grad.shape} at chain {chain}'s start")
+    if not math.isfinite(log_prob):
+        raise ValueError(f"initial: the log density is not finite at chain {chain}'s start")
+    if not np.isfinite(grad).all():
+        raise ValueError(f"initial: the gradient of the log density is not finite at chain {chain}'s start")
+    return State(x, float(log_prob), grad.astype(np.float64, copy=False))
+
+
+def start(target, initial: np.ndarray, settings: Settings) -> list[Chain]:
+    """Every chain at its row of ``initial``; chain c's random numbers from
+    ``SeedSequence(seed).spawn(num_chains)[c]``."""
+    streams = np.random.SeedSequence(settings.seed).spawn(initial.shape[0])
+    return [Chain(start_state(target, initial[c].copy(), c), np.random.default_rng(streams[c]), settings.step_size,
+                  DualAveraging(settings.step_size, settings.target_accept)) for c in range(initial.shape[0])]
+
+
+def advance(target, chains: list[Chain], settings: Settings, draws: dict[str, np.ndarray], begin: int, end: int):
+    """Iterations [begin, end) of every chain: warm-up (adapting the step size when asked), then
+    sampling, recorded into ``draws`` (the outputs of ``pyvi._core.hmc_draws``)."""
     max_energy_error = constants()["max_energy_error"]
-    streams = np.random.SeedSequence(settings.seed).spawn(num_chains)
-    for c in range(num_chains):
-        rng = np.random.default_rng(streams[c])
-        x = initial[c].copy()
-        try:
-            log_prob, grad = target.log_prob_and_grad(x)
-        except Exception as error:
-            error.add_note(f"(raised by the target's log density at chain {c}'s start, backend 'numpy')")
-            raise
-        if not math.isfinite(log_prob):
-            raise ValueError(f"initial: the log density is not finite at chain {c}'s start")
-        if not np.isfinite(grad).all():
-            raise ValueError(f"initial: the gradient of the log density is not finite at chain {c}'s start")
-        state = State(x, log_prob, grad)
-        step_size = settings.step_size
-        adaptation = DualAveraging(step_size, settings.target_accept)
-        for it in range(settings.num_warmup + settings.num_samples):
+    for c, chain in enumerate(chains):
+        state, step_size, adaptation = chain.state, chain.step_size, chain.adaptation
+        for it in range(begin, end):
             try:
-                state, info = transition(rng, state, target, step_size, settings, max_energy_error)
+                state, info = transition(chain.rng, state, target, step_size, settings, max_energy_error)
             except Exception as error:
                 phase = "warm-up" if it < settings.num_warmup else "sampling"
                 error.add_note(f"(raised by the target's log density in chain {c}, transition {it} ({phase}), "
@@ -167,5 +198,18 @@ def sample_chains(target, initial: np.ndarray, settings: Settings) -> dict[str, 
             draws["accept_prob"][c, draw] = info.accept_prob
             draws["divergent"][c, draw] = info.divergent
             draws["num_steps"][c, draw] = info.num_steps
+        chain.state, chain.step_size = state, step_size
         draws["step_size"][c] = step_size
+
+
+def sample_chains(target, initial: np.ndarray, settings: Settings,
+                  progress: Callable[[int, int], object] | None = None,
+                  chunks: Iterable[int] | None = None) -> dict[str, np.ndarray]:
+    """Runs one chain per row of ``initial``, in chunks of iterations (:mod:`pyvi.hmc.chunks`);
+    returns the outputs of ``pyvi._core.hmc_draws`` filled in. ``chunks``: fixed chunk sizes (tests)."""
+    num_chains, dim = initial.shape
+    draws = require("cpp").hmc_draws(num_chains, settings.num_samples, dim)
+    chains = start(target, initial, settings)
+    run_in_chunks(lambda begin, end: advance(target, chains, settings, draws, begin, end),
+                  settings.num_warmup + settings.num_samples, 1, progress, sizes=chunks)
     return draws

@@ -9,6 +9,7 @@ threshold) are defined in the C++ core only and read from ``pyvi._core.hmc_const
 from __future__ import annotations
 
 import dataclasses
+import secrets
 from dataclasses import dataclass
 from functools import cache
 
@@ -17,7 +18,8 @@ import numpy as np
 from pyvi._backend import require
 from pyvi._validate import count, positive_float, probability, seed_value
 
-__all__ = ["Settings", "constants", "native_count", "thread_count", "torch_options", "MAX_INT64", "MAX_INT32"]
+__all__ = ["Settings", "constants", "native_count", "thread_count", "random_seed", "torch_options", "MAX_INT64",
+           "MAX_INT32"]
 
 MAX_INT64 = 2**63 - 1
 MAX_INT32 = 2**31 - 1
@@ -34,6 +36,11 @@ def native_count(value, name: str, *, minimum: int = 0, maximum: int = MAX_INT64
 def thread_count(num_threads) -> int:
     """``num_threads`` for the native backends: None -> 0 ("all cores"), else an int in [1, 2**31)."""
     return 0 if num_threads is None else native_count(num_threads, "num_threads", minimum=1, maximum=MAX_INT32)
+
+
+def random_seed() -> int:
+    """A seed in [0, 2**64) from the operating system's entropy (for ``seed=None``)."""
+    return secrets.randbits(64)
 
 
 def torch_options(backend: str, device, dtype, cuda_graph) -> dict:
@@ -94,7 +101,7 @@ class Settings:
     def validated(cls, *, num_samples, num_warmup, step_size, num_steps, random_steps, adapt_step_size,
                   target_accept, seed) -> Settings:
         """The settings, each checked (ValueError / TypeError naming the argument)."""
-        num_samples = native_count(num_samples, "num_samples")
+        num_samples = native_count(num_samples, "num_samples", minimum=1)
         num_warmup = native_count(num_warmup, "num_warmup")
         if num_samples + num_warmup > MAX_INT64:
             raise ValueError(f"num_warmup + num_samples must be <= 2**63 - 1, got {num_warmup} + {num_samples}")
@@ -110,7 +117,7 @@ class Settings:
             random_steps=bool(random_steps),
             adapt_step_size=bool(adapt_step_size),
             target_accept=probability(target_accept, "target_accept"),
-            seed=seed_value(seed),
+            seed=random_seed() if seed is None else seed_value(seed),
         )
 
     def as_dict(self) -> dict:

@@ -30,14 +30,28 @@ from pyvi._validate import as_float_array, choice, count, positive_float, seed_v
 from pyvi.targets.banana_exact import BananaQuadrature
 from pyvi.targets.base import Target
 
-__all__ = ["Banana", "DEFAULT_THETA", "DEFAULT_SEED"]
+__all__ = ["Banana", "DEFAULT_THETA", "DEFAULT_SEED", "SIGMA_RANGE"]
 
 #: The true parameter behind :meth:`Banana.default`'s simulated data: theta1 + theta2^2 = 1.14,
 #: close to the mean of the course's data file (1.118).
 DEFAULT_THETA = (0.5, 0.8)
 #: Seed of :meth:`Banana.default` (numpy's default_rng).
 DEFAULT_SEED = 2022
+#: The sigmas a Banana accepts (``kBananaSigmaMin``, ``kBananaSigmaMax`` of csrc/common/banana.h,
+#: which pyvi._core exports as ``banana_sigma_range``; a test keeps the two equal): beyond them
+#: 1/sigma^2 and the exact quadrature's ratios leave float64's range.
+SIGMA_RANGE = (1e-50, 1e50)
 _LOG_2PI = 1.8378770664093454835606594728112  # log(2 pi), correctly rounded as in banana.h
+_DOWN, _UP = 2.0**-512, 2.0**512  # the scaling of banana_gradient_scaled (csrc/common/banana.h)
+
+
+def _sigma(value, name: str) -> float:
+    """A sigma in SIGMA_RANGE."""
+    value = positive_float(value, name)
+    if not SIGMA_RANGE[0] <= value <= SIGMA_RANGE[1]:
+        raise ValueError(f"{name} must lie in [1e-50, 1e50] (beyond, 1/{name}^2 and the exact quadrature leave "
+                         f"float64's range), got {value!r}")
+    return value
 
 
 class Banana(Target):
@@ -45,8 +59,13 @@ class Banana(Target):
 
     Args:
         y: the ``(n,)`` observations, finite, n >= 1.
-        sigma_y: observation noise sd (the problem's 2).
-        sigma_theta: prior sd (the problem's 1).
+        sigma_y: observation noise sd (the problem's 2), in ``SIGMA_RANGE`` = [1e-50, 1e50].
+        sigma_theta: prior sd (the problem's 1), in ``SIGMA_RANGE``.
+
+    Within that range the log joint is never NaN at a finite theta (far out it underflows to -inf)
+    and its gradient is exact or +-inf where it overflows, on every backend (numpy, cpp, numba, the
+    fused torch op); autograd through the plain torch implementation (``impl="reference"``) follows
+    IEEE arithmetic and can give NaN where log p is -inf.
 
     References:
         Problem Set 4, Problem 3 (``shared/seed/problem-set.md``).
@@ -65,14 +84,17 @@ class Banana(Target):
             raise ValueError("y must hold at least one observation")
         self.y = y.copy()
         self.y.setflags(write=False)
-        self.sigma_y = positive_float(sigma_y, "sigma_y")
-        self.sigma_theta = positive_float(sigma_theta, "sigma_theta")
+        self.sigma_y = _sigma(sigma_y, "sigma_y")
+        self.sigma_theta = _sigma(sigma_theta, "sigma_theta")
         self.num_data = int(y.size)
         with np.errstate(over="ignore", invalid="ignore"):
             self.mean_y = float(np.mean(y))
             self.ss_y = float(np.sum(np.square(y - self.mean_y)))
         if not (math.isfinite(self.mean_y) and math.isfinite(self.ss_y)):
             raise ValueError("y is too large: its sum of squares overflows")
+        if not math.isfinite(self.ss_y / (self.sigma_y * self.sigma_y)):
+            raise ValueError(f"y's spread is too large for sigma_y = {self.sigma_y!r}: sum((y - mean(y))^2) / "
+                             "sigma_y^2 overflows")
 
     # -- constructors ------------------------------------------------------------------------------
 
@@ -123,14 +145,24 @@ class Banana(Target):
             # Far from the data the joint underflows to -inf, a legitimate value: no warning.
             with np.errstate(over="ignore", invalid="ignore"):
                 return self._numpy_log_prob_and_grad(flat, batch_shape)
-        if backend == "cpp":
+        if backend == "cpp":  # (the C++ batch evaluation repairs overflowed gradients itself)
             log_prob, grad = require("cpp").log_prob_and_grad(self.cpp_target(), flat, num_threads=0)
         else:
             require("numba")
             from pyvi._numba.targets import log_prob_and_grad_batch
 
             log_prob, grad = log_prob_and_grad_batch(self.numba_target(), flat)
+            with np.errstate(over="ignore", invalid="ignore"):
+                self._repair_gradient(flat, grad)
         return self._shaped(log_prob, grad, batch_shape)
+
+    def _repair_gradient(self, flat: np.ndarray, grad: np.ndarray) -> None:
+        """Where a gradient row is NaN (a term overflowed), banana_gradient_scaled's gradient
+        instead: the repair of csrc/common/banana.h, which the samplers skip (it costs their leapfrog;
+        a NaN gradient ends a trajectory as an infinite one does)."""
+        overflowed = np.isnan(grad).any(axis=1)
+        if overflowed.any():
+            grad[overflowed] = self._gradient_scaled(flat[overflowed])
 
     @staticmethod
     def _shaped(log_prob: np.ndarray, grad: np.ndarray, batch_shape: tuple):
@@ -139,7 +171,8 @@ class Banana(Target):
         return (float(log_prob) if log_prob.ndim == 0 else log_prob), grad
 
     def _numpy_log_prob_and_grad(self, flat: np.ndarray, batch_shape: tuple):
-        """Vectorised over points x data: the plain numpy formulation (no sufficient statistics)."""
+        """Vectorised over points x data: the plain numpy formulation (no sufficient statistics),
+        overflowed gradients repaired."""
         residual = self.y - (flat[:, :1] + flat[:, 1:] ** 2)  # (B, n)
         inv_var_y, inv_var_t = self.sigma_y**-2, self.sigma_theta**-2
         log_prob = (
@@ -150,7 +183,20 @@ class Banana(Target):
         )
         dlik_dr = inv_var_y * np.sum(residual, axis=1)
         grad = np.stack([dlik_dr - inv_var_t * flat[:, 0], 2 * flat[:, 1] * dlik_dr - inv_var_t * flat[:, 1]], axis=1)
+        self._repair_gradient(flat, grad)
         return self._shaped(log_prob, grad, batch_shape)
+
+    def _gradient_scaled(self, flat: np.ndarray) -> np.ndarray:
+        """banana_gradient_scaled of csrc/common/banana.h on points ``(B, 2)``: the gradient with
+        theta2 divided by 2^512 and everything else by 2^1024, scaled back at the end."""
+        t1, t2 = flat[:, 0], flat[:, 1]
+        lik, prior = self.sigma_y**-2, self.sigma_theta**-2
+        u = t2 * _DOWN
+        t1_scaled = t1 * _DOWN * _DOWN
+        residual = t1_scaled + u * u - self.mean_y * _DOWN * _DOWN
+        n_lik = self.num_data * lik
+        return np.stack([(-n_lik * residual - prior * t1_scaled) * _UP * _UP,
+                         u * (-2.0 * n_lik * residual - prior * _DOWN * _DOWN) * _UP * _UP * _UP], axis=1)
 
     def log_prob(self, theta, impl: str = "reference"):
         """log p(y, theta) for theta of shape ``(..., 2)``.

@@ -43,17 +43,30 @@ class BananaQuadrature:
         # g as a function of a = theta2^2 >= 0 is the concave quadratic
         #   c0 - a / (2 var_t) - n (ybar - a)^2 / (2 V);  its maximum over a >= 0:
         V = self.marginal_var
-        a_peak = max(0.0, mean_y - V / (2.0 * n * var_t))
-        g_peak = self._g_of_a(a_peak)
-        # Solve g(a) = g_peak - cutoff: alpha a^2 + beta a + gamma = 0.
-        alpha = -n / (2 * V)
-        beta = n * mean_y / V - 1.0 / (2 * var_t)
-        gamma = self._const - n * mean_y**2 / (2 * V) - (g_peak - _LOG_CUTOFF)
-        disc = math.sqrt(max(beta * beta - 4 * alpha * gamma, 0.0))
-        roots = sorted(((-beta + disc) / (2 * alpha), (-beta - disc) / (2 * alpha)))
-        a_lo, a_hi = max(0.0, roots[0]), max(roots[1], a_peak)
-        self.grid = np.linspace(math.sqrt(a_lo), math.sqrt(a_hi), num_points)  # theta2 >= 0
+        try:
+            a_peak = max(0.0, mean_y - V / (2.0 * n * var_t))
+            g_peak = self._g_of_a(a_peak)
+            # Solve g(a) = g_peak - cutoff: alpha a^2 + beta a + gamma = 0.
+            alpha = -n / (2 * V)
+            beta = n * mean_y / V - 1.0 / (2 * var_t)
+            gamma = self._const - n * mean_y**2 / (2 * V) - (g_peak - _LOG_CUTOFF)
+            disc = math.sqrt(max(beta * beta - 4 * alpha * gamma, 0.0))
+            # The cancellation-free form of the two roots (Numerical Recipes, Sec. 5.6): with a
+            # flat likelihood (large sigma_y) alpha is tiny and (-beta + disc) / (2 alpha) is
+            # 0 / 0-like; q / alpha and gamma / q are each accurate.
+            q = -0.5 * (beta + math.copysign(disc, beta))
+            roots = sorted((q / alpha, gamma / q)) if q != 0.0 else (-beta / (2 * alpha),) * 2
+            a_lo, a_hi = max(0.0, roots[0]), max(roots[1], a_peak)
+            self.grid = np.linspace(math.sqrt(a_lo), math.sqrt(a_hi), num_points)  # theta2 >= 0
+        except (OverflowError, ValueError):
+            self.grid = np.full(num_points, math.nan)
         self.spacing = self.grid[1] - self.grid[0]
+        if not (self.spacing > 0.0 and np.isfinite(self.grid[-1]) and math.isfinite(self._const)):
+            # mean(y)^2 overflows (|mean(y)| beyond ~1e150), or the theta2 posterior is narrower
+            # than float64's spacing where it lies: no grid resolves it.
+            raise ValueError(f"the exact posterior (log_evidence, posterior_moments, sample_exact, density_grid) is "
+                             f"beyond float64's resolution for these data: mean(y) = {mean_y!r} is too large for "
+                             f"sigma_y = {sigma_y!r}")
         log_integrand = self.log_joint_theta2(self.grid)
         peak = log_integrand.max()
         weights = np.full(num_points, self.spacing)

@@ -75,20 +75,41 @@ class LogDensity(Target):
         self._checked(value, grad)
 
     def log_prob_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        """log p(x) and its gradient at one point ``x`` of shape ``(dim,)``."""
+        """log p(x) and its gradient at one point ``x`` of shape ``(dim,)``.
+
+        Raises:
+            TypeError: ``logdensity_fn`` did not return one real number (a 1-element array is not
+                one: it usually means a batch dimension crept in), or ``grad_fn`` returned complex
+                values or no array of numbers.
+            ValueError: ``grad_fn`` returned another shape than ``(dim,)``.
+        """
         return self._checked(self.logdensity_fn(x), self.grad_fn(x))
 
     def _checked(self, value, grad) -> tuple[float, np.ndarray]:
-        """What the two functions returned, checked: a number and a ``(dim,)`` array."""
-        if isinstance(value, np.ndarray) and value.shape == ():
-            value = value[()]
-        if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
-            shape = f" of shape {value.shape}" if hasattr(value, "shape") else ""
-            raise TypeError(f"logdensity_fn must return log p(x) as one number, got {type(value).__name__}{shape}")
+        """What the two functions returned, checked (see :meth:`log_prob_and_grad`)."""
         try:
-            array = np.asarray(grad, dtype=np.float64)
-        except (TypeError, ValueError) as error:
-            raise TypeError(f"grad_fn must return an array of numbers, got {type(grad).__name__}") from error
-        if array.shape != (self.dim,):
-            raise ValueError(f"grad_fn must return shape ({self.dim},), got {array.shape}")
-        return float(value), array
+            grad = np.asarray(grad)
+        except (TypeError, ValueError) as error:  # a ragged list, say
+            raise TypeError(f"grad_fn must return an array of real numbers, got {type(grad).__name__}") from error
+        if grad.dtype.kind not in "fiub":
+            raise TypeError(f"grad_fn must return real numbers, got dtype {grad.dtype}")
+        if grad.shape != (self.dim,):
+            raise ValueError(f"grad_fn must return shape ({self.dim},), got {grad.shape}")
+        return _real_number(value, "logdensity_fn"), grad.astype(np.float64, copy=False)
+
+
+def _real_number(value, name: str) -> float:
+    """``value`` as a float if it is one real number (a float, an int, a 0-d real array), else a
+    TypeError naming the function that returned it."""
+    if isinstance(value, float):  # the common case (numpy's float64 too), first: this runs at every step
+        return float(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, np.ndarray) and value.shape == () and value.dtype.kind in "fiu":
+        return float(value)
+    shape = getattr(value, "shape", None)
+    got = f"an array of shape {shape}" if shape is not None else type(value).__name__
+    if np.iscomplexobj(value):
+        got = f"complex {got}"
+    raise TypeError(f"{name} must return one real number (a float or a 0-d array), got {got}"
+                    + ("; index the result or reduce over the batch dimension" if shape and np.size(value) == 1 else ""))

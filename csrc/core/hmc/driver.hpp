@@ -1,14 +1,16 @@
 // The HMC driver: warm-up and sampling of every chain, in groups spread over threads.
 //
 // Each transition's info goes to the adaptation (dual averaging of the step size) during warm-up
-// and into the draws afterwards. Chain c draws from random stream (seed, c) whatever its group or
-// thread, so the draws never depend on either. pyvi/_numba/hmc/driver.py is the Numba twin.
+// and into the draws afterwards. Chain c draws from random stream (seed, c) whatever its group,
+// thread or the chunks a run is cut into, so the draws never depend on any of them.
+// pyvi/_numba/hmc/driver.py is the Numba twin.
 //
 // References:
 //   Hoffman & Gelman, "The No-U-Turn Sampler" (2014), Sec. 3.2, arXiv:1111.4246 (adaptation).
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -42,62 +44,121 @@ struct Draws {
   }
 };
 
-/// Chains first .. first + count - 1 (count <= W), integrated together, from `initial` (num_chains,
-/// dim), where log p is finite.
-template <int W, class Target, class Metric>
-void run_group(const Target& target, const Metric& metric, const double* initial, const Settings& settings,
-               int64_t first, int count, const Draws& draws) {
-  const int64_t d = target.dim();
+/// A group of chains integrated together (W lanes, see leapfrog.hpp): their states, random streams,
+/// step sizes and adaptations, kept between chunks of iterations.
+struct ChainGroup {
+  int64_t first;  // chains first .. first + size() - 1
   std::vector<Chain> chains;
   std::vector<DualAveraging> adaptations;
-  chains.reserve(count);
-  adaptations.reserve(count);
+
+  int size() const { return static_cast<int>(chains.size()); }
+};
+
+/// Iterations [begin, end) of one group of count <= W chains (warm-up first, then sampling).
+template <int W, class Target, class Metric>
+void run_group(const Target& target, const Metric& metric, const Settings& settings, ChainGroup& group,
+               int64_t begin, int64_t end, const Draws& draws) {
+  const int count = group.size();
+  Chain* const chains = group.chains.data();
+  DualAveraging* const adaptations = group.adaptations.data();
   Chain* lanes[W];
-  for (int w = 0; w < count; ++w) {
-    const int64_t c = first + w;
-    chains.emplace_back(d, settings.seed, static_cast<uint64_t>(c), settings.step_size);
-    State& state = chains.back().state;
-    std::copy(initial + c * d, initial + (c + 1) * d, state.x.begin());
-    state.log_prob = target.log_prob_and_grad(state.x.data(), state.grad.data());
-    adaptations.emplace_back(settings.step_size, settings.target_accept);
-  }
   for (int w = 0; w < count; ++w) lanes[w] = &chains[w];
   Info infos[W];
-  const int64_t total = settings.num_warmup + settings.num_samples;
-  for (int64_t iter = 0; iter < total; ++iter) {
+  const int64_t num_warmup = settings.num_warmup;
+  // Warm-up and sampling as two loops: no test of the phase per iteration.
+  for (int64_t iter = begin; iter < std::min(end, num_warmup); ++iter) {
     transition<W>(target, metric, settings.kernel, lanes, count, infos);
-    for (int w = 0; w < count; ++w) {
-      if (iter < settings.num_warmup) {
-        if (settings.adapt_step_size) {
-          chains[w].step_size = adaptations[w].update(infos[w].accept_prob);
-          if (iter + 1 == settings.num_warmup) chains[w].step_size = adaptations[w].final_step();
-        }
-        continue;
+    if (settings.adapt_step_size) {
+      for (int w = 0; w < count; ++w) {
+        chains[w].step_size = adaptations[w].update(infos[w].accept_prob);
+        if (iter + 1 == num_warmup) chains[w].step_size = adaptations[w].final_step();
       }
-      draws.record(first + w, iter - settings.num_warmup, chains[w].state, infos[w]);
     }
   }
-  for (int w = 0; w < count; ++w) draws.step_size[first + w] = chains[w].step_size;
+  for (int64_t iter = std::max(begin, num_warmup); iter < end; ++iter) {
+    transition<W>(target, metric, settings.kernel, lanes, count, infos);
+    for (int w = 0; w < count; ++w) draws.record(group.first + w, iter - num_warmup, chains[w].state, infos[w]);
+  }
+  for (int w = 0; w < count; ++w) draws.step_size[group.first + w] = chains[w].step_size;
 }
 
 /// Chains per interleaved group for fixed-dimension targets (see leapfrog.hpp).
 constexpr int kChainGroup = 8;
 
-/// All chains: in groups of kChainGroup (a lone chain on the single-lane path) when the target's
+/// Every chain of one run, advanced in chunks of iterations: advance(n) runs the next n iterations
+/// of every chain. A chain keeps its state, stream, step size and adaptation between chunks, so
+/// its arithmetic, and its draws, do not depend on where a run is cut (pyvi.hmc runs the chunks
+/// from Python: between two of them it reports progress and Ctrl-C can stop the run).
+///
+/// Chains run in groups of kChainGroup (a lone chain on the single-lane path) when the target's
 /// dimension is a compile-time constant, one at a time otherwise; groups spread over threads.
 template <class Target>
-void run_chains(const Target& target, const double* initial, const Settings& settings, int64_t num_chains,
-                const Draws& draws, int num_threads) {
-  const IdentityMetric metric;
-  const int64_t group = HasFixedDim<Target>::value ? kChainGroup : 1;
-  parallel_for((num_chains + group - 1) / group, num_threads, [&](int64_t g) {
-    const int64_t first = g * group;
-    const int count = static_cast<int>(std::min<int64_t>(group, num_chains - first));
-    if constexpr (HasFixedDim<Target>::value) {
-      if (count > 1) return run_group<kChainGroup>(target, metric, initial, settings, first, count, draws);
+class Sampler {
+ public:
+  /// Chains from the rows of `initial` (num_chains x dim); log p and its gradient are evaluated
+  /// there (first_non_finite() says where log p is not finite).
+  Sampler(const Target& target, const double* initial, int64_t num_chains, const Settings& settings)
+      : target_(target), settings_(settings) {
+    const int64_t d = target.dim();
+    const int64_t width = HasFixedDim<Target>::value ? kChainGroup : 1;
+    groups_.resize((num_chains + width - 1) / width);
+    for (int64_t g = 0; g < static_cast<int64_t>(groups_.size()); ++g) {
+      ChainGroup& group = groups_[g];
+      group.first = g * width;
+      const int64_t count = std::min(width, num_chains - group.first);
+      group.chains.reserve(count);
+      group.adaptations.reserve(count);
+      for (int64_t c = group.first; c < group.first + count; ++c) {
+        group.chains.emplace_back(d, settings.seed, static_cast<uint64_t>(c), settings.step_size);
+        State& state = group.chains.back().state;
+        std::copy(initial + c * d, initial + (c + 1) * d, state.x.begin());
+        state.log_prob = target.log_prob_and_grad(state.x.data(), state.grad.data());
+        group.adaptations.emplace_back(settings.step_size, settings.target_accept);
+      }
     }
-    run_group<1>(target, metric, initial, settings, first, count, draws);
-  });
-}
+  }
+
+  /// The first chain whose log density at its start is not finite, or -1.
+  int64_t first_non_finite() const {
+    for (const ChainGroup& group : groups_)
+      for (int w = 0; w < group.size(); ++w)
+        if (!std::isfinite(group.chains[w].state.log_prob)) return group.first + w;
+    return -1;
+  }
+
+  /// The first chain whose gradient at its start is not finite (a user's target may return a
+  /// finite log p with a NaN gradient), or -1.
+  int64_t first_non_finite_gradient() const {
+    for (const ChainGroup& group : groups_)
+      for (int w = 0; w < group.size(); ++w)
+        if (!all_finite(group.chains[w].state.grad.data(), target_.dim())) return group.first + w;
+    return -1;
+  }
+
+  int64_t iteration() const { return iteration_; }
+  int64_t num_iterations() const { return settings_.num_warmup + settings_.num_samples; }
+
+  /// Runs iterations [iteration(), iteration() + iterations) of every chain (clipped to the run)
+  /// into `draws`, the groups over `num_threads` threads (0: all cores).
+  void advance(int64_t iterations, const Draws& draws, int num_threads) {
+    const int64_t begin = iteration_, end = begin + std::min(iterations, num_iterations() - begin);
+    const IdentityMetric metric;
+    parallel_for(static_cast<int64_t>(groups_.size()), num_threads, [&](int64_t g) {
+      ChainGroup& group = groups_[g];
+      if constexpr (HasFixedDim<Target>::value) {
+        if (group.size() > 1)
+          return run_group<kChainGroup>(target_, metric, settings_, group, begin, end, draws);
+      }
+      run_group<1>(target_, metric, settings_, group, begin, end, draws);
+    });
+    iteration_ = end;
+  }
+
+ private:
+  const Target& target_;
+  Settings settings_;
+  std::vector<ChainGroup> groups_;
+  int64_t iteration_ = 0;
+};
 
 }  // namespace pyvi::hmc

@@ -13,7 +13,9 @@
 
 namespace pyvi::hmc {
 
-struct DualAveraging {
+/// Aligned to a cache line: the adaptations of chains in different groups, which different threads
+/// update, never share one.
+struct alignas(64) DualAveraging {
   static constexpr double kGamma = 0.05;
   static constexpr double kKappa = 0.75;
   static constexpr double kT0 = 10.0;

@@ -5,15 +5,43 @@
 // pyvi/_numba/hmc/state.py holds the Numba twins, one row per lane.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <new>
 #include <utility>
 #include <vector>
 
 namespace pyvi::hmc {
 
+/// Size of the cache line that two threads must not both write (false sharing).
+constexpr std::size_t kCacheLine = 64;
+
+/// An allocator of whole cache lines: two buffers never share one. A chain's state is written at
+/// every transition by the thread that runs its group, and the groups of a run are allocated
+/// together and may run on any thread in each chunk of iterations.
+template <class T>
+struct CacheLineAllocator {
+  using value_type = T;
+  CacheLineAllocator() = default;
+  template <class U>
+  CacheLineAllocator(const CacheLineAllocator<U>&) noexcept {}
+  T* allocate(std::size_t n) {
+    const std::size_t bytes = (n * sizeof(T) + kCacheLine - 1) / kCacheLine * kCacheLine;
+    return static_cast<T*>(::operator new(bytes, std::align_val_t{kCacheLine}));
+  }
+  void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, std::align_val_t{kCacheLine}); }
+  template <class U>
+  bool operator==(const CacheLineAllocator<U>&) const noexcept { return true; }
+  template <class U>
+  bool operator!=(const CacheLineAllocator<U>&) const noexcept { return false; }
+};
+
+/// A chain's vector of dim values (position, momentum, gradient), in cache lines of its own.
+using Buffer = std::vector<double, CacheLineAllocator<double>>;
+
 /// A chain's position with the log density and its gradient there (blackjax's HMCState).
 struct State {
-  std::vector<double> x, grad;
+  Buffer x, grad;
   double log_prob = 0.0;
 
   explicit State(int64_t dim) : x(dim), grad(dim) {}

@@ -29,11 +29,12 @@ namespace pyvi::hmc {
 constexpr double kMaxEnergyError = 1000.0;
 
 /// One chain of a group: its state, its random stream, its step size and the transition's scratch
-/// (the trajectory's end point and momentum).
-struct Chain {
+/// (the trajectory's end point and momentum). Aligned to a cache line, as its buffers are (see
+/// CacheLineAllocator): chains of different groups never share one.
+struct alignas(kCacheLine) Chain {
   State state;
   State proposal;
-  std::vector<double> momentum;
+  Buffer momentum;
   Xoshiro256pp rng;
   double step_size;
 

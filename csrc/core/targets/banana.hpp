@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <string>
 
 #include "../../common/banana.h"
 #include "../validate.hpp"
@@ -19,15 +20,13 @@ struct BananaTarget {
   double log_prob_and_grad(const double* x, double* grad) const {
     return banana_log_joint(params, x[0], x[1], grad);
   }
+  void repair_gradient(const double* x, double* grad) const { banana_repair_gradient(params, x[0], x[1], grad); }
 
   /// From the sufficient statistics n, mean(y), sum((y - mean(y))^2) and the two sigmas, checked.
   static BananaParams<double> checked_params(double num_data, double mean_y, double ss_y,
                                              double sigma_y, double sigma_theta) {
-    if (!(num_data >= 1.0) || !std::isfinite(num_data)) fail("num_data must be a finite number >= 1");
-    require_finite(mean_y, "mean_y");
-    if (!(ss_y >= 0.0) || !std::isfinite(ss_y)) fail("ss_y must be a finite number >= 0");
-    require_positive(sigma_y, "sigma_y");
-    require_positive(sigma_theta, "sigma_theta");
+    const std::string error = banana_params_error(num_data, mean_y, ss_y, sigma_y, sigma_theta);
+    if (!error.empty()) fail(error);
     return banana_params(num_data, mean_y, ss_y, sigma_y, sigma_theta);
   }
 
@@ -43,6 +42,7 @@ struct BananaTarget {
         .def_property_readonly("num_data", [](const BananaTarget& t) { return t.params.num_data; })
         .def_property_readonly("mean_y", [](const BananaTarget& t) { return t.params.mean_y; })
         .def_property_readonly("dim", &BananaTarget::dim);
+    m.attr("banana_sigma_range") = py::make_tuple(kBananaSigmaMin, kBananaSigmaMax);
     // The derived parameters, for the Numba face: one computation (banana_params) for every backend.
     m.def(
         "banana_params",

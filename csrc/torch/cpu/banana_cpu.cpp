@@ -16,8 +16,10 @@ void banana_log_joint_cpu(const BananaParams<double>& params, const at::Tensor& 
     scalar_t* lp = log_prob.mutable_data_ptr<scalar_t>();
     scalar_t* g = grad.mutable_data_ptr<scalar_t>();
     at::parallel_for(0, batch, 2048, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i)
+      for (int64_t i = begin; i < end; ++i) {
         lp[i] = banana_log_joint(p, t[2 * i], t[2 * i + 1], g + 2 * i);
+        banana_repair_gradient(p, t[2 * i], t[2 * i + 1], g + 2 * i);
+      }
     });
   });
 }

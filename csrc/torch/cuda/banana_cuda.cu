@@ -14,7 +14,10 @@ __global__ void banana_log_joint_kernel(BananaParams<scalar_t> p, const scalar_t
                                         scalar_t* __restrict__ log_prob, scalar_t* __restrict__ grad,
                                         int64_t batch) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < batch) log_prob[i] = banana_log_joint(p, theta[2 * i], theta[2 * i + 1], grad + 2 * i);
+  if (i < batch) {
+    log_prob[i] = banana_log_joint(p, theta[2 * i], theta[2 * i + 1], grad + 2 * i);
+    banana_repair_gradient(p, theta[2 * i], theta[2 * i + 1], grad + 2 * i);
+  }
 }
 
 }  // namespace

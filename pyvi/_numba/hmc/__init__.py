@@ -7,8 +7,8 @@ References:
     Hoffman & Gelman, "The No-U-Turn Sampler" (2014), Algorithm 5, arXiv:1111.4246.
 """
 
-from pyvi._numba.hmc.driver import CHAIN_GROUP, first_non_finite_start, sample_chains
+from pyvi._numba.hmc.driver import CHAIN_GROUP, advance, start
 from pyvi._numba.hmc.leapfrog import integrate
-from pyvi._numba.hmc.state import Draws, Settings
+from pyvi._numba.hmc.state import Chains, Draws, Settings
 
-__all__ = ["sample_chains", "first_non_finite_start", "integrate", "Settings", "Draws", "CHAIN_GROUP"]
+__all__ = ["start", "advance", "integrate", "Settings", "Chains", "Draws", "CHAIN_GROUP"]

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-__all__ = ["DualAveraging", "start", "update", "final_step"]
+__all__ = ["DualAveraging", "start", "update", "final_step", "load", "store"]
 
 
 class DualAveraging(NamedTuple):
@@ -50,3 +50,23 @@ def update(state, w, accept_prob, settings):
 def final_step(state, w):
     """Lane w's step size to sample with once warm-up is over."""
     return math.exp(state.log_step_bar[w]) if state.count[w] > 0.0 else math.exp(state.log_step[w])
+
+
+@numba.njit(cache=True, inline="always")
+def load(state, w, chains, c):
+    """Lane w's adaptation from chain c's fields of a :class:`~pyvi._numba.hmc.state.Chains`."""
+    state.mu[w] = chains.mu[c]
+    state.log_step[w] = chains.log_step[c]
+    state.log_step_bar[w] = chains.log_step_bar[c]
+    state.h_bar[w] = chains.h_bar[c]
+    state.count[w] = chains.count[c]
+
+
+@numba.njit(cache=True, inline="always")
+def store(state, w, chains, c):
+    """Lane w's adaptation into chain c's fields of a :class:`~pyvi._numba.hmc.state.Chains`."""
+    chains.mu[c] = state.mu[w]
+    chains.log_step[c] = state.log_step[w]
+    chains.log_step_bar[c] = state.log_step_bar[w]
+    chains.h_bar[c] = state.h_bar[w]
+    chains.count[c] = state.count[w]

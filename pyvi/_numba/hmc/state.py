@@ -1,7 +1,9 @@
-"""The records of the Numba sampler: settings, per-chain state, transition info, draws.
+"""The records of the Numba sampler: settings, every chain between chunks, per-lane state,
+transition info, draws.
 
-Each holds one row (or entry) per lane of a chain group (``lanes`` chains integrated together,
-see :mod:`pyvi._numba.hmc.leapfrog`). Their C++ twins are in csrc/core/hmc/state.hpp.
+State, Proposal and Info hold one row (or entry) per lane of a chain group (``lanes`` chains
+integrated together, see :mod:`pyvi._numba.hmc.leapfrog`); Chains one per chain of the run. Their
+C++ twins are in csrc/core/hmc/state.hpp and driver.hpp.
 """
 
 from collections import namedtuple
@@ -11,7 +13,7 @@ import numpy as np
 
 from pyvi._backend import require
 
-__all__ = ["Settings", "State", "Proposal", "Info", "Draws"]
+__all__ = ["Settings", "Chains", "State", "Proposal", "Info", "Draws"]
 
 
 class Settings(NamedTuple):
@@ -32,6 +34,23 @@ class Settings(NamedTuple):
     kappa: float
     t0: float
     max_log_step: float
+
+
+class Chains(NamedTuple):
+    """Every chain of a run between chunks of iterations, one row per chain (csrc/core/hmc/driver.hpp
+    keeps the same in its chain groups): its state, random stream, step size and dual averaging
+    (the fields of :class:`~pyvi._numba.hmc.dual_averaging.DualAveraging`). Flat, like Settings."""
+
+    x: np.ndarray  # (num_chains, d)
+    grad: np.ndarray  # (num_chains, d)
+    log_prob: np.ndarray  # (num_chains,)
+    rng: np.ndarray  # (num_chains, 4) uint64 xoshiro256++ states
+    step_size: np.ndarray  # (num_chains,)
+    mu: np.ndarray  # (num_chains,) dual averaging's shrinkage point
+    log_step: np.ndarray  # (num_chains,)
+    log_step_bar: np.ndarray  # (num_chains,)
+    h_bar: np.ndarray  # (num_chains,)
+    count: np.ndarray  # (num_chains,)
 
 
 class State(NamedTuple):

@@ -31,7 +31,7 @@ def _hmc_rows(banana) -> list[dict]:
 
     def run(backend):
         return lambda: hmc.sample(banana, [1.0, 0.5], iterations // 2, iterations // 2, 0.05, 30,
-                                  adapt_step_size=False, seed=0, backend=backend, num_threads=1)
+                                  adapt_step_size=False, seed=0, backend=backend, num_threads=1, warn=False)
 
     native = {backend: _best(run(backend)) for backend in ("cpp", "numba")}
     numpy_time = _best(run("numpy"), repeats=1)
@@ -51,11 +51,11 @@ def _knn_rows() -> list[dict]:
     try:
         import scipy  # noqa: F401
 
-        scipy_time = _best(lambda: knn_kl(x, y, k=5, backend="scipy", workers=1), repeats=1)
+        scipy_time = _best(lambda: knn_kl(x, y, k=5, backend="scipy", num_threads=1), repeats=1)
     except ImportError:
         return rows
     for backend in ("cpp", "numba"):
-        seconds = _best(lambda: knn_kl(x, y, k=5, backend=backend, workers=1), repeats=2)
+        seconds = _best(lambda: knn_kl(x, y, k=5, backend=backend, num_threads=1), repeats=2)
         rows.append({"workload": f"k-NN KL, 2-D, n = m = {n:,}, k = 5", "impl": backend, "seconds": seconds,
                      "baseline": "scipy cKDTree", "baseline_seconds": scipy_time,
                      "note": f"{2 * n / seconds / 1e6:.2f} M queries/s"})

@@ -51,13 +51,13 @@ def _flow_samples(flow, num: int, seed: int) -> np.ndarray:
 
 def _score(flow, history, banana, exact: np.ndarray, hmc_draws: np.ndarray, seed: int) -> dict:
     from pyvi import vi
-    from pyvi.divergence import knn_kl
+    from pyvi.divergence import knn_kl_estimate
 
     kl = vi.kl(flow, banana, 200_000, seed=seed)
     bound = vi.elbo(flow, banana, 200_000, seed=seed)
     samples = _flow_samples(flow, KNN_SAMPLES, derived_seed(seed, 1))
-    versus_exact = knn_kl(samples, exact, k=KNN_K, return_details=True)
-    versus_hmc = knn_kl(samples, hmc_draws, k=KNN_K, return_details=True)
+    versus_exact = knn_kl_estimate(samples, exact, k=KNN_K)
+    versus_hmc = knn_kl_estimate(samples, hmc_draws, k=KNN_K)
     return {
         "exact_kl": kl.value, "exact_kl_se": kl.standard_error,
         "knn_kl_exact": versus_exact.value, "knn_kl_exact_se": versus_exact.standard_error,

@@ -28,7 +28,7 @@ def run_refinement(out: Path, banana, trained: dict, num_samples: int = 20_000, 
     """KL(q_T || p) by k-NN (k = 5, against ``num_samples`` exact draws) for T in TRANSITIONS;
     writes ``refine.png``, ``refine.md``, ``refine.json``."""
     from pyvi.app import plots
-    from pyvi.divergence import knn_kl
+    from pyvi.divergence import knn_kl_estimate
     from pyvi.refine import mcmc_refine
 
     reference = banana.sample_exact(num_samples, seed=derived_seed(seed, 31))
@@ -45,7 +45,7 @@ def run_refinement(out: Path, banana, trained: dict, num_samples: int = 20_000, 
     for offset, (name, start) in enumerate(starts.items()):
         refined = mcmc_refine(start, banana, max(TRANSITIONS), step_size, num_steps,
                               seed=derived_seed(seed, 50 + offset))
-        estimates = [knn_kl(refined.samples[t], reference, k=5, return_details=True) for t in TRANSITIONS]
+        estimates = [knn_kl_estimate(refined.samples[t], reference, k=5) for t in TRANSITIONS]
         results[name] = {"T": list(TRANSITIONS), "knn_kl": [e.value for e in estimates],
                          "knn_kl_se": [e.standard_error for e in estimates],
                          "accept_prob": float(refined.accept_prob.mean())}

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -50,18 +51,21 @@ CPU_DRAWS_PER_FLUSH = 32
 
 
 def run_torch(target, initial: np.ndarray, settings: Settings, *, device: torch.device, dtype: torch.dtype,
-              cuda_graph: bool | None, num_threads: int | None) -> dict[str, np.ndarray]:
+              cuda_graph: bool | None, num_threads: int | None,
+              progress: Callable[[int, int], object] | None = None) -> dict[str, np.ndarray]:
     """Every chain of ``initial`` ``(num_chains, dim)`` on ``device``: warm-up, then sampling;
     returns the outputs of ``pyvi._core.hmc_draws`` filled in.
 
     ``num_threads`` sets torch's intra-op threads for the run (restored afterwards; None leaves
     them as they are). ``cuda_graph``: see the module docstring (only meaningful on CUDA).
+    ``progress(done, total)`` runs after each eager transition or graph replay (iterations of
+    every chain, warm-up included; pyvi.hmc.sample's ``progress``).
     """
     face = torch_face(target)
     on_device = torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
     grad_mode = torch.inference_mode() if face.fused else torch.no_grad()
     with _torch_threads(num_threads), grad_mode, on_device:
-        return _Run(face, initial, settings, device, dtype, cuda_graph).run()
+        return _Run(face, initial, settings, device, dtype, cuda_graph, progress).run()
 
 
 def torch_leapfrog(target, position: np.ndarray, momentum: np.ndarray, step_size: float, num_steps: int):
@@ -95,8 +99,8 @@ class _Run:
     """One run's chains, kernel, adaptation, recorder and steps."""
 
     def __init__(self, face: TorchFace, initial: np.ndarray, settings: Settings, device: torch.device,
-                 dtype: torch.dtype, cuda_graph: bool | None):
-        self.face, self.settings, self.device = face, settings, device
+                 dtype: torch.dtype, cuda_graph: bool | None, progress: Callable[[int, int], object] | None = None):
+        self.face, self.settings, self.device, self.progress = face, settings, device, progress
         num_chains, dim = initial.shape
         self.draws = require("cpp").hmc_draws(num_chains, settings.num_samples, dim)
         self.state = self._initial_state(torch.tensor(initial, dtype=dtype, device=device))
@@ -160,10 +164,15 @@ class _Run:
         if count == 0:
             return
 
+        offset = 0 if phase == "warm-up" else self.settings.num_warmup
+        total = self.settings.num_warmup + self.settings.num_samples
+
         def done(number: int) -> None:
             self.transition = number  # a replay ran transitions the Python step only saw once, at capture
             if after is not None:
                 after(number)
+            if self.progress is not None:
+                self.progress(offset + number, total)
 
         steps = _FallbackSteps(step, self, capture=self.capture, generators=self.random.generators,
                                steps_per_graph=self.steps_per_graph)
