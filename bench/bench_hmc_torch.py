@@ -3,7 +3,7 @@
 - Logistic regression on scikit-learn's breast-cancer data (569 x 31, written as a TorchTarget),
   step 0.05, L = 10, no adaptation: torch CPU with 1 chain (numpy backend on the same posterior as
   the baseline) and with 64 chains; the cpp and numba rows run the same model as a NumbaTarget
-  where pyvi has it (issue #11's user targets).
+  (issue #11's user targets; NumPyro's row is in bench_user_targets.py).
 - Many chains: the banana, 16,384 chains x 1,000 iterations x L = 30 at step 0.05 (no adaptation):
   cpp on all cores (the baseline), torch on the CPU (all cores), torch on CUDA (skipped without a
   GPU) and NumPyro's vectorised chains (``chain_method="vectorized"``; skipped without numpyro).
@@ -64,10 +64,7 @@ def _logistic_target(impl: str):
         return logistic_torch_target(MODEL)
     if impl == "numpy":
         return MODEL
-    numba_target = getattr(pyvi.targets, "NumbaTarget", None)
-    if numba_target is None:
-        pytest.skip("pyvi.targets.NumbaTarget (issue #11's user targets) is not in this build")
-    return numba_target(logistic_log_joint, MODEL.dim, data=MODEL.data)
+    return pyvi.targets.NumbaTarget(logistic_log_joint, MODEL.dim, data=MODEL.data)
 
 
 def _logistic_run(target, backend: str, num_chains: int, iterations: int, threads: int):

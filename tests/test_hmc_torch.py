@@ -113,18 +113,16 @@ def logistic_torch_target(model) -> TorchTarget:
 
 
 def _reference_runs(model):
-    """The same posterior on the other backends: numpy always; cpp and numba through a
-    NumbaTarget once pyvi.targets has it (issue #11's user targets)."""
+    """The same posterior on the other backends: numpy, and cpp and numba through the model's
+    NumbaTarget (issue #11's user targets)."""
     from pyvi.models.logistic_regression import logistic_log_joint
 
     kwargs = dict(num_samples=600, num_warmup=300, step_size=0.05, num_steps=10, random_steps=True, num_chains=4,
                   seed=2)
     runs = {"numpy": hmc.sample(model, np.zeros(model.dim), backend="numpy", **kwargs)}
-    numba_target = getattr(pyvi.targets, "NumbaTarget", None)
-    if numba_target is not None:
-        user = numba_target(logistic_log_joint, model.dim, data=model.data)
-        for backend in ("cpp", "numba"):
-            runs[backend] = hmc.sample(user, np.zeros(model.dim), backend=backend, **kwargs)
+    user = pyvi.targets.NumbaTarget(logistic_log_joint, model.dim, data=model.data)
+    for backend in ("cpp", "numba"):
+        runs[backend] = hmc.sample(user, np.zeros(model.dim), backend=backend, **kwargs)
     return runs
 
 

@@ -157,6 +157,10 @@ std::unique_ptr<HmcRun> hmc_start(const Target& target, const DoubleArray& initi
   const int64_t bad = sampler.first_non_finite();
   if (bad >= 0)
     fail("initial: the log density is not finite at chain " + std::to_string(first_chain + bad) + "'s start");
+  const int64_t bad_grad = sampler.first_non_finite_gradient();
+  if (bad_grad >= 0)
+    fail("initial: the gradient of the log density is not finite at chain " + std::to_string(first_chain + bad_grad) +
+         "'s start");
   auto [outputs, draws] = allocate_draws(num_chains, num_samples, d);
   return std::make_unique<HmcRunOf<Target>>(std::move(sampler), outputs, draws);
 }

@@ -85,7 +85,9 @@ def transition(rng: np.random.Generator, state: State, target, step_size: float,
     x, p, grad, log_prob = leapfrog(target, state.x, p, state.grad, step_size, num_steps)
     with np.errstate(over="ignore", invalid="ignore"):
         energy_error = (-log_prob + kinetic_energy(p)) - energy
-    if not energy_error == energy_error:  # NaN: treat as infinitely divergent
+    # Not finite (NaN or +inf after an overflow or a non-finite gradient, -inf after log p = +inf
+    # from a user's target), or a position that overflowed: infinitely divergent, rejected.
+    if not (math.isfinite(energy_error) and np.isfinite(x).all()):
         energy_error = math.inf
     accept_prob = 1.0 if energy_error <= 0 else math.exp(-energy_error)
     if rng.random() < accept_prob:
@@ -139,9 +141,14 @@ class Chain:
 def start_state(target, x: np.ndarray, chain: int) -> State:
     """The state at a chain's start, with a clear error for a target whose ``log_prob_and_grad``
     does not return one real number and a ``(dim,)`` gradient (checked once per chain: the
-    leapfrog's calls are not checked) or whose log density is not finite there."""
+    leapfrog's calls are not checked) or whose log density or its gradient is not finite there; an
+    exception the target raises gets a note naming the chain."""
     name = type(getattr(target, "target", target)).__name__
-    log_prob, grad = target.log_prob_and_grad(x)
+    try:
+        log_prob, grad = target.log_prob_and_grad(x)
+    except Exception as error:
+        error.add_note(f"(raised by the target's log density at chain {chain}'s start, backend 'numpy')")
+        raise
     if np.ndim(log_prob) != 0 or np.iscomplexobj(log_prob):
         shape = f"an array of shape {np.shape(log_prob)}" if np.ndim(log_prob) else type(log_prob).__name__
         raise TypeError(f"{name}.log_prob_and_grad must return log p as one real number, got {shape} at "
@@ -152,6 +159,8 @@ def start_state(target, x: np.ndarray, chain: int) -> State:
                         f"{grad.dtype} of shape {grad.shape} at chain {chain}'s start")
     if not math.isfinite(log_prob):
         raise ValueError(f"initial: the log density is not finite at chain {chain}'s start")
+    if not np.isfinite(grad).all():
+        raise ValueError(f"initial: the gradient of the log density is not finite at chain {chain}'s start")
     return State(x, float(log_prob), grad.astype(np.float64, copy=False))
 
 
@@ -173,7 +182,13 @@ def advance(target, chains: list[Chain], settings: Settings, draws: dict[str, np
     for c, chain in enumerate(chains):
         state, step_size, adaptation = chain.state, chain.step_size, chain.adaptation
         for it in range(begin, end):
-            state, info = transition(chain.rng, state, target, step_size, settings, max_energy_error)
+            try:
+                state, info = transition(chain.rng, state, target, step_size, settings, max_energy_error)
+            except Exception as error:
+                phase = "warm-up" if it < settings.num_warmup else "sampling"
+                error.add_note(f"(raised by the target's log density in chain {c}, transition {it} ({phase}), "
+                               "backend 'numpy')")
+                raise
             if it < settings.num_warmup:
                 if settings.adapt_step_size:
                     step_size = adaptation.update(info)

@@ -14,7 +14,7 @@ from pyvi.hmc import nuts_run as nuts_runs
 from pyvi.hmc import reference
 from pyvi.hmc.checks import warn_about
 from pyvi.hmc.progress import as_progress
-from pyvi.hmc.native import numba_leapfrog, run_cpp, run_numba
+from pyvi.hmc.native import numba_leapfrog, reporting_exceptions, run_cpp, run_numba
 from pyvi.hmc.result import HMCResult
 from pyvi.hmc.settings import MAX_INT64, Settings, native_count, thread_count, torch_options
 from pyvi.targets.base import as_target, native_face
@@ -335,7 +335,9 @@ def leapfrog(target, position, momentum, step_size: float, num_steps: int, *, ba
         if value.shape != (dim,):
             raise ValueError(f"{name} must have shape ({dim},), got {value.shape}")
     if backend == "cpp":
-        return require("cpp").leapfrog(native_face(target, "cpp"), position, momentum, step_size, num_steps)
+        face = native_face(target, "cpp")
+        with reporting_exceptions(face, "hmc.leapfrog on backend 'cpp'"):
+            return require("cpp").leapfrog(face, position, momentum, step_size, num_steps)
     if backend == "numba":
         return numba_leapfrog(native_face(target, "numba"), position, momentum, step_size, num_steps)
     if backend == "torch":

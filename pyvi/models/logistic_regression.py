@@ -12,9 +12,9 @@ for t >= 0 and e / (1 + e) otherwise.
 
 Three implementations that agree: :func:`logistic_log_joint`, the ``@numba.njit`` function a user
 would write for :class:`pyvi.targets.NumbaTarget` (it is this model's native face on the cpp and
-numba HMC backends); numpy, vectorised over points (:meth:`LogisticRegression.log_prob_and_grad`,
-the numpy backend); torch through autograd (:meth:`LogisticRegression.torch_log_prob`, for
-``pyvi.vi``).
+numba HMC backends, through :meth:`LogisticRegression.as_numba_target`); numpy, vectorised over
+points (:meth:`LogisticRegression.log_prob_and_grad`, the numpy backend); torch through autograd
+(:meth:`LogisticRegression.torch_log_prob`, for ``pyvi.vi``, on any device).
 
 :func:`breast_cancer` is the worked example: scikit-learn's Wisconsin breast-cancer data, 569
 tumours x 30 features, standardised, plus an intercept: a 31-dimensional posterior with strongly
@@ -29,6 +29,8 @@ References:
 from __future__ import annotations
 
 import math
+from functools import cached_property
+
 import numba
 import numpy as np
 
@@ -156,6 +158,24 @@ class LogisticRegression(Target):
         grad = (self.y - sigmoid) @ self.X - self.prior_precision * beta
         log_prob = log_lik + log_prior
         return (float(log_prob) if log_prob.ndim == 0 else log_prob), grad
+
+    def as_numba_target(self):
+        """The model as a user writes it: ``NumbaTarget(logistic_log_joint, dim, data=self.data)``."""
+        return self._numba_target
+
+    @cached_property
+    def _numba_target(self):
+        from pyvi.targets.numba_target import NumbaTarget
+
+        return NumbaTarget(logistic_log_joint, self.dim, data=self.data)
+
+    def numba_target(self):
+        """The Numba face of :meth:`as_numba_target` (``backend="numba"``)."""
+        return self._numba_target.numba_target()
+
+    def cpp_target(self):
+        """The ``pyvi._core`` face of :meth:`as_numba_target` (``backend="cpp"``)."""
+        return self._numba_target.cpp_target()
 
     def torch_log_prob(self, impl: str = "reference"):
         """log p(y, beta) on torch tensors ``(..., dim)`` (autograd; one implementation whatever

@@ -127,6 +127,15 @@ class Sampler {
     return -1;
   }
 
+  /// The first chain whose gradient at its start is not finite (a user's target may return a
+  /// finite log p with a NaN gradient), or -1.
+  int64_t first_non_finite_gradient() const {
+    for (const ChainGroup& group : groups_)
+      for (int w = 0; w < group.size(); ++w)
+        if (!all_finite(group.chains[w].state.grad.data(), target_.dim())) return group.first + w;
+    return -1;
+  }
+
   int64_t iteration() const { return iteration_; }
   int64_t num_iterations() const { return settings_.num_warmup + settings_.num_samples; }
 

@@ -42,6 +42,13 @@ struct alignas(kCacheLine) Chain {
       : state(dim), proposal(dim), momentum(dim), rng(seed, stream), step_size(step) {}
 };
 
+/// Whether x[0 .. d) are all finite.
+inline bool all_finite(const double* x, int64_t d) {
+  for (int64_t i = 0; i < d; ++i)
+    if (!std::isfinite(x[i])) return false;
+  return true;
+}
+
 /// Moves chains[0 .. count) one transition on and writes what each transition did into infos.
 template <int W, class Target, class Metric>
 void transition(const Target& target, const Metric& metric, const KernelSettings& kernel,
@@ -73,8 +80,12 @@ void transition(const Target& target, const Metric& metric, const KernelSettings
     Chain& c = *chains[w];
     c.proposal.log_prob = lanes.log_prob[w];
     double energy_error = (-c.proposal.log_prob + metric.kinetic_energy(c.momentum.data(), d)) - energy[w];
-    // Overflow to inf or NaN is the extreme of divergence: reject, never propagate.
-    if (!(energy_error == energy_error)) energy_error = std::numeric_limits<double>::infinity();
+    // A non-finite energy error is the extreme of divergence: reject, never propagate. It is NaN or
+    // +inf after an overflow or a non-finite gradient anywhere on the path (the momentum keeps it),
+    // -inf when a (user's) target returned log p = +inf at the end; and a position that overflowed
+    // is refused even where a target returned a finite value for it. So draws are always finite.
+    if (!std::isfinite(energy_error) || !all_finite(c.proposal.x.data(), d))
+      energy_error = std::numeric_limits<double>::infinity();
     const double accept_prob = energy_error <= 0.0 ? 1.0 : std::exp(-energy_error);
     if (c.rng.uniform() < accept_prob) swap(c.state, c.proposal);
     infos[w] = {accept_prob, energy_error, energy_error > kernel.max_energy_error, lanes.num_steps[w]};

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "banana.hpp"
+#include "callback.hpp"
 #include "funnel.hpp"
 #include "gaussian.hpp"
 #include "gaussian_mixture.hpp"
@@ -11,6 +12,7 @@
 
 namespace pyvi {
 
-using NativeTargets = TargetList<BananaTarget, GaussianTarget, FunnelTarget, GaussianMixtureTarget, HybridRosenbrockTarget>;
+using NativeTargets = TargetList<BananaTarget, GaussianTarget, FunnelTarget, GaussianMixtureTarget,
+                                 HybridRosenbrockTarget, CallbackTarget>;
 
 }  // namespace pyvi

@@ -8,6 +8,11 @@ for each chunk, called from Python: pyvi/hmc/chunks.py), so a chain's arithmetic
 never depend on where a run is cut. Chain c uses random stream (seed, first_chain + c) whatever its
 group or thread (first_chain: where a process's share of a distributed run starts,
 pyvi/distributed.py). The twin of csrc/core/hmc/driver.hpp.
+
+A user's log density (:class:`pyvi.targets.NumbaTarget`) may raise, which a prange body cannot
+pass on: :func:`advance` catches it per group and flags the group, whose chains stay where the
+chunk began; pyvi/hmc/native.py then runs that group's chunk again alone (:func:`run_group`), where
+the exception reaches Python, and says where it happened.
 """
 
 import math
@@ -19,14 +24,15 @@ from pyvi._numba.hmc import dual_averaging
 from pyvi._numba.hmc.state import Chains, Info, Proposal, State
 from pyvi._numba.hmc.transition import transition
 from pyvi._numba.rng import seed_state
-from pyvi._numba.targets import has_fixed_dim, log_prob_and_grad
+from pyvi._numba.targets import has_fixed_dim, log_prob_and_grad, saved_faces_only
 
-__all__ = ["start", "advance", "CHAIN_GROUP"]
+__all__ = ["start", "advance", "run_group", "group_size", "CHAIN_GROUP"]
 
 #: Chains integrated together by one thread for a target of fixed dimension (kChainGroup in C++).
 CHAIN_GROUP = 8
 
 
+@saved_faces_only
 @numba.njit(cache=True)
 def start(target, settings, initial):
     """Every chain at its row of ``initial`` (num_chains, d), with log p and its gradient there (the
@@ -55,10 +61,13 @@ def _record(samples, log_prob, accept_prob, divergent, num_steps, chain, draw, s
     num_steps[chain, draw] = info.num_steps[w]
 
 
+@saved_faces_only
 @numba.njit(cache=True)
-def _chain_group(target, settings, chains, first, count, draws, begin, end, lanes):
+def chain_group(target, settings, chains, first, count, draws, begin, end, progress, lanes):
     """Iterations [begin, end) of chains ``first .. first + count - 1``, the lanes of one group of
-    width ``lanes``: loaded from ``chains``, run, stored back."""
+    width ``lanes``: loaded from ``chains``, run, stored back. ``progress[0]`` follows the
+    transition being run (for the report of an exception raised by a user's log density, which
+    leaves ``chains`` as they were at ``begin``)."""
     numba.literally(lanes)
     d = chains.x.shape[1]
     state = State(np.zeros((lanes, d)), np.zeros((lanes, d)), np.zeros(lanes))
@@ -84,6 +93,7 @@ def _chain_group(target, settings, chains, first, count, draws, begin, end, lane
     num_warmup = settings.num_warmup
     # Warm-up and sampling as two loops: no test of the phase per iteration.
     for it in range(begin, min(end, num_warmup)):
+        progress[0] = it
         transition(target, settings, rngs, state, proposal, step_size, info, count, lanes)
         if settings.adapt_step_size:
             for w in range(count):
@@ -91,6 +101,7 @@ def _chain_group(target, settings, chains, first, count, draws, begin, end, lane
                 if it + 1 == num_warmup:
                     step_size[w] = dual_averaging.final_step(adaptation, w)
     for it in range(max(begin, num_warmup), end):
+        progress[0] = it
         transition(target, settings, rngs, state, proposal, step_size, info, count, lanes)
         for w in range(count):
             _record(samples, log_prob, accept_prob, divergent, num_steps, first + w, it - num_warmup, state, info, w)
@@ -106,19 +117,46 @@ def _chain_group(target, settings, chains, first, count, draws, begin, end, lane
         draws.step_size[c] = step_size[w]
 
 
+def group_size(target) -> int:
+    """Chains per group for the face ``target`` (in Python; the compiled code decides alike)."""
+    return CHAIN_GROUP if has_fixed_dim(target) else 1
+
+
+@saved_faces_only
+@numba.njit(cache=True)
+def run_group(target, settings, chains, draws, begin, end, progress, g):
+    """Iterations [begin, end) of group g's chains (of :func:`group_size` each): a lone chain on the
+    single-lane path, else CHAIN_GROUP lanes. ``progress[0]`` follows the transition being run."""
+    group = CHAIN_GROUP if has_fixed_dim(target) else 1
+    first = g * group
+    count = min(group, chains.x.shape[0] - first)
+    if count == 1:  # (the literal count lets LLVM specialise the lane loops: 20% on one chain)
+        chain_group(target, settings, chains, first, 1, draws, begin, end, progress, 1)
+    else:
+        chain_group(target, settings, chains, first, count, draws, begin, end, progress, CHAIN_GROUP)
+
+
+@saved_faces_only
+@numba.njit(cache=True)
+def _guarded_group(target, settings, chains, draws, begin, end, progress, failed, g):
+    """:func:`run_group` with an exception raised in it (by a user's log density) caught and flagged
+    in ``failed[g]``: a prange body ignores an exception, which would leave the group's draws
+    unwritten without a word. The caller runs a failed group's chunk again, alone, to raise it."""
+    try:
+        run_group(target, settings, chains, draws, begin, end, progress[g:g + 1], g)
+    except Exception:  # noqa: BLE001  (numba catches only Exception; the caller raises it again)
+        failed[g] = True
+
+
+@saved_faces_only
 @numba.njit(cache=True, parallel=True)
-def advance(target, settings, chains, draws, begin, end):
+def advance(target, settings, chains, draws, begin, end, progress, failed):
     """Runs iterations [begin, end) of every chain of ``chains`` (a
     :class:`~pyvi._numba.hmc.state.Chains`, updated) into ``draws`` (a
     :data:`~pyvi._numba.hmc.state.Draws`). A target of fixed dimension runs in groups of
-    CHAIN_GROUP chains (a lone chain alone, on the single-lane path); any other one chain at a time."""
-    num_chains = chains.x.shape[0]
-    group = CHAIN_GROUP if has_fixed_dim(target) else 1
-    num_groups = (num_chains + group - 1) // group
-    for g in numba.prange(num_groups):
-        first = g * group
-        count = min(group, num_chains - first)
-        if count == 1:
-            _chain_group(target, settings, chains, first, 1, draws, begin, end, 1)
-        else:
-            _chain_group(target, settings, chains, first, count, draws, begin, end, CHAIN_GROUP)
+    CHAIN_GROUP chains (a lone chain alone, on the single-lane path); any other one chain at a time.
+    ``progress`` and ``failed`` have one entry per group of :func:`group_size` chains: the
+    transition each group reached, and whether it stopped on an exception (its chains then stay
+    at ``begin``)."""
+    for g in numba.prange(progress.shape[0]):
+        _guarded_group(target, settings, chains, draws, begin, end, progress, failed, g)

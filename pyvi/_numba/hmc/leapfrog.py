@@ -22,7 +22,7 @@ from numba.extending import intrinsic
 
 from pyvi._numba.hmc.metric import drift
 from pyvi._numba.registers import MATRIX, emit_borrowed_matrix, emit_stack_matrix
-from pyvi._numba.targets import fixed_dim_of, has_fixed_dim, log_prob_and_grad
+from pyvi._numba.targets import fixed_dim_of, has_fixed_dim, log_prob_and_grad, saved_faces_only
 
 __all__ = ["leapfrog", "integrate"]
 
@@ -113,6 +113,7 @@ def leapfrog(target, x, p, grad, step_size, num_steps, log_prob, count, lanes):
                 grad[w, i] = gs[w, i]
 
 
+@saved_faces_only
 @numba.njit(cache=True)
 def integrate(target, x, p, step_size, num_steps):
     """:func:`leapfrog` on one lane from Python (``pyvi.hmc.leapfrog``): ``num_steps`` steps from

@@ -52,8 +52,13 @@ def transition(target, settings, rngs, state, proposal, step_size, info, count, 
              lanes)
     for w in range(count):
         energy_error = (-proposal.log_prob[w] + kinetic_energy(proposal.p[w])) - proposal.energy[w]
-        # Overflow to inf or NaN is the extreme of divergence: reject, never propagate.
-        if energy_error != energy_error:
+        # A non-finite energy error is the extreme of divergence: reject, never propagate (NaN or
+        # +inf after an overflow or a non-finite gradient on the path, -inf when a user's target
+        # returned log p = +inf); so is a position that overflowed. Draws are always finite.
+        finite = math.isfinite(energy_error)
+        for i in range(d):  # (indexed, not a row view: a view costs two reference-count updates)
+            finite = finite and math.isfinite(proposal.x[w, i])
+        if not finite:
             energy_error = np.inf
         accept_prob = 1.0 if energy_error <= 0.0 else math.exp(-energy_error)
         if uniform(rngs[w]) < accept_prob:

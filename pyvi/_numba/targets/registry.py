@@ -23,7 +23,8 @@ import numba
 import numpy as np
 from numba.extending import overload
 
-__all__ = ["register", "log_prob_and_grad", "log_prob_and_grad_batch", "has_fixed_dim", "fixed_dim_of", "Entry"]
+__all__ = ["register", "is_registered", "saved_faces_only", "log_prob_and_grad", "log_prob_and_grad_batch", "has_fixed_dim",
+           "fixed_dim_of", "Entry"]
 
 
 class Entry(NamedTuple):
@@ -31,22 +32,77 @@ class Entry(NamedTuple):
 
     log_prob_and_grad: object  # the @njit function fn(face, x, grad) -> float
     dim: int | None  # the fixed dimension, or None
+    saved: bool  # whether samplers specialised on this face may be saved in numba's disk cache
 
 
 _REGISTRY: dict[type, Entry] = {}
 
 
-def register(face_class: type, *, dim: int | None):
+def register(face_class: type, *, dim: int | None, saved: bool = True):
     """Decorator registering an ``@njit`` log density for faces of ``face_class`` (a namedtuple
-    class); ``dim`` is the target's fixed dimension, or None when it varies per instance."""
+    class); ``dim`` is the target's fixed dimension, or None when it varies per instance.
+
+    ``saved=False`` keeps every sampler specialised on the face out of numba's disk cache (see
+    :func:`saved_faces_only`): for a face class that numba could not find again by name in another
+    process, or whose log density may change without the sampler's source file changing (a user's
+    function, :mod:`pyvi._numba.targets.user`)."""
 
     def decorate(fn):
         if face_class in _REGISTRY:
             raise ValueError(f"{face_class.__name__} is registered already")
-        _REGISTRY[face_class] = Entry(fn, dim)
+        _REGISTRY[face_class] = Entry(fn, dim, saved)
         return fn
 
     return decorate
+
+
+def is_registered(face_class: type) -> bool:
+    return face_class in _REGISTRY
+
+
+class _SavedFacesOnly:
+    """A numba dispatcher's disk cache, minus the signatures that hold a face registered with
+    ``saved=False``: those are compiled in each process and never loaded from or saved to disk.
+
+    Numba keys a cached function's index by the function's own source file only, and keeps one
+    index per function for all its signatures: a sampler saved for a user's function would run
+    that function's old code after an edit, and a face class that cannot be unpickled in a later
+    process would break the loading of the index for every target, the built-in ones included.
+    """
+
+    def __init__(self, cache):
+        self._cache = cache
+
+    def load_overload(self, sig, target_context):
+        return None if _unsaved(sig) else self._cache.load_overload(sig, target_context)
+
+    def save_overload(self, sig, data):
+        if not _unsaved(sig):
+            self._cache.save_overload(sig, data)
+
+    def __getattr__(self, name):
+        return getattr(self._cache, name)
+
+
+def _unsaved(signature) -> bool:
+    """Whether a signature (a tuple of numba types, or a Signature) holds a face kept out of the cache."""
+    for argument in getattr(signature, "args", signature):
+        entry = _entry(argument)
+        if entry is not None and not entry.saved:
+            return True
+    return False
+
+
+def saved_faces_only(dispatcher):
+    """Decorator for an ``@njit(cache=True)`` function that takes a face (outermost): its disk
+    cache skips the faces registered with ``saved=False`` (:class:`_SavedFacesOnly`). Functions
+    inlined into their callers (``inline="always"``) are never compiled on their own and need it
+    not. (Replaces numba's private ``Dispatcher._cache``; a dispatcher without one, as under
+    ``NUMBA_DISABLE_JIT=1``, is returned as it is.)"""
+    cache = getattr(dispatcher, "_cache", None)
+    if cache is not None:
+        dispatcher._cache = _SavedFacesOnly(cache)
+    return dispatcher
 
 
 def _entry(face_type) -> Entry | None:
@@ -85,6 +141,7 @@ def _has_fixed_dim(target):
     return lambda target: constant
 
 
+@saved_faces_only
 @numba.njit(cache=True, parallel=True)
 def log_prob_and_grad_batch(target, points):
     """:func:`log_prob_and_grad` over the rows of ``points`` (n, d): ``(log_prob (n,), grad (n, d))``."""
