@@ -141,7 +141,7 @@ def _numpyro_many():
                     - 0.5 * face.prior_precision * (t1 * t1 + t2 * t2))
         return -log_prob
 
-    kernel = HMC(potential_fn=potential, step_size=0.05, num_steps=MANY_L, adapt_step_size=False,
+    kernel = HMC(potential_fn=potential, step_size=0.05, num_steps=MANY_L, trajectory_length=None, adapt_step_size=False,
                  adapt_mass_matrix=False)
     mcmc = MCMC(kernel, num_warmup=MANY_ITERATIONS // 2, num_samples=MANY_ITERATIONS // 2, num_chains=MANY_CHAINS,
                 chain_method="vectorized", progress_bar=False)

@@ -100,7 +100,7 @@ def _numpyro_logistic():
         log_lik = jnp.sum(labels * eta - jnp.logaddexp(0.0, eta))
         return -(log_lik - 0.5 * precision * jnp.sum(beta * beta))
 
-    kernel = HMC(potential_fn=potential, step_size=LR_STEP, num_steps=LR_L, adapt_step_size=False,
+    kernel = HMC(potential_fn=potential, step_size=LR_STEP, num_steps=LR_L, trajectory_length=None, adapt_step_size=False,
                  adapt_mass_matrix=False)
     mcmc = MCMC(kernel, num_warmup=LR_ITERATIONS // 2, num_samples=LR_ITERATIONS // 2, num_chains=1,
                 progress_bar=False)
