@@ -219,13 +219,35 @@ def test_user_banana_gives_the_same_draws_on_cpp_and_numba_and_as_the_built_in(u
 
 def test_user_gaussian_gives_the_same_draws_as_the_built_in(user_gaussian, c_gaussian):
     """pyvi's Gaussian runs one chain at a time in place; the 5-D user function has a fixed dimension
-    and runs in groups of 8 in registers: the draws are the same all the same."""
+    (on numba, and on cpp through FixedDimCallback) and runs in groups of 8: the draws are the same
+    all the same."""
     kwargs = dict(num_samples=300, num_warmup=300, step_size=0.2, num_steps=10, random_steps=True, num_chains=9,
                   seed=3)
     initial = np.random.default_rng(1).normal(size=(9, 5))
     reference = hmc.sample(CORRELATED, initial, backend="cpp", **kwargs).samples
     for target, backend in [(user_gaussian, "numba"), (user_gaussian, "cpp"), (c_gaussian, "cpp")]:
         np.testing.assert_array_equal(hmc.sample(target, initial, backend=backend, **kwargs).samples, reference)
+
+
+@pytest.mark.parametrize("dim", [1, 8, 9])
+def test_user_targets_on_cpp_either_side_of_the_fixed_dimensions(c_library, dim):
+    """The C++ sampler runs a user pointer of dimension <= 8 with the dimension fixed at compile
+    time, in groups of 8 chains, and larger ones with a run-time dimension: the same draws as the
+    built-in Gaussian either way, for a NumbaTarget (its cfunc) and a CTarget."""
+    rng = np.random.default_rng(dim)
+    factor = rng.normal(size=(dim, dim))
+    target = Gaussian(rng.normal(size=dim), factor @ factor.T + dim * np.eye(dim))
+    block = np.concatenate([[target.log_norm], target.mean, target.precision.ravel()])
+    user = [NumbaTarget(gaussian, dim, data=(target.mean, target.precision, target.log_norm, 0, 0.0)),
+            CTarget(_c_address(c_library, "gaussian"), dim, user_data=block)]
+    kwargs = dict(num_samples=100, num_warmup=100, step_size=0.3, num_steps=8, random_steps=True, num_chains=11,
+                  seed=dim, backend="cpp", warn=False)
+    initial = rng.normal(size=(11, dim))
+    reference = hmc.sample(target, initial, **kwargs)
+    for each in user:
+        result = hmc.sample(each, initial, **kwargs)
+        for field in ("samples", "log_prob", "accept_prob", "num_steps", "step_size"):
+            np.testing.assert_array_equal(getattr(result, field), getattr(reference, field), err_msg=(each, field))
 
 
 @pytest.mark.parametrize("backend", ["cpp", "numba"])

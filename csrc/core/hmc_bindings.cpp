@@ -122,11 +122,12 @@ py::tuple leapfrog_binding(const Target& target, const DoubleArray& position, co
   return py::make_tuple(x, p, log_prob);
 }
 
+/// The run's target is `target`, or *owned when given (a target made for this run, which keeps it).
 template <class Target>
 std::unique_ptr<HmcRun> hmc_start(const Target& target, const DoubleArray& initial, int64_t num_samples,
                                   int64_t num_warmup, double step_size, int64_t num_steps, bool random_steps,
                                   bool adapt_step_size, double target_accept, double max_energy_error,
-                                  uint64_t seed, int64_t first_chain) {
+                                  uint64_t seed, int64_t first_chain, std::unique_ptr<const Target> owned = nullptr) {
   const int64_t d = target.dim();
   require_ndim(initial, 2, "initial");
   if (initial.shape(1) != d) fail("initial must have shape (num_chains, " + std::to_string(d) + ")");
@@ -162,7 +163,7 @@ std::unique_ptr<HmcRun> hmc_start(const Target& target, const DoubleArray& initi
     fail("initial: the gradient of the log density is not finite at chain " + std::to_string(first_chain + bad_grad) +
          "'s start");
   auto [outputs, draws] = allocate_draws(num_chains, num_samples, d);
-  return std::make_unique<HmcRunOf<Target>>(std::move(sampler), outputs, draws);
+  return std::make_unique<HmcRunOf<Target>>(std::move(sampler), outputs, draws, std::move(owned));
 }
 
 template <class Target>
@@ -201,6 +202,13 @@ std::unique_ptr<HmcRun> hmc_start_any(const py::object& target, const DoubleArra
                                       bool adapt_step_size, double target_accept, double max_energy_error,
                                       uint64_t seed, int64_t first_chain) {
   std::unique_ptr<HmcRun> run;
+  if (py::isinstance<CallbackTarget>(target)) {  // small dimensions: the sampler of fixed dimension
+    with_fixed_dim(target.cast<const CallbackTarget&>(), [&](auto owned) {
+      const auto& fixed = *owned;
+      run = hmc_start(fixed, initial, num_samples, num_warmup, step_size, num_steps, random_steps, adapt_step_size,
+                      target_accept, max_energy_error, seed, first_chain, std::move(owned));
+    });
+  }
   NativeTargets::for_each([&](auto* tag) {
     using Target = std::remove_pointer_t<decltype(tag)>;
     if (!run && py::isinstance<Target>(target))

@@ -11,6 +11,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -56,11 +57,14 @@ class HmcRun {
   std::mutex busy_;
 };
 
+/// The run of a sampler on a Target. The sampler reads its target by reference: `owned` holds a
+/// target made for this run alone (a FixedDimCallback, targets/callback.hpp), else null.
 template <class Target>
 class HmcRunOf final : public HmcRun {
  public:
-  HmcRunOf(hmc::Sampler<Target>&& sampler, pybind11::dict outputs, const hmc::Draws& draws)
-      : HmcRun(std::move(outputs), draws), sampler_(std::move(sampler)) {}
+  HmcRunOf(hmc::Sampler<Target>&& sampler, pybind11::dict outputs, const hmc::Draws& draws,
+           std::unique_ptr<const Target> owned = nullptr)
+      : HmcRun(std::move(outputs), draws), owned_(std::move(owned)), sampler_(std::move(sampler)) {}
 
   int64_t iteration() const override { return sampler_.iteration(); }
   int64_t num_iterations() const override { return sampler_.num_iterations(); }
@@ -68,6 +72,7 @@ class HmcRunOf final : public HmcRun {
  private:
   void run(int64_t iterations, int num_threads) override { sampler_.advance(iterations, draws(), num_threads); }
 
+  std::unique_ptr<const Target> owned_;
   hmc::Sampler<Target> sampler_;
 };
 
