@@ -75,6 +75,33 @@ def test_numba_function_torch_and_numpy_agree(model):
     np.testing.assert_allclose(theta.grad.numpy(), grad, rtol=1e-10, atol=1e-10 * np.abs(grad).max())
 
 
+@pytest.mark.parametrize("eta", [800.0, -800.0, 708.0, -708.0, 745.5, 1e6])
+def test_numba_function_at_extreme_eta(model, eta):
+    """Far out, where exp(-|eta|) underflows (or reaches the cutoff of the numba function's own exp):
+    finite value and gradient, the numpy reference's."""
+    beta = np.zeros(model.dim)
+    beta[0] = eta  # the intercept: eta = beta_0 in every row
+    grad = np.empty(model.dim)
+    log_prob = logistic_log_joint(beta, grad, *model.data)
+    reference, reference_grad = model.log_prob_and_grad(beta)
+    assert np.isfinite(log_prob) and np.all(np.isfinite(grad))
+    assert log_prob == pytest.approx(reference, rel=1e-15)
+    np.testing.assert_allclose(grad, reference_grad, rtol=1e-12, atol=1e-12 * np.abs(reference_grad).max())
+
+
+def test_numba_function_exp_and_log1p_against_libm():
+    """The numba function's own exp(-a) and log1p(e) (polynomials, so that its loops vectorise)
+    stay within 2 ulp of libm's, over the whole range."""
+    from pyvi.models.logistic_regression import _exp_neg_reduced, _log1p_unit, _INV_LN2, _LN2_HI, _LN2_LO
+
+    a = np.concatenate([np.linspace(0.0, 40.0, 20001), np.random.default_rng(0).uniform(0.0, 708.0, 20000)])
+    for value in a:
+        k = int(value * _INV_LN2 + 0.5)
+        exp_neg = _exp_neg_reduced((value - k * _LN2_HI) - k * _LN2_LO) * 2.0**-k
+        assert abs(exp_neg - np.exp(-value)) <= 2 * np.spacing(np.exp(-value)), value
+        assert abs(_log1p_unit(exp_neg) - np.log1p(exp_neg)) <= 2 * np.spacing(np.log1p(exp_neg)), value
+
+
 def test_prior_scale(model):
     wide = LogisticRegression(model.X, model.y, prior_scale=2.0)
     beta = _points(model.dim)[0]
