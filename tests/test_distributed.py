@@ -96,6 +96,29 @@ def test_bad_timeout_is_a_clear_error(monkeypatch):
         distributed._timeout()
 
 
+def test_flat_gradients_views_keep_each_parameters_layout_and_return_a_copy_of_the_values():
+    """DataParallel's kept buffer: the gradients go in as laid out (an input-major weight stays
+    input-major), a missing one counts as zeros, the sums become the ``.grad`` without a copy
+    back, a gradient that is its view already is left as it is, and the values come back as a
+    copy (the buffer is the next step's)."""
+    import torch
+
+    weight = torch.nn.Parameter(torch.randn(6, 4).t())  # input-major, as the fused VAE's
+    bias = torch.nn.Parameter(torch.randn(3))
+    weight.grad = torch.randn(6, 4).t()
+    expected = 2 * weight.grad
+    flat = distributed._FlatGradients([weight, bias], num_values=1)
+    flat.gather_([torch.tensor(1.5)]).mul_(2)  # (the all-reduce's sum of two equal processes)
+    values = flat.scatter_()
+    assert torch.equal(values, torch.tensor([3.0]))
+    assert torch.equal(weight.grad, expected) and weight.grad.stride() == weight.stride()
+    assert weight.grad.data_ptr() == flat.views[0].data_ptr()
+    assert torch.equal(bias.grad, torch.zeros(3))
+    bias.grad += 1.0  # accumulated in place into its view: gathered as it is
+    flat.gather_([0.5])
+    assert torch.equal(flat.views[1], torch.ones(3)) and torch.equal(values, torch.tensor([3.0]))
+
+
 # -- two processes ----------------------------------------------------------------------------------
 
 
