@@ -365,14 +365,22 @@ class DataParallel:
 
         The sums land in a flat buffer kept between calls (:class:`_FlatGradients`), and each
         ``.grad`` becomes a view of it with its parameter's layout: one copy per step (the fresh
-        gradients in), none back."""
+        gradients in), none back. Between processes of one machine the sum goes through shared
+        memory (:mod:`pyvi._shared_sum`: the same bits as gloo's all-reduce with two processes),
+        across machines through gloo's all-reduce (NCCL's for CUDA tensors)."""
         flat = self._flat.get(len(values))
         if flat is None:
+            from pyvi._shared_sum import shared_sum
+
             flat = self._flat[len(values)] = _FlatGradients(self.parameters, len(values))
+            flat.shared = shared_sum(self.group, flat.buffer)  # None: gloo's all-reduce
         summed = flat.gather_(values)
         if weight != 1.0:
             summed.mul_(weight)
-        self.group.all_reduce_sum_(summed)
+        if flat.shared is not None:
+            flat.shared.sum_(summed)
+        else:
+            self.group.all_reduce_sum_(summed)
         return flat.scatter_()
 
 
@@ -404,6 +412,7 @@ class _FlatGradients:
                                                      self.buffer.storage_offset() + offset))
             offset += size
         self.values = self.buffer[offset:]
+        self.shared = None  # the shared-memory sum (pyvi._shared_sum), when the processes share a machine
 
     def gather_(self, values):
         """The buffer, holding the current gradients and ``values``."""

@@ -178,6 +178,34 @@ def test_a_failing_rank_stops_the_others_with_its_error_within_seconds(tmp_path)
     assert waiting["seconds"] < 20, waiting
 
 
+def test_shared_memory_sum_gives_gloos_sum_bit_for_bit_and_stops_when_a_peer_fails(tmp_path):
+    """Two processes of one machine sum gradients through shared memory (pyvi._shared_sum):
+    exactly gloo's all-reduce (a + b = b + a), the same bits on both, across both sets of slots;
+    a process that fails meanwhile stops the other within seconds (the barrier breaks)."""
+    import torch
+
+    torchrun("shared_sum", tmp_path)
+    ranks = [np.load(tmp_path / f"shared-sum-{rank}.npz") for rank in (0, 1)]
+    assert all(r["used"] and not r["gloo_used"] for r in ranks)  # shared memory, then gloo
+    expected = []
+    for rank in (0, 1):  # each rank's gradients, as the worker drew them, weighted 0.5
+        torch.manual_seed(100 + rank)
+        torch.randn(30, 20), torch.randn(7)  # (the parameters)
+        steps = []
+        for step in range(3):
+            weight = torch.randn(30, 20)
+            bias = torch.zeros(7) if step == 1 else torch.randn(7)
+            steps.append(0.5 * torch.cat([weight.reshape(-1), bias, torch.tensor([float(rank + step)])]))
+        expected.append(torch.stack(steps))
+    expected = (expected[0] + expected[1]).numpy()
+    for r in ranks:
+        assert np.array_equal(r["shm"], r["gloo"]) and np.array_equal(r["shm"], expected)
+    failed, waiting = (json.loads((tmp_path / f"shared-sum-error-{rank}.json").read_text()) for rank in (1, 0))
+    assert failed["type"] == "ValueError" and "boom on rank 1" in failed["message"]
+    assert waiting["type"] == "RankFailedError" and waiting["rank"] == 1, waiting
+    assert waiting["seconds"] < 20, waiting
+
+
 # -- flows: vi.fit ----------------------------------------------------------------------------------
 
 
