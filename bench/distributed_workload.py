@@ -219,18 +219,18 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-    # Leave without the interpreter's finalization once the results are written. torch's
-    # DistributedDataParallel keeps its process group alive past destroy_process_group (even after
-    # gc.collect(): the gloo worker threads "pt_gloo_runloop" are still there, while without DDP
-    # pyvi's atexit teardown joins them), so those threads outlive the interpreter. A worker that
-    # drops its last collective's tensors only then (it releases a finished work after the caller
-    # has returned: late on a loaded machine) takes the GIL inside a noexcept destructor; Python
-    # 3.11, finalizing, ends such a thread with pthread_exit, whose unwinding through noexcept is
-    # std::terminate: "terminate called without an active exception", SIGABRT, seen once in ~6
-    # launches of this workload under load (faulthandler: the aborting thread has no Python
-    # frame; the main thread had finished). torch's: pytorch/pytorch#190489 (the message when the
-    # group is not destroyed), pytorch/pytorch#179291 (the finalization race). pyvi's own paths
-    # hold no DDP, so its teardown destroys the group before finalization.
+    # Leave without the interpreter's finalization once the results are written. This launch's
+    # rank died once in ~6 runs under load with SIGABRT, "terminate called without an active
+    # exception", after its Python code had finished, in a thread without a Python frame
+    # (faulthandler). What is known: torch's DistributedDataParallel keeps its process group alive
+    # past destroy_process_group (even after gc.collect(): the gloo worker threads
+    # "pt_gloo_runloop" are still there afterwards, while without DDP pyvi's atexit teardown joins
+    # them), so gloo's worker threads outlive the interpreter here. The likely mechanism (not
+    # caught in a debugger): a worker drops a finished collective's tensors late, during
+    # finalization, and takes the GIL inside a noexcept destructor; Python 3.11 ends such a
+    # thread with pthread_exit, whose unwinding through noexcept is std::terminate. torch's, as
+    # reported in pytorch/pytorch#190489 (the message when a group is not destroyed) and
+    # pytorch/pytorch#179291 (the finalization race). pyvi's own paths hold no DDP.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
