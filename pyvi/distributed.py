@@ -249,7 +249,8 @@ class Group:
         packed, padded gather cost rank 0 five times the result's size in fresh buffers (a
         staging buffer, one per process, a stacked copy, the result); on a virtual machine the
         first touch of fresh memory costs about as much as sampling the draws that fill it
-        (issue 14: 64 banana chains x 5,000 draws, 2 processes, ~40 ms of 70 ms).
+        (issue 14: 64 banana chains x 5,000 draws over 2 processes sample in ~35 ms; on a loaded
+        machine the packed gather took 20-30 ms more on rank 0, this one 3-12 ms).
         """
         import torch.distributed as dist
 
@@ -324,7 +325,7 @@ def _remote_failure(error: BaseException) -> RankFailedError:
 class DataParallel:
     """Data-parallel training's two duties (DDP's, by hand): every process starts from rank 0's
     parameters, and before each optimiser step every process's gradients are replaced by their sum
-    over the processes, in one all-reduce of one flat buffer.
+    over the processes, in one sum of one flat buffer.
 
     The caller weights each process's loss by its share of the global batch (its rows' sum divided
     by the global batch size), so the sum is the single-process gradient up to the order of the
