@@ -20,9 +20,9 @@ breaks it (:class:`pyvi.distributed.RankFailedError`) and one that hangs makes i
 (``PYVI_DISTRIBUTED_TIMEOUT``). The file is unlinked as soon as every process has mapped it.
 
 Used by :class:`pyvi.distributed.DataParallel` when every process of the run is on this machine
-(torchrun's ``LOCAL_WORLD_SIZE`` equals ``WORLD_SIZE``), the buffer is on the CPU, /dev/shm can
-hold the slots, and ``PYVI_DISTRIBUTED_SHM`` is not ``0``; gloo's all-reduce otherwise (across
-machines, and whenever any process could not map the file).
+(torchrun's ``LOCAL_WORLD_SIZE`` equals ``WORLD_SIZE``), the buffer is on the CPU, /dev/shm has
+room for the slots (2 x processes x the buffer) and ``PYVI_DISTRIBUTED_SHM`` is not ``0``;
+gloo's all-reduce otherwise (across machines, and whenever any process could not map the file).
 """
 
 from __future__ import annotations
@@ -62,12 +62,18 @@ def shared_sum(group, buffer) -> SharedSum | None:
     if group.is_main:
         try:
             fd, path = tempfile.mkstemp(prefix="pyvi-gradients-", dir=SHM_DIR)
-            try:
-                os.ftruncate(fd, 2 * group.world_size * numel * buffer.element_size())
-            finally:
-                os.close(fd)
         except OSError:
             path = ""
+        else:
+            try:
+                # Reserved now, not at the first write: a /dev/shm too small for the slots (a
+                # container's 64 MB) is an OSError here, and gloo, not a SIGBUS in a step.
+                os.posix_fallocate(fd, 0, 2 * group.world_size * numel * buffer.element_size())
+            except OSError:
+                os.unlink(path)
+                path = ""
+            finally:
+                os.close(fd)
         _store().set(key, path)
     else:
         path = _store().get(key).decode()

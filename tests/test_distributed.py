@@ -119,6 +119,24 @@ def test_flat_gradients_views_keep_each_parameters_layout_and_return_a_copy_of_t
     assert torch.equal(flat.views[1], torch.ones(3)) and torch.equal(values, torch.tensor([3.0]))
 
 
+def test_shared_memory_sum_only_when_every_process_is_on_this_machine(monkeypatch):
+    """torchrun's LOCAL_WORLD_SIZE below WORLD_SIZE (several machines) or PYVI_DISTRIBUTED_SHM=0
+    keeps the gradient sum on gloo."""
+    from pyvi._shared_sum import _wanted
+
+    group = Group(0, 2, "gloo")
+    monkeypatch.delenv("PYVI_DISTRIBUTED_SHM", raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert _wanted(group)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    assert not _wanted(group)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")
+    assert not _wanted(group)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setenv("PYVI_DISTRIBUTED_SHM", "0")
+    assert not _wanted(group)
+
+
 # -- two processes ----------------------------------------------------------------------------------
 
 
