@@ -6,13 +6,22 @@ with each workload's seconds (every process starts together after a barrier and 
 barrier after the work, so it is the slowest process's), the best of several repeats:
 
 - ``vae_epoch``: one training epoch of pyvi.vae on the embedded 4,000 digits, batch 128, one torch
-  thread per process, the gradients summed by pyvi.distributed.DataParallel (one flat all-reduce);
+  thread per process, the gradients summed by pyvi.distributed.DataParallel (one flat sum: through
+  shared memory between the processes of one machine, pyvi._shared_sum);
 - ``vae_epoch_ddp``: the same epoch with torch's DistributedDataParallel (its bucketed all-reduce
   hooks) instead, for the comparison (2 processes only);
-- ``vae_step_parts``: where a step's time goes per process: forward + backward, the all-reduce,
-  the Adam step (milliseconds per step);
-- ``hmc_64``: pyvi.hmc.sample, 64 chains x 10,000 iterations x L = 30 on the banana, cpp, one
-  thread per process, draws gathered on rank 0.
+- ``vae_step_parts``: where a step's time goes per process: forward + backward, the gradient sum
+  (with the wait for the slower process), the Adam step (milliseconds per step);
+- ``vae_step_costs``: the terms of bench/bench_distributed.py's bound, medians in milliseconds:
+  in one process forward + backward of 32, 64 and 128 rows of a 128-image batch and the Adam
+  step; with two, the sum of the VAE's 807,700 gradients alone (processes in step: after a
+  barrier) through shared memory and through gloo's all-reduce;
+- ``hmc_64``: pyvi.hmc.sample, 64 chains x 150,000 iterations (75,000 warm-up, 75,000 draws) x
+  L = 30 on the banana, cpp, one thread per process, draws gathered on rank 0; the sampler is
+  timed, not the run checks or a progress bar (``warn=False``, ``progress=False``, as the other
+  HMC benchmarks). The iterations make one process run about 1 s on an idle machine: a launch's
+  fixed costs (the settings' broadcast, a few collectives' latency, ~1-2 ms) are then not the
+  measurement, while the gather's cost (the draws' bytes, proportional to the iterations) is.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 torch.set_num_threads(1)
@@ -38,7 +48,7 @@ QUICK = "--quick" in sys.argv
 NUM_TRAIN = 512 if QUICK else 4000
 BATCH_SIZE = 128
 REPEATS = 1 if QUICK else 3
-HMC_ITERATIONS = 100 if QUICK else 10_000
+HMC_ITERATIONS = 100 if QUICK else 150_000
 
 
 def _barrier(group) -> None:
@@ -140,10 +150,51 @@ def vae_step_parts(group, data: MNISTData) -> dict[str, float]:
     return {key: 1e3 * value / steps for key, value in parts.items()}
 
 
+def _median_ms(work, repeats: int = 40, before=None) -> float:
+    times = []
+    for _ in range(repeats):
+        if before is not None:
+            before()
+        started = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - started)
+    return 1e3 * float(np.median(times[5:]))  # (the first few warm up)
+
+
+def vae_step_costs(group, data: MNISTData) -> dict[str, float]:
+    """The bound's terms (see the module docstring), milliseconds."""
+    from pyvi._adam import fused_adam_step
+
+    torch.manual_seed(0)
+    model = VAE()
+    optimizer = _adam(model, 1e-3)
+    noise = torch.Generator().manual_seed(1)
+    indices = torch.arange(BATCH_SIZE)
+
+    def forward_backward(rows: int) -> None:
+        x = data.batch(indices[:rows], seed=7)
+        optimizer.zero_grad(set_to_none=True)
+        (-model.elbo(x, generator=noise, share=(0, BATCH_SIZE)).sum() / BATCH_SIZE).backward()
+
+    if group is None:
+        costs = {f"forward_backward_{rows}": _median_ms(lambda: forward_backward(rows)) for rows in (32, 64, 128)}
+        costs["adam"] = _median_ms(lambda: fused_adam_step(optimizer))
+        return costs
+    forward_backward(64)
+    costs = {}
+    for name, shared in (("sum_shared_memory", "1"), ("sum_gloo", "0")):
+        os.environ["PYVI_DISTRIBUTED_SHM"] = shared  # read when the DataParallel makes its buffer
+        parallel = distributed.DataParallel(group, model.parameters())
+        costs[name] = _median_ms(parallel.sum_gradients_, before=group.barrier)
+    os.environ.pop("PYVI_DISTRIBUTED_SHM")
+    return costs
+
+
 def hmc_64(group) -> float:
     def run():
         sample(Banana.default(), [1.0, 0.5], num_samples=HMC_ITERATIONS // 2, num_warmup=HMC_ITERATIONS // 2,
-               step_size=0.05, num_steps=30, num_chains=64, adapt_step_size=False, seed=2022, num_threads=1)
+               step_size=0.05, num_steps=30, num_chains=64, adapt_step_size=False, seed=2022, num_threads=1,
+               warn=False, progress=False)
 
     run()  # warm-up
     return _timed(group, run, repeats=REPEATS + 2)
@@ -160,6 +211,7 @@ def main() -> None:
     if group is not None and not QUICK:
         results["vae_epoch_ddp"] = vae_epoch_ddp(group, data)
     results["vae_step_parts_ms"] = vae_step_parts(group, data)
+    results["vae_step_costs_ms"] = vae_step_costs(group, data)
     results["hmc_64"] = hmc_64(group)
     rank = 0 if group is None else group.rank
     (out / f"rank-{rank}.json").write_text(json.dumps(results, indent=1))
@@ -167,3 +219,18 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    # Leave without the interpreter's finalization once the results are written. This launch's
+    # rank died once in ~6 runs under load with SIGABRT, "terminate called without an active
+    # exception", after its Python code had finished, in a thread without a Python frame
+    # (faulthandler). What is known: torch's DistributedDataParallel keeps its process group alive
+    # past destroy_process_group (even after gc.collect(): the gloo worker threads
+    # "pt_gloo_runloop" are still there afterwards, while without DDP pyvi's atexit teardown joins
+    # them), so gloo's worker threads outlive the interpreter here. The likely mechanism (not
+    # caught in a debugger): a worker drops a finished collective's tensors late, during
+    # finalization, and takes the GIL inside a noexcept destructor; Python 3.11 ends such a
+    # thread with pthread_exit, whose unwinding through noexcept is std::terminate. torch's, as
+    # reported in pytorch/pytorch#190489 (the message when a group is not destroyed) and
+    # pytorch/pytorch#179291 (the finalization race). pyvi's own paths hold no DDP.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

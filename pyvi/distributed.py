@@ -241,30 +241,35 @@ class Group:
 
     def gather_rows(self, arrays: dict[str, np.ndarray], total: int) -> dict[str, np.ndarray] | None:
         """Rank 0 gets each array's rows from every process, in rank order (rank r holds rows
-        ``share(total, rank=r)``); the others get None. Bit for bit, any dtype: each row of every
-        array is sent as its bytes, all in one collective."""
-        import torch
+        ``share(total, rank=r)``); the others get None. Bit for bit, any dtype.
+
+        Point to point, without staging: rank r sends each array's bytes straight from its buffer,
+        and rank 0 receives them straight into rows ``share(total, rank=r)`` of its result (the
+        rows of a C-ordered array are one contiguous block), while it copies its own rows in. A
+        packed, padded gather cost rank 0 five times the result's size in fresh buffers (a
+        staging buffer, one per process, a stacked copy, the result); on a virtual machine the
+        first touch of fresh memory costs about as much as sampling the draws that fill it
+        (issue 14: 64 banana chains x 5,000 draws over 2 processes sample in ~35 ms; on a loaded
+        machine the packed gather took 20-30 ms more on rank 0, this one 3-12 ms).
+        """
         import torch.distributed as dist
 
-        names = list(arrays)
-        rows = len(self.share(total, "rows"))
-        parts = [np.ascontiguousarray(arrays[name]).reshape(rows, -1).view(np.uint8) for name in names]
-        widths = [part.shape[1] for part in parts]
-        longest = len(self.share(total, "rows", rank=0))  # gloo's gather wants equal sizes: pad
-        buffer = torch.zeros(longest, sum(widths), dtype=torch.uint8)
-        np.concatenate(parts, axis=1, out=buffer.numpy()[:rows])
-        received = [torch.empty_like(buffer) for _ in range(self.world_size)] if self.is_main else None
-        self._collective(lambda: dist.gather(buffer, received, dst=0))
+        names = [name for name in arrays if arrays[name].size]  # (an empty array sends nothing)
+        timeout = _timeout()
         if not self.is_main:
+            sending = [dist.isend(_as_bytes(arrays[name]), dst=0, tag=tag) for tag, name in enumerate(names)]
+            self._collective(lambda: [work.wait(timeout) for work in sending])
             return None
-        stacked = np.concatenate([part.numpy()[: len(self.share(total, "rows", rank=r))]
-                                  for r, part in enumerate(received)])
-        out, column = {}, 0
-        for name, width in zip(names, widths):
-            array = arrays[name]
-            out[name] = (np.ascontiguousarray(stacked[:, column:column + width]).view(array.dtype)
-                         .reshape(total, *array.shape[1:]))
-            column += width
+        out = {name: np.empty((total, *array.shape[1:]), array.dtype) for name, array in arrays.items()}
+        receiving = []
+        for rank in range(1, self.world_size):
+            rows = self.share(total, "rows", rank=rank)
+            receiving += [dist.irecv(_as_bytes(out[name][rows.start:rows.stop]), src=rank, tag=tag)
+                          for tag, name in enumerate(names)]
+        own = self.share(total, "rows")
+        for name in names:
+            out[name][own.start:own.stop] = arrays[name]
+        self._collective(lambda: [work.wait(timeout) for work in receiving])
         return out
 
     # -- failures ----------------------------------------------------------------------------------
@@ -295,6 +300,14 @@ class Group:
             pass
 
 
+def _as_bytes(array: np.ndarray):
+    """``array``'s bytes as a flat uint8 tensor sharing its memory (a copy only if it is not
+    C-contiguous): what a point-to-point message carries, whatever the dtype."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
+
+
 def _remote_failure(error: BaseException) -> RankFailedError:
     """The error to raise when a collective broke: the published failure of a peer, or (none
     published) the broken collective itself."""
@@ -312,15 +325,16 @@ def _remote_failure(error: BaseException) -> RankFailedError:
 class DataParallel:
     """Data-parallel training's two duties (DDP's, by hand): every process starts from rank 0's
     parameters, and before each optimiser step every process's gradients are replaced by their sum
-    over the processes, in one all-reduce of one flat buffer.
+    over the processes, in one sum of one flat buffer.
 
     The caller weights each process's loss by its share of the global batch (its rows' sum divided
     by the global batch size), so the sum is the single-process gradient up to the order of the
     float additions. Every process then takes the same Adam step from the same bits (an all-reduce
     gives every process the same result), so the parameters never drift apart.
 
-    A flat buffer and ``copy_`` back into each ``.grad`` keep the layout of every gradient (the
-    fused VAE stores two weights input-major); DDP's bucket views expect row-major gradients.
+    The flat buffer is kept between steps and each ``.grad`` becomes a view of its block, laid out
+    as its parameter (the fused VAE stores two weights input-major; DDP's bucket views expect
+    row-major gradients): see :class:`_FlatGradients`.
 
     Args:
         group: the processes.
@@ -337,6 +351,7 @@ class DataParallel:
         with torch.no_grad():
             for parameter in self.parameters:
                 group.broadcast_(parameter.data)
+        self._flat: dict[int, _FlatGradients] = {}  # by the number of values summed along
 
     def rows(self, batch_rows: int) -> range:
         """This process's rows of a global batch (:meth:`Group.rows`)."""
@@ -345,26 +360,87 @@ class DataParallel:
     def sum_gradients_(self, *values, weight: float = 1.0):
         """Replaces every parameter's ``.grad`` by its sum over the processes (a missing gradient
         counts as zeros) and returns ``values`` (scalar tensors, e.g. the loss) summed the same
-        way, in the same all-reduce; each process's gradients and values are multiplied by
-        ``weight`` first (its share of the global batch, when its loss is its share's mean)."""
+        way, in the same all-reduce, as a new 1-D tensor; each process's gradients and values are
+        multiplied by ``weight`` first (its share of the global batch, when its loss is its
+        share's mean).
+
+        The sums land in a flat buffer kept between calls (:class:`_FlatGradients`), and each
+        ``.grad`` becomes a view of it with its parameter's layout: one copy per step (the fresh
+        gradients in), none back. Between processes of one machine the sum goes through shared
+        memory (:mod:`pyvi._shared_sum`: the same bits as gloo's all-reduce with two processes),
+        across machines through gloo's all-reduce (NCCL's for CUDA tensors)."""
+        flat = self._flat.get(len(values))
+        if flat is None:
+            from pyvi._shared_sum import shared_sum
+
+            flat = self._flat[len(values)] = _FlatGradients(self.parameters, len(values))
+            flat.shared = shared_sum(self.group, flat.buffer)  # None: gloo's all-reduce
+        summed = flat.gather_(values)
+        if weight != 1.0:
+            summed.mul_(weight)
+        if flat.shared is not None:
+            flat.shared.sum_(summed)
+        else:
+            self.group.all_reduce_sum_(summed)
+        return flat.scatter_()
+
+
+class _FlatGradients:
+    """One flat buffer for a data-parallel step's all-reduce: every parameter's gradient, then
+    ``num_values`` scalars, kept between steps.
+
+    A fresh buffer per step (``torch.cat``) costs its first touch of fresh memory, a copy of each
+    gradient into row-major order and one back into the gradient's own layout (issue 14: ~1.5 ms
+    of a 2-process VAE step's ~8 ms, beside a 2 ms all-reduce of its 3.2 MB). Here each parameter
+    owns a block of the buffer, viewed with the parameter's own strides (``empty_like``'s: the
+    fused VAE's input-major weights stay input-major), so a gradient is copied in as it is laid
+    out, and after the all-reduce the views become the ``.grad`` (no copy back). A gradient that
+    is that view already (accumulated in place since the last step) is not copied at all. A
+    parameter of another dtype or device than the first takes its sum by a copy, as before.
+    """
+
+    def __init__(self, parameters, num_values: int):
         import torch
 
-        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in self.parameters]
-        dtype, device = grads[0].dtype, grads[0].device
-        head = [torch.as_tensor(value, dtype=dtype, device=device).detach().reshape(1) for value in values]
-        flat = torch.cat([*head, *(grad.reshape(-1).to(dtype) for grad in grads)])
-        if weight != 1.0:
-            flat.mul_(weight)
-        self.group.all_reduce_sum_(flat)
-        offset = len(values)
-        for parameter, grad in zip(self.parameters, grads):
-            part = flat[offset:offset + grad.numel()].view(grad.shape)
-            offset += grad.numel()
-            if parameter.grad is None:
-                parameter.grad = torch.empty_like(parameter).copy_(part)  # the parameter's strides
+        self.parameters = parameters
+        first = parameters[0]
+        sizes = [p.numel() for p in parameters]
+        self.buffer = torch.empty(sum(sizes) + num_values, dtype=first.dtype, device=first.device)
+        self.views, offset = [], 0
+        for parameter, size in zip(parameters, sizes):
+            strides = torch.empty_like(parameter, device="meta").stride()  # its layout if dense, else row-major
+            self.views.append(self.buffer.as_strided(parameter.shape, strides,
+                                                     self.buffer.storage_offset() + offset))
+            offset += size
+        self.values = self.buffer[offset:]
+        self.shared = None  # the shared-memory sum (pyvi._shared_sum), when the processes share a machine
+
+    def gather_(self, values):
+        """The buffer, holding the current gradients and ``values``."""
+        import torch
+
+        for parameter, view in zip(self.parameters, self.views):
+            grad = parameter.grad
+            if grad is None:
+                view.zero_()
+            elif not (grad.data_ptr() == view.data_ptr() and grad.stride() == view.stride()
+                      and grad.dtype == view.dtype):
+                view.copy_(grad)
+        for slot, value in zip(self.values, values):
+            slot.copy_(torch.as_tensor(value).detach().reshape(()))
+        return self.buffer
+
+    def scatter_(self):
+        """Sets every ``.grad`` to its (summed) view; returns the summed values (a copy: the
+        buffer is the next step's)."""
+        for parameter, view in zip(self.parameters, self.views):
+            if parameter.dtype == view.dtype and parameter.device == view.device:
+                parameter.grad = view
+            elif parameter.grad is None:
+                parameter.grad = view.to(parameter.dtype).to(parameter.device)
             else:
-                parameter.grad.copy_(part)  # keeps the gradient's own strides
-        return flat[: len(values)]
+                parameter.grad.copy_(view)
+        return self.values.clone()
 
 
 def data_parallel(parameters) -> DataParallel | None:

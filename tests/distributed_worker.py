@@ -160,7 +160,55 @@ def fit_cuda(out: Path, rank: int) -> None:
                out / f"fit-cuda-{rank}.pt")
 
 
-SCENARIOS = {"hmc": hmc, "error": error, "vae": vae, "flows": flows, "vae_cuda": vae_cuda, "fit_cuda": fit_cuda}
+def _summed_gradients(rank: int, shm: bool) -> tuple[np.ndarray, bool]:
+    """Three data-parallel sums of this rank's random gradients (an input-major weight, a bias
+    that misses its gradient at step 1, a value) with weight 0.5, through shared memory or gloo;
+    and whether the shared memory was used."""
+    import os
+
+    import torch
+
+    os.environ["PYVI_DISTRIBUTED_SHM"] = "1" if shm else "0"
+    torch.manual_seed(100 + rank)
+    weight, bias = torch.nn.Parameter(torch.randn(30, 20).t()), torch.nn.Parameter(torch.randn(7))
+    parallel = distributed.DataParallel(distributed.current(), [weight, bias])
+    sums = []
+    for step in range(3):  # both sets of slots, then the first again
+        weight.grad, bias.grad = torch.randn(30, 20).t(), (None if step == 1 else torch.randn(7))
+        total = parallel.sum_gradients_(torch.tensor(float(rank + step)), weight=0.5)
+        sums.append(torch.cat([weight.grad.t().reshape(-1), bias.grad, total]).numpy().copy())
+    return np.stack(sums), parallel._flat[1].shared is not None
+
+
+def shared_sum(out: Path, rank: int) -> None:
+    import torch
+
+    shm, used = _summed_gradients(rank, shm=True)
+    gloo, gloo_used = _summed_gradients(rank, shm=False)
+    np.savez(out / f"shared-sum-{rank}.npz", shm=shm, gloo=gloo, used=used, gloo_used=gloo_used)
+    # Rank 1 fails while rank 0 waits in the shared sum's barrier.
+    started = time.perf_counter()
+    try:
+        _summed_gradients(rank, shm=True)  # (sets PYVI_DISTRIBUTED_SHM=1 again)
+        group = distributed.current()
+        with group.guard():
+            p = torch.nn.Parameter(torch.zeros(5))
+            parallel = distributed.DataParallel(group, [p])
+            p.grad = torch.ones(5)
+            parallel.sum_gradients_()
+            if rank == 1:
+                time.sleep(2.0)
+                raise ValueError("boom on rank 1")
+            parallel.sum_gradients_()
+        caught = {"type": None}
+    except Exception as exc:  # noqa: BLE001  (recorded for the test)
+        caught = {"type": type(exc).__name__, "message": str(exc), "rank": getattr(exc, "rank", None)}
+    caught["seconds"] = time.perf_counter() - started
+    (out / f"shared-sum-error-{rank}.json").write_text(json.dumps(caught))
+
+
+SCENARIOS = {"hmc": hmc, "error": error, "vae": vae, "flows": flows, "vae_cuda": vae_cuda, "fit_cuda": fit_cuda,
+             "shared_sum": shared_sum}
 
 if __name__ == "__main__":
     scenario, out = sys.argv[1], Path(sys.argv[2])

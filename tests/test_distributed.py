@@ -96,6 +96,47 @@ def test_bad_timeout_is_a_clear_error(monkeypatch):
         distributed._timeout()
 
 
+def test_flat_gradients_views_keep_each_parameters_layout_and_return_a_copy_of_the_values():
+    """DataParallel's kept buffer: the gradients go in as laid out (an input-major weight stays
+    input-major), a missing one counts as zeros, the sums become the ``.grad`` without a copy
+    back, a gradient that is its view already is left as it is, and the values come back as a
+    copy (the buffer is the next step's)."""
+    import torch
+
+    weight = torch.nn.Parameter(torch.randn(6, 4).t())  # input-major, as the fused VAE's
+    bias = torch.nn.Parameter(torch.randn(3))
+    weight.grad = torch.randn(6, 4).t()
+    expected = 2 * weight.grad
+    flat = distributed._FlatGradients([weight, bias], num_values=1)
+    flat.gather_([torch.tensor(1.5)]).mul_(2)  # (the all-reduce's sum of two equal processes)
+    values = flat.scatter_()
+    assert torch.equal(values, torch.tensor([3.0]))
+    assert torch.equal(weight.grad, expected) and weight.grad.stride() == weight.stride()
+    assert weight.grad.data_ptr() == flat.views[0].data_ptr()
+    assert torch.equal(bias.grad, torch.zeros(3))
+    bias.grad += 1.0  # accumulated in place into its view: gathered as it is
+    flat.gather_([0.5])
+    assert torch.equal(flat.views[1], torch.ones(3)) and torch.equal(values, torch.tensor([3.0]))
+
+
+def test_shared_memory_sum_only_when_every_process_is_on_this_machine(monkeypatch):
+    """torchrun's LOCAL_WORLD_SIZE below WORLD_SIZE (several machines) or PYVI_DISTRIBUTED_SHM=0
+    keeps the gradient sum on gloo."""
+    from pyvi._shared_sum import _wanted
+
+    group = Group(0, 2, "gloo")
+    monkeypatch.delenv("PYVI_DISTRIBUTED_SHM", raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert _wanted(group)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    assert not _wanted(group)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")
+    assert not _wanted(group)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setenv("PYVI_DISTRIBUTED_SHM", "0")
+    assert not _wanted(group)
+
+
 # -- two processes ----------------------------------------------------------------------------------
 
 
@@ -152,6 +193,34 @@ def test_a_failing_rank_stops_the_others_with_its_error_within_seconds(tmp_path)
     assert "rank 1 failed with ValueError: boom on rank 1" in waiting["message"]
     assert "log_prob_and_grad" in waiting["message"]  # the failed rank's traceback comes along
     # Rank 1 fails 2 s in; rank 0 learns of it at once, not after the 120 s collective timeout.
+    assert waiting["seconds"] < 20, waiting
+
+
+def test_shared_memory_sum_gives_gloos_sum_bit_for_bit_and_stops_when_a_peer_fails(tmp_path):
+    """Two processes of one machine sum gradients through shared memory (pyvi._shared_sum):
+    exactly gloo's all-reduce (a + b = b + a), the same bits on both, across both sets of slots;
+    a process that fails meanwhile stops the other within seconds (the barrier breaks)."""
+    import torch
+
+    torchrun("shared_sum", tmp_path)
+    ranks = [np.load(tmp_path / f"shared-sum-{rank}.npz") for rank in (0, 1)]
+    assert all(r["used"] and not r["gloo_used"] for r in ranks)  # shared memory, then gloo
+    expected = []
+    for rank in (0, 1):  # each rank's gradients, as the worker drew them, weighted 0.5
+        torch.manual_seed(100 + rank)
+        torch.randn(30, 20), torch.randn(7)  # (the parameters)
+        steps = []
+        for step in range(3):
+            weight = torch.randn(30, 20)
+            bias = torch.zeros(7) if step == 1 else torch.randn(7)
+            steps.append(0.5 * torch.cat([weight.reshape(-1), bias, torch.tensor([float(rank + step)])]))
+        expected.append(torch.stack(steps))
+    expected = (expected[0] + expected[1]).numpy()
+    for r in ranks:
+        assert np.array_equal(r["shm"], r["gloo"]) and np.array_equal(r["shm"], expected)
+    failed, waiting = (json.loads((tmp_path / f"shared-sum-error-{rank}.json").read_text()) for rank in (1, 0))
+    assert failed["type"] == "ValueError" and "boom on rank 1" in failed["message"]
+    assert waiting["type"] == "RankFailedError" and waiting["rank"] == 1, waiting
     assert waiting["seconds"] < 20, waiting
 
 
