@@ -24,9 +24,9 @@ from conftest import QUICK, size
 
 import pyvi.targets
 from pyvi import hmc
-from pyvi.models import LogisticRegression
+from pyvi.models import LogisticRegression, logistic_torch_target
 from pyvi.models.logistic_regression import logistic_log_joint
-from pyvi.targets import Banana, TorchTarget
+from pyvi.targets import Banana
 from pyvi.testing import cuda_available
 
 CORES = os.cpu_count() or 1
@@ -44,19 +44,6 @@ MODEL = LogisticRegression.breast_cancer()
 LR_STEP, LR_L = 0.05, 10
 LR_ITERATIONS = size(2_000, 20)  # one chain
 LR_CHAIN_ITERATIONS = size(500, 10)  # 64 chains
-
-
-def logistic_torch_target(model: LogisticRegression) -> TorchTarget:
-    """The model written once as a user's TorchTarget (plain torch, as in tests/test_hmc_torch.py)."""
-    design, labels = torch.tensor(model.X), torch.tensor(model.y)
-    precision = model.prior_precision
-
-    def log_joint(beta):
-        eta = beta @ design.T
-        log_lik = (labels * eta - torch.logaddexp(torch.zeros_like(eta), eta)).sum(-1)
-        return log_lik - 0.5 * precision * (beta * beta).sum(-1)
-
-    return TorchTarget(log_joint, model.dim)
 
 
 def _logistic_target(impl: str):

@@ -20,33 +20,20 @@ first call's compile seconds (``compile_s``: 0 when numba's disk cache had the s
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import pytest
 from conftest import QUICK, size
 
 from pyvi import hmc
-from pyvi.models import LogisticRegression
-from pyvi.targets import Banana, NumbaTarget
+from pyvi.models import LogisticRegression, user_banana_target
+from pyvi.targets import Banana
 
 BANANA = Banana.default()
 ITERATIONS = size(20_000, 200)
 L = 30
 
 
-@numba.njit(cache=True)
-def user_banana(x, grad, num_data, mean_y, lik_precision, prior_precision, log_norm):
-    """The banana's log joint as a user writes it, in the arithmetic of csrc/common/banana.h."""
-    t1 = x[0]
-    t2 = x[1]
-    residual = t1 + t2 * t2 - mean_y
-    dlik_dr = -num_data * lik_precision * residual
-    grad[0] = dlik_dr - prior_precision * t1
-    grad[1] = 2.0 * t2 * dlik_dr - prior_precision * t2
-    return log_norm + 0.5 * dlik_dr * residual - 0.5 * prior_precision * (t1 * t1 + t2 * t2)
-
-
-USER_BANANA = NumbaTarget(user_banana, 2, data=tuple(BANANA.numba_target()))
+USER_BANANA = user_banana_target(BANANA)  # the same density as a user's @njit function
 
 
 def _banana_run(target, backend: str):

@@ -20,6 +20,7 @@ from pyvi.hmc.torch_backend.face import torch_face
 from pyvi.hmc.torch_backend.rng import RandomSource
 from pyvi.hmc.torch_backend.state import State
 from pyvi.hmc.torch_backend.transition import StaticKernel
+from pyvi.models import logistic_torch_target
 from pyvi.targets import Banana, Gaussian, TorchTarget
 from pyvi.testing import DEVICES, cuda_available
 
@@ -97,19 +98,6 @@ def test_float32_runs_and_records_float64_outputs(default_banana):
     assert result.samples.dtype == np.float64 and np.all(np.isfinite(result.samples))
     assert np.all(result.samples.astype(np.float32) == result.samples)  # float32 values, stored as float64
     assert result.mean_accept_prob > 0.5
-
-
-def logistic_torch_target(model) -> TorchTarget:
-    """The breast-cancer logistic regression written once as a user's TorchTarget (plain torch)."""
-    design, labels = torch.tensor(model.X), torch.tensor(model.y)
-    precision = model.prior_precision
-
-    def log_joint(beta):
-        eta = beta @ design.T
-        log_lik = (labels * eta - torch.logaddexp(torch.zeros_like(eta), eta)).sum(-1)
-        return log_lik - 0.5 * precision * (beta * beta).sum(-1)
-
-    return TorchTarget(log_joint, model.dim)
 
 
 def _reference_runs(model):

@@ -8,6 +8,7 @@ import torch
 from pyvi import hmc, vi
 from pyvi.flows import RealNVP
 from pyvi.targets import Banana, Gaussian, LogDensity, Target, as_target
+from pyvi.targets.base import BuiltInTarget
 
 
 class StandardNormal(Target):
@@ -97,6 +98,22 @@ def test_built_in_targets_declare_their_faces():
         assert target.numba_target() is not None and target.torch_log_prob() is not None
     assert banana.fused_log_joint() is not None and gaussian.fused_log_joint() is None
     assert gaussian.log_evidence() == 0.0
+
+
+def test_every_built_in_target_keeps_its_native_faces_and_checks_impl():
+    """BuiltInTarget: both native faces made once per target, ``impl`` refused by name on all."""
+    from pyvi.targets import Funnel, GaussianMixture, HybridRosenbrock
+
+    targets = [Banana.default(), Gaussian([0.0, 1.0], [[1.0, 0.3], [0.3, 2.0]]), Funnel(3), HybridRosenbrock(),
+               GaussianMixture([0.5, 0.5], [[0.0, 0.0], [2.0, 1.0]], [np.eye(2), 0.5 * np.eye(2)])]
+    for target in targets:
+        assert isinstance(target, BuiltInTarget)
+        assert target.cpp_target() is target.cpp_target() and target.numba_target() is target.numba_target()
+        theta = torch.zeros(2, target.dim, dtype=torch.float64)
+        for impl in ("reference", "fused"):
+            assert target.torch_log_prob(impl)(theta).shape == (2,)
+        with pytest.raises(ValueError, match="impl"):
+            target.torch_log_prob("fast")
 
 
 def test_banana_faces_share_one_set_of_derived_parameters(default_banana):

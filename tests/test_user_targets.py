@@ -5,7 +5,8 @@ signatures and return types, non-finite values, exceptions inside user code, dim
 null pointers.
 
 The user functions are module-level and ``cache=True``: each costs one compilation of the Numba
-sampler (seconds), which numba keeps on disk for the next run. One function, ``gaussian``, serves
+sampler (seconds), which numba keeps on disk for the next run. The banana is pyvi.models'
+worked example (``user_banana_target``, which bench/bench_user_targets.py times too). One function, ``gaussian``, serves
 both the moment tests and the fault tests (its ``fault`` argument), so that the two share it.
 """
 
@@ -21,22 +22,10 @@ import torch
 
 from pyvi import hmc, vi
 from pyvi.flows import RealNVP
-from pyvi.models import LogisticRegression, logistic_log_joint
+from pyvi.models import LogisticRegression, logistic_log_joint, user_banana_target
 from pyvi.targets import Banana, CTarget, Gaussian, LogDensity, NumbaTarget
 
 # -- the user's functions ------------------------------------------------------------------------
-
-
-@numba.njit(cache=True)
-def banana(x, grad, num_data, mean_y, lik_precision, prior_precision, log_norm):
-    """The banana's log joint, in the arithmetic of pyvi's own (csrc/common/banana.h)."""
-    t1 = x[0]
-    t2 = x[1]
-    residual = t1 + t2 * t2 - mean_y
-    dlik_dr = -num_data * lik_precision * residual
-    grad[0] = dlik_dr - prior_precision * t1
-    grad[1] = 2.0 * t2 * dlik_dr - prior_precision * t2
-    return log_norm + 0.5 * dlik_dr * residual - 0.5 * prior_precision * (t1 * t1 + t2 * t2)
 
 
 #: What gaussian() does beyond ``radius`` (|x| > radius).
@@ -81,7 +70,7 @@ def _gaussian_target(fault: str = "none", radius: float = 0.0) -> NumbaTarget:
 
 @pytest.fixture(scope="module")
 def user_banana(default_banana) -> NumbaTarget:
-    return NumbaTarget(banana, 2, data=tuple(default_banana.numba_target()))
+    return user_banana_target(default_banana)
 
 
 @pytest.fixture(scope="module")
@@ -184,11 +173,11 @@ def test_correlated_gaussian_moments(kind, backend, request):
 def test_banana_moments_match_exact(homework_banana, kind, backend, c_library):
     params = tuple(homework_banana.numba_target())
     if kind == "numba":
-        target = NumbaTarget(banana, 2, data=params)
+        target = user_banana_target(homework_banana)
     elif kind == "c":
         target = CTarget(_c_address(c_library, "banana"), 2, user_data=np.array(params))
     else:
-        face = NumbaTarget(banana, 2, data=params)
+        face = user_banana_target(homework_banana)
         target = LogDensity(lambda x: face.log_prob_and_grad(x)[0], lambda x: face.log_prob_and_grad(x)[1], dim=2)
     num_samples = 2500 if backend == "numpy" else 10000
     result = hmc.sample(target, np.random.default_rng(0).normal(size=(4, 2)), num_samples=num_samples, num_warmup=1000,

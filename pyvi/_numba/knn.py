@@ -556,13 +556,54 @@ def _first_nodes(tree, count):
                   tree.hi[:count], tree.cell_lo[:count], tree.cell_hi[:count])
 
 
+@numba.njit(cache=True, inline="always")
+def _query_block(px, tree_x, block, points, tree, parent, own, robust, k, stop, distance, copies):
+    """One block of queries, the walk that the rho and the nu passes of _distances and
+    _robust_distances share: for x's tree rows r of block ``block`` (_BLOCK consecutive rows), the
+    k-th distance from x_r to the points of ``tree`` (x's own tree when ``own``: rho; y's: nu) into
+    ``distance`` and the number of copies of x_r among them (x_r itself not counted) into
+    ``copies``, both at x_r's original row.
+
+    Queries run in tree order, so consecutive queries are near each other: for rho each starts from
+    its own leaf, for nu from where the previous query found its nearest point (``robust``: the
+    log-distance search, from the root; ``parent`` is then unused). The rows of a uniform leaf of x
+    are copies of one point: one query, whose results the others copy. A set ``stop[0]`` (Ctrl-C,
+    pyvi._numba.interrupt) skips what is left.
+    """
+    best = np.empty(k)
+    stack_node = np.empty(_STACK, np.int64)
+    stack_dist = np.empty(_STACK)
+    index, begin_x, end_x, left_x = tree_x.index, tree_x.begin, tree_x.end, tree_x.left
+    nearest = -1
+    leaf = -1
+    leaf_end = 0
+    start = block * _BLOCK
+    for r in range(start, min(px.shape[0], start + _BLOCK)):
+        if stop[0]:
+            break
+        if r >= leaf_end:
+            leaf = _leaf_of(left_x, end_x, r)
+            leaf_end = end_x[leaf]
+        i = index[r]
+        if _repeats_previous(left_x, begin_x, leaf, r, start):
+            distance[i] = distance[index[r - 1]]
+            copies[i] = copies[index[r - 1]]
+            continue
+        if robust:
+            zeros = _robust_search(points, tree.begin, tree.end, tree.left, tree.lo, tree.hi, px[r], k, best,
+                                   stack_node, stack_dist)
+        else:
+            zeros, nearest = _search(points, tree.begin, tree.end, tree.left, parent, tree.lo, tree.hi, tree.cell_lo,
+                                     tree.cell_hi, px[r], k, best, leaf if own else nearest, stack_node, stack_dist)
+        distance[i] = best[k - 1]
+        copies[i] = zeros - 1 if own else zeros  # x's own search counts x_r itself
+
+
 @numba.njit(cache=True, parallel=True, nogil=True)
 def _distances(px, tree_x, py, tree_y, k, stop):
     n = px.shape[0]
-    ix, bx, ex, lx, lox, hix, clox, chix = (tree_x.index, tree_x.begin, tree_x.end, tree_x.left, tree_x.lo, tree_x.hi,
-                                            tree_x.cell_lo, tree_x.cell_hi)
-    iy, by, ey, ly, loy, hiy, cloy, chiy = (tree_y.index, tree_y.begin, tree_y.end, tree_y.left, tree_y.lo, tree_y.hi,
-                                            tree_y.cell_lo, tree_y.cell_hi)
+    ix, bx, ex, lx, lox, hix = tree_x.index, tree_x.begin, tree_x.end, tree_x.left, tree_x.lo, tree_x.hi
+    by, ey, ly, loy, hiy = tree_y.begin, tree_y.end, tree_y.left, tree_y.lo, tree_y.hi
     parent_x = _parents(lx)
     parent_y = _parents(ly)
     rho2 = np.empty(n)
@@ -603,53 +644,10 @@ def _distances(px, tree_x, py, tree_y, k, stop):
                         copies_y[i] = zeros[row]
         return rho2, nu2, copies_x, copies_y
     blocks = (n + _BLOCK - 1) // _BLOCK
-    # Queries in tree order, so consecutive queries are near each other; for rho each starts from
-    # its own leaf, for nu from where the previous query found its nearest point.
     for block in numba.prange(blocks):
-        best = np.empty(k)
-        stack_node = np.empty(_STACK, np.int64)
-        stack_dist = np.empty(_STACK)
-        leaf = -1
-        leaf_end = 0
-        start = block * _BLOCK
-        for r in range(start, min(n, (block + 1) * _BLOCK)):
-            if stop[0]:  # Ctrl-C: skip what is left
-                break
-            if r >= leaf_end:
-                leaf = _leaf_of(lx, ex, r)
-                leaf_end = ex[leaf]
-            i = ix[r]
-            if _repeats_previous(lx, bx, leaf, r, start):
-                rho2[i] = rho2[ix[r - 1]]
-                copies_x[i] = copies_x[ix[r - 1]]
-                continue
-            zeros, _ = _search(px, bx, ex, lx, parent_x, lox, hix, clox, chix, px[r], k, best, leaf, stack_node,
-                               stack_dist)
-            rho2[i] = best[k - 1]
-            copies_x[i] = zeros - 1  # zeros counts x_i itself
+        _query_block(px, tree_x, block, px, tree_x, parent_x, True, False, k, stop, rho2, copies_x)
     for block in numba.prange(blocks):
-        best = np.empty(k)
-        stack_node = np.empty(_STACK, np.int64)
-        stack_dist = np.empty(_STACK)
-        nearest = -1
-        leaf = -1
-        leaf_end = 0
-        start = block * _BLOCK
-        for r in range(start, min(n, (block + 1) * _BLOCK)):
-            if stop[0]:
-                break
-            if r >= leaf_end:
-                leaf = _leaf_of(lx, ex, r)
-                leaf_end = ex[leaf]
-            i = ix[r]
-            if _repeats_previous(lx, bx, leaf, r, start):
-                nu2[i] = nu2[ix[r - 1]]
-                copies_y[i] = copies_y[ix[r - 1]]
-                continue
-            zeros, nearest = _search(py, by, ey, ly, parent_y, loy, hiy, cloy, chiy, px[r], k, best, nearest,
-                                     stack_node, stack_dist)
-            nu2[i] = best[k - 1]
-            copies_y[i] = zeros
+        _query_block(px, tree_x, block, py, tree_y, parent_y, False, False, k, stop, nu2, copies_y)
     return rho2, nu2, copies_x, copies_y
 
 
@@ -756,35 +754,15 @@ def _robust_distances(px, tree_x, py, tree_y, k, stop):
     """_distances' outputs from the robust search (log distances), as ``run_robust_queries`` in
     csrc/core/knn_kl.hpp."""
     n = px.shape[0]
-    ix, bx, ex, lx, lox, hix = tree_x.index, tree_x.begin, tree_x.end, tree_x.left, tree_x.lo, tree_x.hi
-    by, ey, ly, loy, hiy = tree_y.begin, tree_y.end, tree_y.left, tree_y.lo, tree_y.hi
     rho = np.empty(n)
     nu = np.empty(n)
     copies_x = np.empty(n, np.int64)
     copies_y = np.empty(n, np.int64)
     blocks = (n + _BLOCK - 1) // _BLOCK
     for block in numba.prange(blocks):
-        best = np.empty(k)
-        stack_node = np.empty(_STACK, np.int64)
-        stack_dist = np.empty(_STACK)
-        leaf = -1
-        leaf_end = 0
-        start = block * _BLOCK
-        for r in range(start, min(n, (block + 1) * _BLOCK)):
-            if r >= leaf_end:
-                leaf = _leaf_of(lx, ex, r)
-                leaf_end = ex[leaf]
-            if stop[0]:
-                break
-            i = ix[r]
-            if _repeats_previous(lx, bx, leaf, r, start):
-                j = ix[r - 1]
-                rho[i], nu[i], copies_x[i], copies_y[i] = rho[j], nu[j], copies_x[j], copies_y[j]
-                continue
-            copies_x[i] = _robust_search(px, bx, ex, lx, lox, hix, px[r], k, best, stack_node, stack_dist) - 1
-            rho[i] = best[k - 1]
-            copies_y[i] = _robust_search(py, by, ey, ly, loy, hiy, px[r], k, best, stack_node, stack_dist)
-            nu[i] = best[k - 1]
+        _query_block(px, tree_x, block, px, tree_x, tree_x.left, True, True, k, stop, rho, copies_x)
+    for block in numba.prange(blocks):
+        _query_block(px, tree_x, block, py, tree_y, tree_y.left, False, True, k, stop, nu, copies_y)
     return rho, nu, copies_x, copies_y
 
 

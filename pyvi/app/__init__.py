@@ -1,7 +1,8 @@
 """The application: the ``pyvi`` command line and the report it writes, built on the library.
 
 - :mod:`pyvi.app.cli`: ``pyvi`` (and ``python -m pyvi``): ``report``, ``banana``, ``hmc``, ``vae``,
-  ``backends``; :mod:`pyvi.app.vae_cli`: the ``pyvi vae`` subcommand.
+  ``backends``; :mod:`pyvi.app.vae_cli`: the ``pyvi vae`` subcommand (also standalone);
+  :mod:`pyvi.app.command`: the error contract both run a command under (neither imports the other).
 - :mod:`pyvi.app.pipeline`: one ``run_*`` per part of the problem set, each writing its figures, a
   markdown section and its numbers into a folder.
 - :mod:`pyvi.app.plots` and :mod:`pyvi.app.vae_plots`: the figures (matplotlib, Agg backend);

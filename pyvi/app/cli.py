@@ -25,12 +25,10 @@ from pathlib import Path
 
 from pyvi import __version__
 from pyvi.app import arguments
-from pyvi.app.output import check_output_folder, output_folder
+from pyvi.app.command import run_command
+from pyvi.app.output import check_output_folder
 
 __all__ = ["main", "build_parser"]
-
-#: Exceptions reported as one line with exit status 2 (FloatingPointError: a VAE run that diverged).
-USER_ERRORS = (ValueError, TypeError, OSError, ImportError, FloatingPointError)
 
 
 def _check_banana(args) -> None:
@@ -145,26 +143,6 @@ def _cmd_report(args, _) -> int:
     return 0
 
 
-def _check_vae(args):
-    from pyvi.app import vae_cli
-
-    check_output_folder(args.out)
-    return vae_cli.prepare(args)
-
-
-def _cmd_vae(args, prepared) -> int:
-    from pyvi.app import vae_cli
-
-    from pyvi import distributed
-
-    metrics = vae_cli.run(args, prepared)
-    final = metrics["final_test_elbo"]
-    if distributed.is_main():  # under torchrun rank 0 wrote
-        print(f"wrote {args.out}: test ELBO {'-' if final is None else f'{final:.2f}'}, "
-              f"IWAE {metrics['iwae_test_log_likelihood']}")
-    return 0
-
-
 def _cmd_backends(args, _) -> int:
     from pyvi import backends
 
@@ -205,34 +183,15 @@ def build_parser() -> arguments.Parser:
     hmc_cmd.set_defaults(handler=_cmd_hmc, check=_check_banana)
     from pyvi.app import vae_cli
 
-    vae_cmd = vae_cli.add_arguments(commands.add_parser("vae", help="train the VAE on MNIST (Problem 4)"))
-    vae_cmd.set_defaults(handler=_cmd_vae, check=_check_vae, keep=(vae_cli.CHECKPOINT,))
+    vae_cli.as_command(commands.add_parser("vae", help="train the VAE on MNIST (Problem 4)"))
     backends_cmd = commands.add_parser("backends", help="which native backends loaded")
     backends_cmd.set_defaults(handler=_cmd_backends, check=lambda args: None)
     return parser
 
 
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
-
-
 def main(argv: list[str] | None = None) -> int:
     """Runs one command; returns its exit status (0, 2 for a user error, 130 on Ctrl-C)."""
-    args = build_parser().parse_args(argv)  # a bad option value exits here: one line, status 2
-    prog = f"pyvi {args.command}"
-    out = getattr(args, "out", None)
-    try:
-        prepared = args.check(args)
-        if out is None:
-            return args.handler(args, prepared)
-        with output_folder(out, keep=getattr(args, "keep", ())):
-            return args.handler(args, prepared)
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
-    except USER_ERRORS as error:
-        print(f"{prog}: error: {_one_line(error)}", file=sys.stderr)
-        return 2
+    return run_command(build_parser().parse_args(argv))  # a bad option value exits in the parser: one line, status 2
 
 
 if __name__ == "__main__":

@@ -5,10 +5,11 @@ Example::
     pyvi vae --data embedded --epochs 100 --out runs/vae --threads 1
     torchrun --standalone --nproc-per-node 2 -m pyvi vae --data embedded --threads 1   # data parallel
 
-The ``pyvi`` command line (:mod:`pyvi.app.cli`) hooks this in with ``add_arguments(subparser)``,
-``prepare(args)`` (checks the options, reads the data and a ``--resume`` checkpoint, writes nothing)
-and ``run(args, prepared)``; ``main(argv)`` runs it standalone (``python -m pyvi.app.vae_cli``), as
-``pyvi vae``.
+The ``pyvi`` command line (:mod:`pyvi.app.cli`) hooks this in with ``as_command(subparser)``: the
+options (``add_arguments``), ``check(args)`` (checks the options and the output folder, reads the
+data and a ``--resume`` checkpoint, writes nothing: ``prepare``) and ``handle(args, prepared)``
+(``run``, then one line of results). ``main(argv)`` runs the same command standalone (``python -m
+pyvi.app.vae_cli``), as ``pyvi vae``, through :func:`pyvi.app.command.run_command` as ``pyvi`` does.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from pyvi.app import arguments
+from pyvi.app.command import run_command
+from pyvi.app.output import check_output_folder
 
-__all__ = ["add_arguments", "prepare", "run", "main", "CHECKPOINT"]
+__all__ = ["add_arguments", "as_command", "check", "handle", "prepare", "run", "main", "CHECKPOINT"]
 
 #: The checkpoint in the output folder (kept when a run fails or is interrupted, for ``--resume``).
 CHECKPOINT = "checkpoint.pt"
@@ -159,13 +162,38 @@ def run(args: argparse.Namespace, prepared: SimpleNamespace | None = None) -> di
     return metrics
 
 
+def check(args: argparse.Namespace) -> SimpleNamespace:
+    """The command's check: the output folder can be made (:mod:`pyvi.app.output`), then
+    :func:`prepare`."""
+    check_output_folder(args.out)
+    return prepare(args)
+
+
+def handle(args: argparse.Namespace, prepared: SimpleNamespace) -> int:
+    """The command: :func:`run`, then one line of results (rank 0's, under torchrun); returns 0."""
+    from pyvi import distributed
+
+    metrics = run(args, prepared)
+    final = metrics["final_test_elbo"]
+    if distributed.is_main():  # under torchrun rank 0 wrote
+        print(f"wrote {args.out}: test ELBO {'-' if final is None else f'{final:.2f}'}, "
+              f"IWAE {metrics['iwae_test_log_likelihood']}")
+    return 0
+
+
+def as_command(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``parser`` as the ``pyvi vae`` command: its options, :func:`check` and :func:`handle`, and the
+    checkpoint kept when a run fails (:func:`pyvi.app.command.run_command`)."""
+    add_arguments(parser).set_defaults(command="vae", handler=handle, check=check, keep=(CHECKPOINT,))
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     """``pyvi vae`` with ``argv``: returns 0, or raises SystemExit with the error status (2)."""
     import sys
 
-    from pyvi.app.cli import main as pyvi_main
-
-    status = pyvi_main(["vae", *(sys.argv[1:] if argv is None else argv)])
+    status = run_command(as_command(arguments.Parser(prog="pyvi vae")).parse_args(sys.argv[1:] if argv is None
+                                                                                   else argv))
     if status:
         raise SystemExit(status)
     return 0

@@ -4,15 +4,19 @@ call between chunks (:mod:`pyvi.hmc.chunks`).
 ``"auto"`` (the default) draws a tqdm bar on stderr once a run has lasted :data:`AUTO_AFTER`
 seconds (a short run shows nothing), ``True`` from the first chunk, ``False`` or ``None`` never; a
 callable is called as ``progress(done, total)`` itself. The bar counts iterations of all chains
-together (warm-up included): the native backends advance every chain by the same chunk.
+together (warm-up included): the native backends advance every chain by the same chunk. A bar
+started late (``"auto"``) starts at the count reached, and :func:`progress_callback` closes it
+however the run ends (an exception, Ctrl-C), so that no half-drawn bar is left behind. A run timed
+or logged (the report's) passes ``progress=False``: a bar in a log file stays there as text.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
-__all__ = ["as_progress", "AUTO_AFTER"]
+__all__ = ["as_progress", "progress_callback", "AUTO_AFTER"]
 
 #: Seconds a run must have lasted before ``progress="auto"`` shows a bar.
 AUTO_AFTER = 2.0
@@ -33,9 +37,15 @@ class _Bar:
                 return  # "auto": not (yet) a long run
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total * self.num_chains, desc=self.desc, unit="it", leave=False)
+            self.bar = tqdm(total=total * self.num_chains, initial=done * self.num_chains, desc=self.desc, unit="it",
+                            leave=False)
         self.bar.update(done * self.num_chains - self.bar.n)
         if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        """Closes the bar, if one was drawn (again: nothing)."""
+        if self.bar is not None:
             self.bar.close()
 
 
@@ -48,3 +58,15 @@ def as_progress(progress, num_chains: int, desc: str) -> Callable[[int, int], ob
     if callable(progress):
         return progress
     raise TypeError(f"progress must be callable (done, total), a bool, 'auto' or None, got {progress!r}")
+
+
+@contextlib.contextmanager
+def progress_callback(progress, num_chains: int, desc: str) -> Iterator[Callable[[int, int], object] | None]:
+    """:func:`as_progress` for the length of a run: a bar it draws is closed when the ``with``
+    block ends, by an exception too (a run stopped by a user's error or Ctrl-C)."""
+    callback = as_progress(progress, num_chains, desc)
+    try:
+        yield callback
+    finally:
+        if isinstance(callback, _Bar):
+            callback.close()

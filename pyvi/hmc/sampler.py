@@ -13,7 +13,7 @@ from pyvi.distributed import agree, run_chains
 from pyvi.hmc import nuts_run as nuts_runs
 from pyvi.hmc import reference
 from pyvi.hmc.checks import warn_about
-from pyvi.hmc.progress import as_progress
+from pyvi.hmc.progress import progress_callback
 from pyvi.hmc.native import numba_leapfrog, reporting_exceptions, run_cpp, run_numba
 from pyvi.hmc.result import HMCResult
 from pyvi.hmc.settings import MAX_INT64, Settings, native_count, thread_count, torch_options
@@ -192,66 +192,66 @@ def sample(
     backend = choice(backend, "backend", BACKENDS)
     kernel = choice(kernel, "kernel", KERNELS)
     num_chains = native_count(num_chains, "num_chains", minimum=1)
-    progress = as_progress(progress, num_chains, f"{kernel} ({backend})")
-    if not isinstance(warn, bool | np.bool_):
-        raise TypeError(f"warn must be a bool, got {type(warn).__name__}")
-    if kernel == "nuts":
-        if backend == "torch":
-            raise ValueError("kernel='nuts' runs on backend 'cpp', 'numba' or 'numpy' (the torch backend's chains "
-                             "move in lockstep: static HMC)")
-        torch_options(backend, device, dtype, cuda_graph)  # refuses torch-only options
-        return _sample_nuts(target, initial, num_samples, num_warmup, 1.0 if step_size is None else step_size,
-                            num_steps, metric="diag" if metric is None else metric, max_tree_depth=max_tree_depth,
-                            adapt_metric=adapt_metric, save_warmup=save_warmup, thin=thin, init_jitter=init_jitter,
-                            random_steps=random_steps, num_chains=num_chains, adapt_step_size=adapt_step_size,
-                            target_accept=target_accept, seed=seed, backend=backend, num_threads=num_threads,
-                            progress=progress, warn=warn)
-    if step_size is None or num_steps is None:
-        raise TypeError("kernel='hmc' needs step_size and num_steps (kernel='nuts' needs neither)")
-    if max_tree_depth != 10:
-        raise ValueError("max_tree_depth is a NUTS setting: pass kernel='nuts'")
-    if (metric not in (None, "identity")) or save_warmup is not False or thin != 1 or init_jitter != 0.0:
-        # The per-chain driver: a diagonal or dense metric in Stan's windows, warm-up rows, thinning.
-        if backend == "torch":
-            raise ValueError("backend='torch' runs static HMC with the identity metric, every draw after warm-up")
-        torch_options(backend, device, dtype, cuda_graph)
-        return _sample_nuts(target, initial, num_samples, num_warmup, step_size, num_steps, kernel="hmc",
-                            metric="identity" if metric is None else metric, max_tree_depth=max_tree_depth,
-                            adapt_metric=adapt_metric, save_warmup=save_warmup, thin=thin, init_jitter=init_jitter,
-                            random_steps=random_steps, num_chains=num_chains, adapt_step_size=adapt_step_size,
-                            target_accept=target_accept, seed=seed, backend=backend, num_threads=num_threads,
-                            progress=progress, warn=warn)
-    settings = Settings.validated(num_samples=num_samples, num_warmup=num_warmup, step_size=step_size,
-                                  num_steps=num_steps, random_steps=random_steps, adapt_step_size=adapt_step_size,
-                                  target_accept=target_accept, seed=seed)
-    threads = thread_count(num_threads)
-    torch_settings = torch_options(backend, device, dtype, cuda_graph)
-    target = as_target(target)
-    if num_chains * settings.num_samples * target.dim > MAX_INT64 // 8:
-        raise ValueError(f"num_chains * num_samples * dim = {num_chains} * {settings.num_samples} * {target.dim} "
-                         "draws do not fit in memory")
-    face = None if backend == "numpy" else native_face(target, backend)
-    initial = _initial_positions(initial, num_chains, target.dim)
-    settings = agree(settings)  # under torchrun: rank 0's (its seed, for seed=None)
+    with progress_callback(progress, num_chains, f"{kernel} ({backend})") as progress:  # closed however it ends
+        if not isinstance(warn, bool | np.bool_):
+            raise TypeError(f"warn must be a bool, got {type(warn).__name__}")
+        if kernel == "nuts":
+            if backend == "torch":
+                raise ValueError("kernel='nuts' runs on backend 'cpp', 'numba' or 'numpy' (the torch backend's chains "
+                                 "move in lockstep: static HMC)")
+            torch_options(backend, device, dtype, cuda_graph)  # refuses torch-only options
+            return _sample_nuts(target, initial, num_samples, num_warmup, 1.0 if step_size is None else step_size,
+                                num_steps, metric="diag" if metric is None else metric, max_tree_depth=max_tree_depth,
+                                adapt_metric=adapt_metric, save_warmup=save_warmup, thin=thin, init_jitter=init_jitter,
+                                random_steps=random_steps, num_chains=num_chains, adapt_step_size=adapt_step_size,
+                                target_accept=target_accept, seed=seed, backend=backend, num_threads=num_threads,
+                                progress=progress, warn=warn)
+        if step_size is None or num_steps is None:
+            raise TypeError("kernel='hmc' needs step_size and num_steps (kernel='nuts' needs neither)")
+        if max_tree_depth != 10:
+            raise ValueError("max_tree_depth is a NUTS setting: pass kernel='nuts'")
+        if (metric not in (None, "identity")) or save_warmup is not False or thin != 1 or init_jitter != 0.0:
+            # The per-chain driver: a diagonal or dense metric in Stan's windows, warm-up rows, thinning.
+            if backend == "torch":
+                raise ValueError("backend='torch' runs static HMC with the identity metric, every draw after warm-up")
+            torch_options(backend, device, dtype, cuda_graph)
+            return _sample_nuts(target, initial, num_samples, num_warmup, step_size, num_steps, kernel="hmc",
+                                metric="identity" if metric is None else metric, max_tree_depth=max_tree_depth,
+                                adapt_metric=adapt_metric, save_warmup=save_warmup, thin=thin, init_jitter=init_jitter,
+                                random_steps=random_steps, num_chains=num_chains, adapt_step_size=adapt_step_size,
+                                target_accept=target_accept, seed=seed, backend=backend, num_threads=num_threads,
+                                progress=progress, warn=warn)
+        settings = Settings.validated(num_samples=num_samples, num_warmup=num_warmup, step_size=step_size,
+                                      num_steps=num_steps, random_steps=random_steps, adapt_step_size=adapt_step_size,
+                                      target_accept=target_accept, seed=seed)
+        threads = thread_count(num_threads)
+        torch_settings = torch_options(backend, device, dtype, cuda_graph)
+        target = as_target(target)
+        if num_chains * settings.num_samples * target.dim > MAX_INT64 // 8:
+            raise ValueError(f"num_chains * num_samples * dim = {num_chains} * {settings.num_samples} * {target.dim} "
+                             "draws do not fit in memory")
+        face = None if backend == "numpy" else native_face(target, backend)
+        initial = _initial_positions(initial, num_chains, target.dim)
+        settings = agree(settings)  # under torchrun: rank 0's (its seed, for seed=None)
 
-    def run(rows: np.ndarray, first_chain: int) -> dict[str, np.ndarray]:  # chains first_chain, ... of the run
-        if backend == "numpy":
-            return reference.sample_chains(target, rows, settings, progress, first_chain=first_chain)
-        if backend == "torch":
-            from pyvi.hmc.torch_backend import run_torch
+        def run(rows: np.ndarray, first_chain: int) -> dict[str, np.ndarray]:  # chains first_chain, ... of the run
+            if backend == "numpy":
+                return reference.sample_chains(target, rows, settings, progress, first_chain=first_chain)
+            if backend == "torch":
+                from pyvi.hmc.torch_backend import run_torch
 
-            # One generator for all its chains: a distributed process's block gets its own.
-            own = settings if first_chain == 0 else dataclasses.replace(
-                settings, seed=int(np.random.SeedSequence([settings.seed, first_chain]).generate_state(1, np.uint64)[0]))
-            return run_torch(target, rows, own, num_threads=None if num_threads is None else threads,
-                             progress=progress, **torch_settings)
-        return _RUN[backend](face, rows, settings, threads, progress, first_chain=first_chain)
+                # One generator for all its chains: a distributed process's block gets its own.
+                own = settings if first_chain == 0 else dataclasses.replace(settings, seed=int(
+                    np.random.SeedSequence([settings.seed, first_chain]).generate_state(1, np.uint64)[0]))
+                return run_torch(target, rows, own, num_threads=None if num_threads is None else threads,
+                                 progress=progress, **torch_settings)
+            return _RUN[backend](face, rows, settings, threads, progress, first_chain=first_chain)
 
-    draws = run_chains(run, initial)  # all here, or over the processes under torchrun (pyvi.distributed)
-    result = HMCResult(backend=backend, settings=settings.as_dict(), **draws)
-    if warn:
-        warn_about(result, stacklevel=2)
-    return result
+        draws = run_chains(run, initial)  # all here, or over the processes under torchrun (pyvi.distributed)
+        result = HMCResult(backend=backend, settings=settings.as_dict(), **draws)
+        if warn:
+            warn_about(result, stacklevel=2)
+        return result
 
 
 def _sample_nuts(target, initial, num_samples, num_warmup, step_size, num_steps, *, metric, max_tree_depth,

@@ -28,7 +28,7 @@ import numpy as np
 from pyvi._backend import available, require
 from pyvi._validate import as_float_array, choice, count, positive_float, seed_value
 from pyvi.targets.banana_exact import BananaQuadrature
-from pyvi.targets.base import Target
+from pyvi.targets.base import BuiltInTarget
 
 __all__ = ["Banana", "DEFAULT_THETA", "DEFAULT_SEED", "SIGMA_RANGE"]
 
@@ -54,7 +54,7 @@ def _sigma(value, name: str) -> float:
     return value
 
 
-class Banana(Target):
+class Banana(BuiltInTarget):
     """The banana posterior p(theta | y) of Problem 3.
 
     Args:
@@ -246,29 +246,20 @@ class Banana(Target):
         """(n, ybar, ss, sigma_y, sigma_theta): what every native face is built from."""
         return float(self.num_data), self.mean_y, self.ss_y, self.sigma_y, self.sigma_theta
 
-    def cpp_target(self):
+    def _new_cpp_target(self):
         """The ``pyvi._core.BananaTarget`` twin, built from the same sufficient statistics."""
-        return self._cpp_target
-
-    @cached_property
-    def _cpp_target(self):
         return require("cpp").BananaTarget(*self._sufficient_statistics())
 
-    def numba_target(self):
+    def _new_numba_target(self):
         """The Numba face: ``banana_params`` of csrc/common/banana.h (read from ``pyvi._core``, so
         both backends use the same bits)."""
-        return self._numba_target
-
-    @cached_property
-    def _numba_target(self):
         from pyvi._numba.targets.banana import BananaFace
 
         return BananaFace(**require("cpp").banana_params(*self._sufficient_statistics()))
 
-    def torch_log_prob(self, impl: str = "reference"):
+    def _new_torch_log_prob(self, impl: str):
         """:meth:`log_prob` on torch tensors: plain torch (``"reference"``) or the fused op
         through autograd (``"fused"``)."""
-        choice(impl, "impl", ("reference", "fused"))
         return lambda theta: self.log_prob(theta, impl=impl)
 
     def fused_log_joint(self):

@@ -21,7 +21,8 @@ Samplers and ``vi`` ask the target for a face and never test for a target type; 
 target has no face for raises one TypeError naming the target, the backend and what to use
 instead (:func:`native_face`).
 
-Adding a built-in native target (docs/architecture.md): its class here (a :class:`Target`), its
+Adding a built-in native target (docs/architecture.md): its class in this package (a
+:class:`BuiltInTarget`, which says how its three faces are made), its
 C++ struct in ``csrc/core/targets/`` plus its name in ``registry.hpp``, its Numba face in
 ``pyvi/_numba/targets/`` plus its name in that package's import line, and its class in
 ``pyvi/_core.pyi``.
@@ -36,10 +37,13 @@ from __future__ import annotations
 import abc
 import numbers
 from collections.abc import Callable
+from functools import cached_property
 
 import numpy as np
 
-__all__ = ["Target", "as_target", "native_face", "BACKEND_FACES"]
+from pyvi._validate import choice
+
+__all__ = ["Target", "BuiltInTarget", "as_target", "native_face", "BACKEND_FACES"]
 
 #: Which face each HMC backend but numpy runs (``torch`` prefers a target's fused log-joint op to
 #: its torch log density where it has one: pyvi/hmc/torch_backend/face.py).
@@ -93,6 +97,50 @@ class Target(abc.ABC):
     def log_evidence(self) -> float:
         """log Z = log of the integral of exp(log p): exact, for targets that know it."""
         raise TypeError(f"{type(self).__name__} does not know its log evidence (log normalising constant)")
+
+
+class BuiltInTarget(Target):
+    """A built-in target with a ``pyvi._core`` twin, a Numba face and a torch log density.
+
+    A subclass says how each face is made (:meth:`_new_cpp_target`, :meth:`_new_numba_target`,
+    :meth:`_new_torch_log_prob`); the two native faces are made on first use and kept (a target's
+    parameters do not change after construction), and ``impl`` is checked here for all of them.
+    """
+
+    def cpp_target(self):
+        """The ``pyvi._core`` twin (for ``backend="cpp"``), made once."""
+        return self._cpp_target
+
+    @cached_property
+    def _cpp_target(self):
+        return self._new_cpp_target()
+
+    def numba_target(self):
+        """The Numba face (for ``backend="numba"``), made once."""
+        return self._numba_target
+
+    @cached_property
+    def _numba_target(self):
+        return self._new_numba_target()
+
+    def torch_log_prob(self, impl: str = "reference") -> Callable:
+        """A differentiable torch log density ``theta (..., dim) -> (...)``: plain torch
+        (``"reference"``) or the target's fused op through autograd (``"fused"``; a target without
+        one has one implementation whatever ``impl``)."""
+        choice(impl, "impl", ("reference", "fused"))
+        return self._new_torch_log_prob(impl)
+
+    @abc.abstractmethod
+    def _new_cpp_target(self):
+        """A new ``pyvi._core`` twin of this target."""
+
+    @abc.abstractmethod
+    def _new_numba_target(self):
+        """A new Numba face of this target (a namedtuple registered in ``pyvi._numba.targets``)."""
+
+    @abc.abstractmethod
+    def _new_torch_log_prob(self, impl: str) -> Callable:
+        """The torch log density for ``impl`` (already checked)."""
 
 
 class _DuckTarget(Target):

@@ -26,18 +26,17 @@ References:
 from __future__ import annotations
 
 import math
-from functools import cached_property
 
 import numpy as np
 
 from pyvi._backend import require
-from pyvi._validate import as_float_array, choice, count, positive_float, seed_value
-from pyvi.targets.base import Target
+from pyvi._validate import as_float_array, count, positive_float, seed_value
+from pyvi.targets.base import BuiltInTarget
 
 __all__ = ["Funnel"]
 
 
-class Funnel(Target):
+class Funnel(BuiltInTarget):
     """Neal's funnel in ``dim`` dimensions (module docstring).
 
     Args:
@@ -88,27 +87,18 @@ class Funnel(Target):
             log_prob = self.log_norm - 0.5 * v * v * inv_var - 0.5 * n * v - 0.5 * precision * total
         return (float(log_prob) if log_prob.ndim == 0 else log_prob), grad
 
-    def cpp_target(self):
+    def _new_cpp_target(self):
         """The ``pyvi._core.FunnelTarget`` twin."""
-        return self._cpp_target
-
-    @cached_property
-    def _cpp_target(self):
         return require("cpp").FunnelTarget(self.dim, self.v_scale, self.centred, self.log_norm)
 
-    def numba_target(self):
+    def _new_numba_target(self):
         """The Numba face (pyvi/_numba/targets/funnel.py)."""
-        return self._numba_target
-
-    @cached_property
-    def _numba_target(self):
         from pyvi._numba.targets.funnel import FunnelFace
 
         return FunnelFace(self.log_norm, self.v_scale, self.centred)
 
-    def torch_log_prob(self, impl: str = "reference"):
+    def _new_torch_log_prob(self, impl: str):
         """log p on torch tensors ``(..., dim)`` (autograd; one implementation whatever ``impl``)."""
-        choice(impl, "impl", ("reference", "fused"))
 
         def log_prob(theta):
             if not self.centred:

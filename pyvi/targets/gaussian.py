@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from functools import cached_property
-
 import numpy as np
 
 from pyvi._backend import require
-from pyvi._validate import as_float_array, choice, count, seed_value
-from pyvi.targets.base import Target
+from pyvi._validate import as_float_array, count, seed_value
+from pyvi.targets.base import BuiltInTarget
 
 __all__ = ["Gaussian"]
 
 
-class Gaussian(Target):
+class Gaussian(BuiltInTarget):
     """N(mean, cov) as a target: log density and gradient on every backend, normalised (its log
     evidence is 0).
 
@@ -59,28 +57,19 @@ class Gaussian(Target):
         log_prob = self.log_norm + 0.5 * np.sum(centred * grad, axis=-1)
         return (float(log_prob) if log_prob.ndim == 0 else log_prob), grad
 
-    def cpp_target(self):
+    def _new_cpp_target(self):
         """The ``pyvi._core.GaussianTarget`` twin (the same mean, precision and log_norm)."""
-        return self._cpp_target
-
-    @cached_property
-    def _cpp_target(self):
         return require("cpp").GaussianTarget(self.mean, self.precision, self.log_norm)
 
-    def numba_target(self):
+    def _new_numba_target(self):
         """The Numba face (pyvi/_numba/targets/gaussian.py)."""
-        return self._numba_target
-
-    @cached_property
-    def _numba_target(self):
         from pyvi._numba.targets.gaussian import GaussianFace
 
         return GaussianFace(self.log_norm, self.mean, self.precision)
 
-    def torch_log_prob(self, impl: str = "reference"):
+    def _new_torch_log_prob(self, impl: str):
         """log N(theta; mean, cov) on torch tensors ``(..., d)`` (autograd; one implementation
         whatever ``impl``)."""
-        choice(impl, "impl", ("reference", "fused"))
         import torch
 
         # Made once per dtype and device: a copy from numpy at every call would cost more than

@@ -10,13 +10,12 @@ and the mean errors all see.
 from __future__ import annotations
 
 import math
-from functools import cached_property
 
 import numpy as np
 
 from pyvi._backend import require
 from pyvi._validate import as_float_array, choice, count, seed_value
-from pyvi.targets.base import Target
+from pyvi.targets.base import BuiltInTarget
 
 __all__ = ["GaussianMixture", "MAX_COMPONENTS"]
 
@@ -24,7 +23,7 @@ __all__ = ["GaussianMixture", "MAX_COMPONENTS"]
 MAX_COMPONENTS = 64
 
 
-class GaussianMixture(Target):
+class GaussianMixture(BuiltInTarget):
     """sum_k w_k N(x; mean_k, cov_k) as a target (module docstring).
 
     Args:
@@ -96,27 +95,18 @@ class GaussianMixture(Target):
         log_prob = top[..., 0] + np.log(total)
         return (float(log_prob) if log_prob.ndim == 0 else log_prob), grad
 
-    def cpp_target(self):
+    def _new_cpp_target(self):
         """The ``pyvi._core.GaussianMixtureTarget`` twin."""
-        return self._cpp_target
-
-    @cached_property
-    def _cpp_target(self):
         return require("cpp").GaussianMixtureTarget(self.log_coef, self.means, self.precisions)
 
-    def numba_target(self):
+    def _new_numba_target(self):
         """The Numba face (pyvi/_numba/targets/gaussian_mixture.py)."""
-        return self._numba_target
-
-    @cached_property
-    def _numba_target(self):
         from pyvi._numba.targets.gaussian_mixture import GaussianMixtureFace
 
         return GaussianMixtureFace(self.log_coef, self.means, self.precisions)
 
-    def torch_log_prob(self, impl: str = "reference"):
+    def _new_torch_log_prob(self, impl: str):
         """log p on torch tensors ``(..., d)`` (autograd; one implementation whatever ``impl``)."""
-        choice(impl, "impl", ("reference", "fused"))
         import torch
 
         def log_prob(theta):

@@ -26,13 +26,12 @@ References:
 from __future__ import annotations
 
 import math
-from functools import cached_property
 
 import numpy as np
 
 from pyvi._backend import require
-from pyvi._validate import as_float_array, choice, count, positive_float, seed_value
-from pyvi.targets.base import Target
+from pyvi._validate import as_float_array, count, positive_float, seed_value
+from pyvi.targets.base import BuiltInTarget
 
 __all__ = ["HybridRosenbrock"]
 
@@ -52,7 +51,7 @@ def _reduce(poly: np.ndarray, scale: float) -> np.ndarray:
     return out
 
 
-class HybridRosenbrock(Target):
+class HybridRosenbrock(BuiltInTarget):
     """The hybrid Rosenbrock distribution (module docstring).
 
     Args:
@@ -115,27 +114,18 @@ class HybridRosenbrock(Target):
         grad[..., 1:] = grad_blocks.reshape(*x.shape[:-1], -1)
         return (float(log_prob) if log_prob.ndim == 0 else log_prob), grad
 
-    def cpp_target(self):
+    def _new_cpp_target(self):
         """The ``pyvi._core.HybridRosenbrockTarget`` twin."""
-        return self._cpp_target
-
-    @cached_property
-    def _cpp_target(self):
         return require("cpp").HybridRosenbrockTarget(self.mu, self.a, self.b, self.log_norm)
 
-    def numba_target(self):
+    def _new_numba_target(self):
         """The Numba face (pyvi/_numba/targets/hybrid_rosenbrock.py)."""
-        return self._numba_target
-
-    @cached_property
-    def _numba_target(self):
         from pyvi._numba.targets.hybrid_rosenbrock import HybridRosenbrockFace
 
         return HybridRosenbrockFace(self.log_norm, self.mu, self.a, self.b)
 
-    def torch_log_prob(self, impl: str = "reference"):
+    def _new_torch_log_prob(self, impl: str):
         """log p on torch tensors ``(..., dim)`` (autograd; one implementation whatever ``impl``)."""
-        choice(impl, "impl", ("reference", "fused"))
         import torch
 
         def log_prob(theta):

@@ -31,7 +31,8 @@ def _hmc_rows(banana) -> list[dict]:
 
     def run(backend):
         return lambda: hmc.sample(banana, [1.0, 0.5], iterations // 2, iterations // 2, 0.05, 30,
-                                  adapt_step_size=False, seed=0, backend=backend, num_threads=1, warn=False)
+                                  adapt_step_size=False, seed=0, backend=backend, num_threads=1, warn=False,
+                                  progress=False)  # timed: no bar (a log would keep it as text)
 
     native = {backend: _best(run(backend)) for backend in ("cpp", "numba")}
     numpy_time = _best(run("numpy"), repeats=1)
