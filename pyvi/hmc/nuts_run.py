@@ -23,7 +23,7 @@ import numpy as np
 
 from pyvi._backend import require
 from pyvi._validate import choice, positive_float, probability, seed_value
-from pyvi.hmc.native import reporting_exceptions, require_finite_starts
+from pyvi.hmc.native import _pending, reporting_exceptions, require_finite_starts
 from pyvi.hmc.result import HMCResult
 from pyvi.hmc.settings import MAX_INT32, constants, native_count, random_seed
 
@@ -129,7 +129,7 @@ def run_cpp(face, initial: np.ndarray, s: NutsSettings, num_threads: int, progre
                                         s.step_size, s.max_tree_depth, s.metric, s.adapt_step_size, s.adapt_metric,
                                         s.target_accept, constants()["max_energy_error"], s.seed, s.kernel,
                                         s.num_steps, s.random_steps, first_chain)
-    pending = getattr(getattr(face, "owner", None), "raise_pending", None)
+    pending = _pending(face)
 
     def advance(begin: int, end: int) -> None:
         run.advance(end - begin, num_threads)
