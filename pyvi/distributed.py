@@ -480,9 +480,9 @@ def agree(value):
 
 def run_chains(run: Callable[[np.ndarray, int], dict[str, np.ndarray]], initial: np.ndarray
                ) -> dict[str, np.ndarray]:
-    """HMC's chains over the processes: ``run(initial_rows, first_chain)`` samples chains
+    """HMC's or NUTS's chains over the processes: ``run(initial_rows, first_chain)`` samples chains
     ``first_chain ..`` (stream (seed, first_chain + c)) and returns their outputs (the
-    ``pyvi._core.hmc_draws`` layout, chains first).
+    ``pyvi._core.hmc_draws`` or ``nuts_draws`` layout: every array chains first).
 
     Outside torchrun: ``run(initial, 0)``. Under it: each process runs its block of chains
     (:meth:`Group.share`), rank 0 returns every chain's outputs in order, identical to one process's,

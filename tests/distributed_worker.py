@@ -20,6 +20,10 @@ from pyvi.targets import Banana
 #: The HMC run every scenario compares (5 chains: an uneven split over 2 processes).
 HMC_RUN = dict(num_samples=40, num_warmup=40, step_size=0.05, num_steps=8, num_chains=5, seed=11)
 HMC_START = [1.0, 0.5]
+#: The NUTS run: long enough a warm-up for Stan's windows (per chain: their metric and step size
+#: must come out the same whichever process runs the chain), its rows kept.
+NUTS_RUN = dict(num_samples=30, num_warmup=150, num_chains=5, seed=11, save_warmup=True, thin=2, init_jitter=0.2)
+NUTS_BACKENDS = ("cpp", "numba")
 
 
 def hmc(out: Path, rank: int) -> None:
@@ -29,9 +33,22 @@ def hmc(out: Path, rank: int) -> None:
         np.savez(out / f"hmc-{backend}-{rank}.npz", samples=result.samples, log_prob=result.log_prob,
                  accept_prob=result.accept_prob, divergent=result.divergent, num_steps=result.num_steps,
                  step_size=result.step_size)
+    for backend in NUTS_BACKENDS:
+        result = sample(banana, HMC_START, backend=backend, num_threads=1, kernel="nuts", warn=False, **NUTS_RUN)
+        np.savez(out / f"nuts-{backend}-{rank}.npz", **nuts_fields(result))
     # seed=None: every process runs with rank 0's draw from the operating system's entropy.
     result = sample(banana, HMC_START, backend="cpp", num_threads=1, **{**HMC_RUN, "seed": None})
     np.savez(out / f"hmc-entropy-{rank}.npz", samples=result.samples, seed=np.uint64(result.settings["seed"]))
+
+
+def nuts_fields(result) -> dict[str, np.ndarray]:
+    """A NUTS result's arrays: every per-draw statistic (warm-up rows too) and the adapted step sizes
+    and metrics."""
+    names = ("samples", "log_prob", "accept_prob", "divergent", "num_steps", "tree_depth", "energy",
+             "energy_error", "step_size", "inv_metric")
+    fields = {name: getattr(result, name) for name in names}
+    fields.update({f"warmup_{name}": getattr(result, f"warmup_{name}") for name in names[:8]})
+    return fields
 
 
 class _FailsOnRankOne:

@@ -155,6 +155,26 @@ def test_hmc_two_processes_give_exactly_the_single_process_draws(hmc_run, backen
         assert np.array_equal(own[name], expected[3:]), name
 
 
+@pytest.mark.parametrize("backend", distributed_worker.NUTS_BACKENDS)
+def test_nuts_two_processes_give_exactly_the_single_process_draws(hmc_run, backend):
+    """NUTS's warm-up adapts each chain's step size and metric on its own, so a chain run by rank 1
+    (chains 3 and 4, streams (seed, 3) and (seed, 4)) ends the same as in one process: every draw,
+    warm-up row and statistic, bit for bit."""
+    from pyvi.hmc import sample
+    from pyvi.targets import Banana
+
+    single = sample(Banana.default(), distributed_worker.HMC_START, backend=backend, num_threads=1, kernel="nuts",
+                    warn=False, **distributed_worker.NUTS_RUN)
+    expected = distributed_worker.nuts_fields(single)
+    gathered = np.load(hmc_run / f"nuts-{backend}-0.npz")
+    own = np.load(hmc_run / f"nuts-{backend}-1.npz")
+    assert sorted(gathered.files) == sorted(expected)
+    for name, value in expected.items():
+        assert gathered[name].dtype == value.dtype and np.array_equal(gathered[name], value), name
+        assert np.array_equal(own[name], value[3:]), name
+    assert not np.array_equal(expected["inv_metric"], 1.0)  # the windows ran
+
+
 def test_hmc_seed_none_takes_rank_0s_seed_everywhere(hmc_run):
     from pyvi.hmc import sample
     from pyvi.targets import Banana

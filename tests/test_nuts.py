@@ -13,7 +13,8 @@ import pytest
 
 from pyvi import hmc
 from pyvi.hmc import reference_nuts
-from pyvi.targets import Gaussian, LogDensity
+from pyvi.diagnostics import score
+from pyvi.targets import Funnel, Gaussian, GaussianMixture
 
 # The runs' quality is asserted directly (moments, divergences); short runs would warn (HMCWarning).
 pytestmark = pytest.mark.filterwarnings("ignore::pyvi.hmc.HMCWarning")
@@ -264,63 +265,46 @@ def test_banana_exact_moments(homework_banana):
     _moments_ok(result, mean, cov)
 
 
-def _funnel(dim: int, centred: bool) -> LogDensity:
-    """Neal's funnel: v ~ N(0, 3^2), x_i | v ~ N(0, e^v) (centred) or x_i = e^(v/2) z_i with
-    z_i ~ N(0, 1) (non-centred: the sampler sees v and z)."""
-
-    def log_prob(theta):
-        v, x = theta[0], theta[1:]
-        if not centred:
-            return -v * v / 18.0 - 0.5 * x @ x
-        return -v * v / 18.0 - 0.5 * (dim - 1) * v - 0.5 * np.exp(-v) * (x @ x)
-
-    def grad(theta):
-        v, x = theta[0], theta[1:]
-        if not centred:
-            return np.concatenate([[-v / 9.0], -x])
-        return np.concatenate([[-v / 9.0 - 0.5 * (dim - 1) + 0.5 * np.exp(-v) * (x @ x)], -np.exp(-v) * x])
-
-    return LogDensity(log_prob, grad, dim)
+def _score_ok(result, target):
+    """The draws' k-NN KL divergence to as many exact draws within its bias margin and 3 standard
+    errors of 0 (as for exact draws in tests/test_ground_truth.py)."""
+    scored = score(result, target)
+    assert abs(scored.kl) < 0.05 + 3 * scored.kl_standard_error, scored
 
 
 def test_non_centred_funnel_on_the_numpy_reference():
-    result = hmc.nuts(_funnel(5, centred=False), np.zeros(5), num_samples=300, num_warmup=300, num_chains=2,
-                      seed=9, backend="numpy")
+    """pyvi.targets.Funnel non-centred: the sampler sees (v / 3, x~) ~ N(0, I), exactly."""
+    funnel = Funnel(5, centred=False)
+    result = hmc.nuts(funnel, np.zeros(5), num_samples=300, num_warmup=300, num_chains=2, seed=9, backend="numpy")
     assert result.num_divergent == 0
-    _moments_ok(result, np.zeros(5), np.diag([9.0, 1, 1, 1, 1]))
+    _moments_ok(result, *funnel.posterior_moments())
+    _score_ok(result, funnel)
+    # In the funnel's own coordinates: v ~ N(0, 3^2).
+    v = funnel.to_funnel(result.flat_samples())[:, 0]
+    assert abs(v.var() - 9.0) < 4.5 * 9.0 * math.sqrt(2.0 / min(result.ess_bulk[0], len(v)))
 
 
 def test_centred_funnel_reports_divergences_and_never_nan():
     with pytest.warns(hmc.HMCWarning, match="diverged"):
-        result = hmc.nuts(_funnel(5, centred=True), np.ones(5), num_samples=300, num_warmup=300, num_chains=2,
+        result = hmc.nuts(Funnel(5, centred=True), np.ones(5), num_samples=300, num_warmup=300, num_chains=2,
                           seed=1, backend="numpy")
     assert result.num_divergent > 0
     assert np.all(np.isfinite(result.samples)) and np.all(np.isfinite(result.log_prob))
 
 
 def test_two_well_separated_modes_within_one_chains_reach():
-    """A mixture of N(-2, 0.6^2) and N(2, 0.6^2) (0.3 / 0.7): both modes visited in proportion."""
+    """pyvi.targets.GaussianMixture of N(-2, 0.6^2) and N(2, 0.6^2) (0.3 / 0.7): both modes visited
+    in proportion, the draws as close to exact ones as exact ones are."""
     weights, means, sd = np.array([0.3, 0.7]), np.array([-2.0, 2.0]), 0.6
-
-    def log_terms(x):
-        return np.log(weights) - 0.5 * ((x[0] - means) / sd) ** 2
-
-    def log_prob(x):
-        terms = log_terms(x)
-        return float(terms.max() + np.log(np.sum(np.exp(terms - terms.max()))))
-
-    def grad(x):
-        terms = log_terms(x)
-        r = np.exp(terms - terms.max())
-        return np.array([np.sum(r * -(x[0] - means) / sd**2) / np.sum(r)])
-
-    result = hmc.nuts(LogDensity(log_prob, grad, 1), [0.0], num_samples=1000, num_warmup=300, num_chains=2,
-                      seed=3, backend="numpy")
+    mixture = GaussianMixture(weights, means[:, None], np.full((2, 1, 1), sd**2))
+    result = hmc.nuts(mixture, [0.0], num_samples=1000, num_warmup=300, num_chains=2, seed=3, backend="numpy")
     flat = result.flat_samples()[:, 0]
     exact_mean = weights @ means
     ess = min(result.ess_bulk[0], len(flat))
     assert abs(flat.mean() - exact_mean) < 4.5 * math.sqrt(weights @ (means**2 + sd**2) - exact_mean**2) / math.sqrt(ess)
     assert 0.15 < np.mean(flat < 0) < 0.45
+    np.testing.assert_allclose(mixture.posterior_moments()[0], [exact_mean])
+    _score_ok(result, mixture)
 
 
 def test_logistic_regression():

@@ -83,6 +83,37 @@ def test_to_arviz_maps_nuts_fields_and_warmup(az, result):
     np.testing.assert_allclose(az.bfmi(data), nuts.summary()["e_bfmi"], rtol=1e-6)
 
 
+def test_to_arviz_round_trip_of_a_nuts_run(az):
+    """A real NUTS run (warm-up saved): ArviZ's summary, ess, rhat, mcse and bfmi of
+    result.to_arviz() equal pyvi's diagnostics on the same draws, and every statistic reaches
+    sample_stats under ArviZ's name unchanged."""
+    from pyvi import diagnostics
+
+    target = Gaussian([0.0, 1.0, -1.0], [[1.0, 0.8, 0.0], [0.8, 2.0, 0.3], [0.0, 0.3, 0.5]])
+    result = hmc.nuts(target, [0.0, 0.0, 0.0], num_samples=250, num_warmup=200, num_chains=3, seed=2,
+                      save_warmup=True, warn=False)
+    data = result.to_arviz()
+    theirs = az.summary(data, round_to="none")
+    ours = result.summary()
+    for name in column_names():
+        np.testing.assert_allclose(ours[name], theirs[name].to_numpy(), rtol=1e-6, err_msg=name)
+    draws = result.samples
+    for method, ours_value in (("bulk", diagnostics.ess_bulk(draws)), ("tail", diagnostics.ess_tail(draws))):
+        np.testing.assert_allclose(az.ess(data, method=method)["x"].values, ours_value, rtol=1e-6, err_msg=method)
+    np.testing.assert_allclose(az.rhat(data)["x"].values, diagnostics.split_rhat(draws), rtol=1e-6)
+    np.testing.assert_allclose(az.mcse(data, method="mean")["x"].values, diagnostics.mcse_mean(draws), rtol=1e-6)
+    np.testing.assert_allclose(az.mcse(data, method="sd")["x"].values, diagnostics.mcse_sd(draws), rtol=1e-6)
+    np.testing.assert_allclose(az.bfmi(data), diagnostics.e_bfmi(result.energy), rtol=1e-6)
+    stats = data.sample_stats
+    for theirs_name, ours_name in (("lp", "log_prob"), ("acceptance_rate", "accept_prob"), ("diverging", "divergent"),
+                                   ("n_steps", "num_steps"), ("tree_depth", "tree_depth"), ("energy", "energy")):
+        np.testing.assert_array_equal(stats[theirs_name].values, getattr(result, ours_name), err_msg=theirs_name)
+    np.testing.assert_array_equal(stats["step_size"].values, np.repeat(result.step_size[:, None], 250, axis=1))
+    np.testing.assert_array_equal(data.posterior["x"].values, draws)
+    np.testing.assert_array_equal(data.warmup_posterior["x"].values, result.warmup_samples)
+    np.testing.assert_array_equal(data.warmup_sample_stats["lp"].values, result.warmup_log_prob)
+
+
 def test_to_arviz_without_arviz_names_the_extra(result, monkeypatch):
     real_import = builtins.__import__
 

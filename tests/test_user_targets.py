@@ -12,6 +12,7 @@ both the moment tests and the fault tests (its ``fault`` argument), so that the 
 
 import ctypes
 import math
+import re
 import shutil
 import subprocess
 
@@ -307,13 +308,80 @@ def test_non_finite_values_are_rejected_divergent_transitions(fault, backend):
 @pytest.mark.parametrize("fault, quantity", [("nan", "log density"), ("inf", "log density"),
                                              ("nan-gradient", "gradient of the log density")])
 @pytest.mark.parametrize("backend", ["cpp", "numba", "numpy"])
-def test_a_start_where_log_p_or_its_gradient_is_not_finite(fault, quantity, backend):
+@pytest.mark.parametrize("kernel", ["hmc", "nuts"])
+def test_a_start_where_log_p_or_its_gradient_is_not_finite(fault, quantity, backend, kernel):
     target = _gaussian_target(fault, radius=2.5)
     initial = np.zeros((3, 5))
     initial[2, 0] = 3.0
+    steps = dict(step_size=0.1, num_steps=5) if kernel == "hmc" else {}
     with pytest.raises(ValueError, match=f"initial: the {quantity} is not finite at chain 2's start"):
-        hmc.sample(target, initial, num_samples=10, num_warmup=10, step_size=0.1, num_steps=5, num_chains=3,
-                   backend=backend)
+        hmc.sample(target, initial, num_samples=10, num_warmup=10, num_chains=3, backend=backend, kernel=kernel,
+                   **steps)
+
+
+@pytest.mark.parametrize("fault", ["nan", "inf", "nan-gradient"])
+@pytest.mark.parametrize("backend", ["cpp", "numba", "numpy"])
+def test_nuts_rejects_non_finite_values_as_divergent(fault, backend):
+    """NUTS on the same faulty target: a leaf where log p is NaN or +inf, or whose gradient is NaN
+    (the momentum's half step turns NaN), ends its subtree as a divergence; the draws and their
+    log p stay finite and inside the region."""
+    target = _gaussian_target(fault, radius=2.5)
+    result = hmc.nuts(target, np.zeros(5), num_samples=200, num_warmup=100, num_chains=2, seed=4, backend=backend,
+                      warn=False)
+    assert result.num_divergent > 0
+    assert np.isfinite(result.samples).all() and np.isfinite(result.log_prob).all()
+    assert np.isfinite(result.energy).all()
+    assert np.all(np.linalg.norm(result.samples, axis=-1) <= 2.5)
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numba", "numpy"])
+def test_nuts_an_exception_inside_user_code_reaches_the_caller(backend):
+    target = _gaussian_target("raise", radius=2.5)
+    with pytest.raises(ValueError, match="x left the region") as caught:
+        hmc.nuts(target, np.zeros(5), num_samples=300, num_warmup=100, num_chains=3, seed=4, backend=backend)
+    notes = " ".join(getattr(caught.value, "__notes__", []))
+    assert f"backend '{backend}'" in notes
+    if backend == "cpp":
+        assert "at x = [" in notes and "NUTS on backend 'cpp', in transitions " in notes
+    else:
+        assert re.search(r"in chain [0-2], transition \d+ \((warm-up|sampling)\)", notes), notes
+    # The target is left usable: a run that stays inside the region works.
+    quiet = hmc.nuts(target, np.zeros(5), num_samples=5, num_warmup=0, step_size=1e-3, max_tree_depth=1,
+                     backend=backend, warn=False)
+    assert np.isfinite(quiet.samples).all()
+
+
+@pytest.mark.parametrize("backend", ["cpp", "numba", "numpy"])
+def test_nuts_an_exception_at_the_start(backend):
+    target = _gaussian_target("raise", radius=2.5)
+    with pytest.raises(ValueError, match="x left the region") as caught:
+        hmc.nuts(target, np.full(5, 3.0), num_samples=5, num_warmup=0, backend=backend)
+    assert "start" in " ".join(getattr(caught.value, "__notes__", []))
+
+
+def test_nuts_an_exception_in_a_python_log_density_names_chain_and_transition():
+    calls = {"n": 0, "fail": np.inf}
+
+    def log_density(x):
+        calls["n"] += 1
+        if calls["n"] > calls["fail"]:
+            raise ArithmeticError("boom")
+        return -0.5 * float(x @ x)
+
+    target = LogDensity(log_density, lambda x: -x, dim=2)
+    run = dict(num_samples=20, num_warmup=5, num_chains=2, seed=3, backend="numpy", warn=False)
+    hmc.nuts(target, [0.0, 0.0], **run)
+    # The chains run in turn after both starts: the last three calls are chain 1's, in its last
+    # transitions (NUTS: at least one leapfrog step, one call, each).
+    calls["n"], calls["fail"] = 0, calls["n"] - 3
+    with pytest.raises(ArithmeticError, match="boom") as caught:
+        hmc.nuts(target, [0.0, 0.0], **run)
+    assert re.search(r"in chain 1, transition (1\d|2[0-4]) \(sampling\), backend 'numpy'",
+                     caught.value.__notes__[0]), caught.value.__notes__
+    calls["n"], calls["fail"] = 0, 1  # the second chain's start
+    with pytest.raises(ArithmeticError, match="boom") as caught:
+        hmc.nuts(target, [0.0, 0.0], **run)
+    assert "at chain 1's start, backend 'numpy'" in caught.value.__notes__[0]
 
 
 @pytest.mark.parametrize("backend", ["cpp", "numba", "numpy"])

@@ -20,6 +20,7 @@
 #include "hmc/transition.hpp"
 #include "hmc_run.hpp"
 #include "parallel.hpp"
+#include "sampler_checks.hpp"
 #include "targets/registry.hpp"
 #include "validate.hpp"
 
@@ -129,23 +130,9 @@ std::unique_ptr<HmcRun> hmc_start(const Target& target, const DoubleArray& initi
                                   bool adapt_step_size, double target_accept, double max_energy_error,
                                   uint64_t seed, int64_t first_chain, std::unique_ptr<const Target> owned = nullptr) {
   const int64_t d = target.dim();
-  require_ndim(initial, 2, "initial");
-  if (initial.shape(1) != d) fail("initial must have shape (num_chains, " + std::to_string(d) + ")");
-  const int64_t num_chains = initial.shape(0);
-  require_at_least(num_chains, 1, "num_chains");
-  require_finite(initial, "initial");
-  require_at_least(num_samples, 0, "num_samples");
-  require_at_least(num_warmup, 0, "num_warmup");
-  if (num_warmup > std::numeric_limits<int64_t>::max() - num_samples)
-    fail("num_warmup + num_samples must be < 2**63, got " + std::to_string(num_warmup) + " + " +
-         std::to_string(num_samples));
-  require_at_least(num_steps, 1, "num_steps");
-  if (num_steps > std::numeric_limits<int32_t>::max()) fail("num_steps must be < 2**31");
-  require_positive(step_size, "step_size");
-  if (!(target_accept > 0.0 && target_accept < 1.0))
-    fail("target_accept must lie in (0, 1), got " + std::to_string(target_accept));
-  require_positive(max_energy_error, "max_energy_error");
-  require_at_least(first_chain, 0, "first_chain");
+  const int64_t num_chains = require_initial(initial, d);
+  require_run_settings(num_samples, num_warmup, step_size, target_accept, max_energy_error, first_chain);
+  require_num_steps(num_steps);
   const hmc::Settings settings{num_samples,
                                num_warmup,
                                step_size,
@@ -155,13 +142,7 @@ std::unique_ptr<HmcRun> hmc_start(const Target& target, const DoubleArray& initi
                                seed,
                                static_cast<uint64_t>(first_chain)};
   hmc::Sampler<Target> sampler(target, initial.data(), num_chains, settings);  // evaluates the starts
-  const int64_t bad = sampler.first_non_finite();
-  if (bad >= 0)
-    fail("initial: the log density is not finite at chain " + std::to_string(first_chain + bad) + "'s start");
-  const int64_t bad_grad = sampler.first_non_finite_gradient();
-  if (bad_grad >= 0)
-    fail("initial: the gradient of the log density is not finite at chain " + std::to_string(first_chain + bad_grad) +
-         "'s start");
+  require_finite_starts(sampler.start_faults(), first_chain);
   auto [outputs, draws] = allocate_draws(num_chains, num_samples, d);
   return std::make_unique<HmcRunOf<Target>>(std::move(sampler), outputs, draws, std::move(owned));
 }

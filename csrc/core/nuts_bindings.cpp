@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "hmc/nuts_driver.hpp"
+#include "sampler_checks.hpp"
 #include "targets/registry.hpp"
 #include "validate.hpp"
 
@@ -102,7 +103,7 @@ class NutsRunOf final : public NutsRun {
             hmc::MetricKind kind, py::dict outputs, const hmc::NutsDraws& draws)
       : NutsRun(std::move(outputs), draws), sampler_(target, initial, num_chains, settings, kind) {}
   int64_t num_iterations() const override { return sampler_.num_iterations(); }
-  int64_t first_non_finite() const { return sampler_.first_non_finite(); }
+  const hmc::StartFaults& start_faults() const { return sampler_.start_faults(); }
 
  private:
   void advance_to(int64_t begin, int64_t end, int num_threads) override {
@@ -116,37 +117,26 @@ std::unique_ptr<NutsRun> nuts_start(const Target& target, const DoubleArray& ini
                                     int64_t num_warmup, int64_t thin, bool save_warmup, double step_size,
                                     int64_t max_tree_depth, const std::string& metric, bool adapt_step_size,
                                     bool adapt_metric, double target_accept, double max_energy_error, uint64_t seed,
-                                    const std::string& kernel, int64_t num_steps, bool random_steps) {
+                                    const std::string& kernel, int64_t num_steps, bool random_steps,
+                                    int64_t first_chain) {
   const int64_t d = target.dim();
-  require_ndim(initial, 2, "initial");
-  if (initial.shape(1) != d) fail("initial must have shape (num_chains, " + std::to_string(d) + ")");
-  const int64_t num_chains = initial.shape(0);
-  require_at_least(num_chains, 1, "num_chains");
-  require_finite(initial, "initial");
-  require_at_least(num_samples, 0, "num_samples");
-  require_at_least(num_warmup, 0, "num_warmup");
-  if (num_warmup > std::numeric_limits<int64_t>::max() - num_samples)
-    fail("num_warmup + num_samples must be < 2**63");
+  const int64_t num_chains = require_initial(initial, d);
+  require_run_settings(num_samples, num_warmup, step_size, target_accept, max_energy_error, first_chain);
   require_at_least(thin, 1, "thin");
-  require_positive(step_size, "step_size");
   require_at_least(max_tree_depth, 1, "max_tree_depth");
   if (max_tree_depth > kMaxTreeDepth) fail("max_tree_depth must be <= " + std::to_string(kMaxTreeDepth));
   const hmc::MetricKind kind = metric_kind(metric);
-  if (!(target_accept > 0.0 && target_accept < 1.0))
-    fail("target_accept must lie in (0, 1), got " + std::to_string(target_accept));
-  require_positive(max_energy_error, "max_energy_error");
   if (kernel != "nuts" && kernel != "hmc") fail("kernel must be 'nuts' or 'hmc', got '" + kernel + "'");
-  require_at_least(num_steps, 1, "num_steps");
-  if (num_steps > std::numeric_limits<int32_t>::max()) fail("num_steps must be < 2**31");
-  const hmc::NutsSettings settings{num_samples, num_warmup,   thin,       save_warmup, step_size,
-                                   max_tree_depth, max_energy_error, adapt_step_size, adapt_metric,
-                                   target_accept,  seed,       kInitBuffer, kTermBuffer, kBaseWindow,
-                                   kernel == "hmc", num_steps, random_steps};
+  require_num_steps(num_steps);
+  const hmc::NutsSettings settings{num_samples,    num_warmup,       thin,            save_warmup,
+                                   step_size,      max_tree_depth,   max_energy_error, adapt_step_size,
+                                   adapt_metric,   target_accept,    seed,            kInitBuffer,
+                                   kTermBuffer,    kBaseWindow,      kernel == "hmc", num_steps,
+                                   random_steps,   static_cast<uint64_t>(first_chain)};
   auto [outputs, draws] = allocate(num_chains, hmc::warmup_rows(settings) + hmc::sample_rows(settings), d,
                                    kind == hmc::MetricKind::kDense);
   auto run = std::make_unique<NutsRunOf<Target>>(target, initial.data(), num_chains, settings, kind, outputs, draws);
-  const int64_t bad = run->first_non_finite();  // the starts are evaluated by the sampler's constructor
-  if (bad >= 0) fail("initial: the log density is not finite at chain " + std::to_string(bad) + "'s start");
+  require_finite_starts(run->start_faults(), first_chain);  // the sampler's constructor evaluated them
   return run;
 }
 
@@ -170,22 +160,22 @@ std::unique_ptr<NutsRun> nuts_start_binding(const py::object& target, const Doub
                                             int64_t max_tree_depth, const std::string& metric, bool adapt_step_size,
                                             bool adapt_metric, double target_accept, double max_energy_error,
                                             uint64_t seed, const std::string& kernel, int64_t num_steps,
-                                            bool random_steps) {
+                                            bool random_steps, int64_t first_chain) {
   return nuts_start_any(target, initial, num_samples, num_warmup, thin, save_warmup, step_size, max_tree_depth,
                         metric, adapt_step_size, adapt_metric, target_accept, max_energy_error, seed, kernel,
-                        num_steps, random_steps);
+                        num_steps, random_steps, first_chain);
 }
 
 py::dict nuts_binding(const py::object& target, const DoubleArray& initial, int64_t num_samples, int64_t num_warmup,
                       int64_t thin, bool save_warmup, double step_size, int64_t max_tree_depth,
                       const std::string& metric, bool adapt_step_size, bool adapt_metric, double target_accept,
                       double max_energy_error, uint64_t seed, int num_threads, const std::string& kernel,
-                      int64_t num_steps, bool random_steps) {
+                      int64_t num_steps, bool random_steps, int64_t first_chain) {
   require_at_least(num_threads, 0, "num_threads");
   const std::unique_ptr<NutsRun> run =
       nuts_start_binding(target, initial, num_samples, num_warmup, thin, save_warmup, step_size, max_tree_depth,
                          metric, adapt_step_size, adapt_metric, target_accept, max_energy_error, seed, kernel,
-                         num_steps, random_steps);
+                         num_steps, random_steps, first_chain);
   run->advance(run->num_iterations(), num_threads);
   return run->outputs();
 }
@@ -197,10 +187,10 @@ void bind_nuts(py::module_& m) {
         py::arg("num_warmup"), py::arg("thin"), py::arg("save_warmup"), py::arg("step_size"),
         py::arg("max_tree_depth"), py::arg("metric"), py::arg("adapt_step_size"), py::arg("adapt_metric"),
         py::arg("target_accept"), py::arg("max_energy_error"), py::arg("seed"), py::arg("kernel") = "nuts",
-        py::arg("num_steps") = 1, py::arg("random_steps") = false,
+        py::arg("num_steps") = 1, py::arg("random_steps") = false, py::arg("first_chain") = 0,
         "A NUTS run (or, kernel='hmc', static HMC with num_steps) from initial (num_chains, dim) with Stan's "
         "windowed warm-up, the starts evaluated and checked; advance it in chunks. Chain c uses random stream "
-        "(seed, c).");
+        "(seed, first_chain + c).");
   py::class_<NutsRun>(m, "NutsRun")
       .def("advance", &NutsRun::advance, py::arg("iterations"), py::arg("num_threads"),
            "Runs the next `iterations` iterations of every chain (at most what is left), without the GIL.")
@@ -211,7 +201,7 @@ void bind_nuts(py::module_& m) {
         py::arg("thin"), py::arg("save_warmup"), py::arg("step_size"), py::arg("max_tree_depth"), py::arg("metric"),
         py::arg("adapt_step_size"), py::arg("adapt_metric"), py::arg("target_accept"), py::arg("max_energy_error"),
         py::arg("seed"), py::arg("num_threads"), py::arg("kernel") = "nuts", py::arg("num_steps") = 1,
-        py::arg("random_steps") = false, "nuts_start, then every iteration in one call.");
+        py::arg("random_steps") = false, py::arg("first_chain") = 0, "nuts_start, then every iteration in one call.");
   py::tuple outputs(std::size(kOutputs));
   for (size_t i = 0; i < std::size(kOutputs); ++i) outputs[i] = kOutputs[i];
   m.attr("nuts_outputs") = outputs;

@@ -24,7 +24,8 @@ from pyvi._backend import require
 from pyvi.hmc.chunks import first_chunk, run_in_chunks
 from pyvi.hmc.settings import Settings, constants
 
-__all__ = ["run_cpp", "run_numba", "numba_leapfrog", "compile_numba", "reporting_exceptions"]
+__all__ = ["run_cpp", "run_numba", "numba_leapfrog", "compile_numba", "reporting_exceptions",
+           "require_finite_starts"]
 
 
 def _pending(face) -> Callable[[str], None] | None:
@@ -49,6 +50,19 @@ def reporting_exceptions(face, where: str):
         pending(where)
         raise
     pending(where)
+
+
+def require_finite_starts(log_prob: np.ndarray, grad: np.ndarray, first_chain: int) -> None:
+    """The ValueError for chains whose start has a non-finite log p, or a finite one with a
+    non-finite gradient (a user's target may return that), naming the first such chain of the run
+    (``log_prob`` (num_chains,) and ``grad`` (num_chains, dim) of chains ``first_chain ..``); the
+    C++ core's twin is csrc/core/sampler_checks.hpp."""
+    bad = np.flatnonzero(~np.isfinite(log_prob))
+    if bad.size:
+        raise ValueError(f"initial: the log density is not finite at chain {first_chain + bad[0]}'s start")
+    bad = np.flatnonzero(~np.isfinite(grad).all(axis=1))
+    if bad.size:
+        raise ValueError(f"initial: the gradient of the log density is not finite at chain {first_chain + bad[0]}'s start")
 
 
 def _first(initial: np.ndarray, settings: Settings) -> int:
@@ -136,12 +150,7 @@ def run_numba(face, initial: np.ndarray, settings: Settings, num_threads: int,
     except Exception as error:
         error.add_note("(raised by the target's log density at the chains' starts, backend 'numba')")
         raise
-    bad = np.flatnonzero(~np.isfinite(chains.log_prob))
-    if bad.size:
-        raise ValueError(f"initial: the log density is not finite at chain {first_chain + bad[0]}'s start")
-    bad = np.flatnonzero(~np.isfinite(chains.grad).all(axis=1))
-    if bad.size:
-        raise ValueError(f"initial: the gradient of the log density is not finite at chain {first_chain + bad[0]}'s start")
+    require_finite_starts(chains.log_prob, chains.grad, first_chain)
     num_chains, dim = initial.shape
     draws = Draws(**require("cpp").hmc_draws(num_chains, settings.num_samples, dim))
     reached, failed = _group_flags(face, num_chains)

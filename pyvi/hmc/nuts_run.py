@@ -7,6 +7,11 @@ driver and warm-up, with the static kernel. The C++ core
 from the same streams and give the same draws; the numpy reference (:mod:`pyvi.hmc.reference_nuts`)
 runs the same algorithm on numpy's generator. Every backend fills the arrays
 ``pyvi._core.nuts_draws`` defines, then :func:`to_result` splits off the warm-up rows.
+
+Row c of a runner's ``initial`` is chain ``first_chain + c`` of the run (its random stream is
+(seed, first_chain + c)): under torchrun each process runs its block of chains
+(:func:`pyvi.distributed.run_chains`). An exception of the target's log density is raised with a
+note naming where it happened, as static HMC's (:mod:`pyvi.hmc.native`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import numpy as np
 
 from pyvi._backend import require
 from pyvi._validate import choice, positive_float, probability, seed_value
+from pyvi.hmc.native import _pending, reporting_exceptions, require_finite_starts
 from pyvi.hmc.result import HMCResult
 from pyvi.hmc.settings import MAX_INT32, constants, native_count, random_seed
 
@@ -112,22 +118,39 @@ class NutsSettings:
         return dataclasses.asdict(self)
 
 
-def run_cpp(face, initial: np.ndarray, s: NutsSettings, num_threads: int, progress=None,
-            chunks=None) -> dict[str, np.ndarray]:
+def run_cpp(face, initial: np.ndarray, s: NutsSettings, num_threads: int, progress=None, chunks=None,
+            first_chain: int = 0) -> dict[str, np.ndarray]:
     """Every chain on the C++ core, chunk by chunk (GIL released); ``num_threads`` 0 uses all cores.
-    ``progress(done, total)`` after each chunk; ``chunks``: fixed chunk sizes (tests)."""
-    run = require("cpp").nuts_start(face, initial, s.num_samples, s.num_warmup, s.thin, s.save_warmup, s.step_size,
-                                    s.max_tree_depth, s.metric, s.adapt_step_size, s.adapt_metric, s.target_accept,
-                                    constants()["max_energy_error"], s.seed, s.kernel, s.num_steps, s.random_steps)
-    _in_chunks(lambda begin, end: run.advance(end - begin, num_threads), run.num_iterations, initial, s, progress,
-               chunks)
+    ``progress(done, total)`` after each chunk; ``chunks``: fixed chunk sizes (tests). An exception
+    of a user's compiled log density stops the run after the chunk where it happened
+    (:func:`pyvi.hmc.native.reporting_exceptions`)."""
+    with reporting_exceptions(face, "the chains' start on backend 'cpp'"):
+        run = require("cpp").nuts_start(face, initial, s.num_samples, s.num_warmup, s.thin, s.save_warmup,
+                                        s.step_size, s.max_tree_depth, s.metric, s.adapt_step_size, s.adapt_metric,
+                                        s.target_accept, constants()["max_energy_error"], s.seed, s.kernel,
+                                        s.num_steps, s.random_steps, first_chain)
+    pending = _pending(face)
+
+    def advance(begin: int, end: int) -> None:
+        run.advance(end - begin, num_threads)
+        if pending is not None:
+            pending(f"{_name(s)} on backend 'cpp', in transitions {begin}..{end - 1} (warm-up first, "
+                    f"{s.num_warmup} transitions)")
+
+    _in_chunks(advance, run.num_iterations, initial, s, progress, chunks)
     return run.outputs
 
 
-def run_numba(face, initial: np.ndarray, s: NutsSettings, num_threads: int, progress=None,
-              chunks=None) -> dict[str, np.ndarray]:
+def _name(s: NutsSettings) -> str:
+    return "NUTS" if s.kernel == "nuts" else "HMC"
+
+
+def run_numba(face, initial: np.ndarray, s: NutsSettings, num_threads: int, progress=None, chunks=None,
+              first_chain: int = 0) -> dict[str, np.ndarray]:
     """Every chain on the Numba sampler, chunk by chunk, one compiled call per chain (GIL released)
-    on ``num_threads`` threads (0: all cores)."""
+    on ``num_threads`` threads (0: all cores). An exception of the target's log density reaches the
+    caller from the chain's thread, with a note naming the chain and transition (the driver's
+    :func:`~pyvi._numba.hmc.nuts_driver.advance`)."""
     require("numba")
     import os
 
@@ -142,39 +165,42 @@ def run_numba(face, initial: np.ndarray, s: NutsSettings, num_threads: int, prog
         max_energy_error=c["max_energy_error"], seed=np.uint64(s.seed), init_buffer=windows["init_buffer"],
         term_buffer=windows["term_buffer"], base_window=windows["base_window"], static_hmc=s.kernel == "hmc",
         num_steps=s.num_steps, random_steps=s.random_steps, gamma=c["gamma"], kappa=c["kappa"],
-        t0=c["t0"], max_log_step=c["max_log_step"])
-    chains = start(face, record, initial)
-    bad = np.flatnonzero(~np.isfinite(chains.log_prob[:, 0]))
-    if bad.size:
-        raise ValueError(f"initial: the log density is not finite at chain {bad[0]}'s start")
+        t0=c["t0"], max_log_step=c["max_log_step"], first_chain=first_chain)
+    try:
+        chains = start(face, record, initial)
+    except Exception as error:
+        error.add_note("(raised by the target's log density at the chains' starts, backend 'numba')")
+        raise
+    require_finite_starts(chains.log_prob[:, 0], chains.grad, first_chain)
     num_chains, dim = initial.shape
     arrays = require("cpp").nuts_draws(num_chains, s.rows, dim, s.metric == "dense")
     # One array type for every metric: a diagonal inv_metric travels as a (num_chains, 1, d) view.
     draws = NutsDraws(**{**arrays, "inv_metric": arrays["inv_metric"].reshape(num_chains, -1, dim)})
     threads = num_threads or os.cpu_count() or 1
+
     _in_chunks(lambda begin, end: advance(face, record, chains, draws, begin, end, threads),
                s.num_warmup + s.num_samples, initial, s, progress, chunks)
     return arrays
 
 
-def run_numpy(target, initial: np.ndarray, s: NutsSettings, progress=None) -> dict[str, np.ndarray]:
-    """Every chain on the numpy reference, one after the other, on numpy's generator;
-    ``progress(done, total)`` after each chain (iterations of every chain, as the native runs count)."""
+def run_numpy(target, initial: np.ndarray, s: NutsSettings, progress=None, first_chain: int = 0
+              ) -> dict[str, np.ndarray]:
+    """Every chain on the numpy reference, one after the other, on numpy's generator (chain c:
+    ``SeedSequence(seed).spawn(n)[c]`` for any n); ``progress(done, total)`` after each chain
+    (iterations of every chain, as the native runs count)."""
+    from pyvi.hmc.reference import start_state
     from pyvi.hmc.reference_nuts import NumpyStream, sample_chain
 
     num_chains, dim = initial.shape
     arrays = require("cpp").nuts_draws(num_chains, s.rows, dim, s.metric == "dense")
     windows = nuts_constants()
     buffers = (windows["init_buffer"], windows["term_buffer"], windows["base_window"])
-    streams = np.random.SeedSequence(s.seed).spawn(num_chains)
+    starts = [start_state(target, initial[c].copy(), first_chain + c) for c in range(num_chains)]  # checked
     for c in range(num_chains):
-        log_prob, _ = target.log_prob_and_grad(initial[c])
-        if not np.isfinite(log_prob):
-            raise ValueError(f"initial: the log density is not finite at chain {c}'s start")
-    for c in range(num_chains):
-        rng = NumpyStream(np.random.default_rng(streams[c]))
-        rows, step_size, inv_mass = sample_chain(rng, target, initial[c].copy(), dataclasses.asdict(s),
-                                                 constants()["max_energy_error"], buffers)
+        stream = np.random.SeedSequence(s.seed, spawn_key=(first_chain + c,))  # spawn()'s child first_chain + c
+        rng = NumpyStream(np.random.default_rng(stream))
+        rows, step_size, inv_mass = sample_chain(rng, target, starts[c].x, dataclasses.asdict(s),
+                                                 constants()["max_energy_error"], buffers, chain=first_chain + c)
         for r, (x, log_prob, info) in enumerate(rows):
             arrays["samples"][c, r] = x
             arrays["log_prob"][c, r] = log_prob

@@ -125,7 +125,7 @@ def _log_sum_exp(a: float, b: float) -> float:
 def _hamiltonian(z: Point, metric: Metric) -> float:
     with np.errstate(over="ignore", invalid="ignore"):
         h = -z.log_prob + metric.kinetic_energy(z.p)
-    return math.inf if math.isnan(h) else h
+    return h if math.isfinite(h) else math.inf  # NaN, or log p = +inf: the extreme of divergence
 
 
 def _leapfrog_step(target, metric: Metric, z: Point, eps: float) -> None:
@@ -347,13 +347,28 @@ class MetricEstimator:
         return estimate + ridge
 
 
-def sample_chain(rng, target, x, settings: dict, max_energy_error: float, buffers: tuple[int, int, int]):
+def sample_chain(rng, target, x, settings: dict, max_energy_error: float, buffers: tuple[int, int, int],
+                 chain: int = 0):
     """One chain: warm-up (step-size search and dual averaging, the metric in Stan's windows) then
     sampling. ``settings``: num_samples, num_warmup, thin, save_warmup, step_size, max_tree_depth,
     metric, adapt_step_size, adapt_metric, target_accept, and (static HMC instead of NUTS) kernel
     "hmc", num_steps, random_steps. Returns (rows of (x, log_prob, info),
-    the final step size, the metric's M^-1)."""
-    s = settings
+    the final step size, the metric's M^-1). An exception of the target's log density gets a note
+    naming the chain (``chain``: its number in the run) and the transition."""
+    progress = [0]  # the transition reached
+    try:
+        return _sample_chain(rng, target, x, settings, max_energy_error, buffers, progress)
+    except Exception as error:
+        it = progress[0]
+        phase = "warm-up" if it < settings["num_warmup"] else "sampling"
+        error.add_note(f"(raised by the target's log density in chain {chain}, transition {it} ({phase}), "
+                       "backend 'numpy')")
+        raise
+
+
+def _sample_chain(rng, target, x, s: dict, max_energy_error: float, buffers: tuple[int, int, int],
+                  progress: list[int]):
+    """sample_chain's loop; ``progress[0]``: the transition it is in."""
     d = x.shape[0]
     log_prob, grad = target.log_prob_and_grad(x)
     metric = Metric()
@@ -369,6 +384,7 @@ def sample_chain(rng, target, x, settings: dict, max_energy_error: float, buffer
     adaptation = DualAveraging(step_size, s["target_accept"])
     rows = []
     for it in range(s["num_warmup"] + s["num_samples"]):
+        progress[0] = it
         if s.get("kernel", "nuts") == "hmc":
             x, log_prob, grad, info = static_transition(rng, target, metric, x, log_prob, grad, step_size,
                                                         s["num_steps"], s["random_steps"], max_energy_error)

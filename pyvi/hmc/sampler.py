@@ -272,11 +272,16 @@ def _sample_nuts(target, initial, num_samples, num_warmup, step_size, num_steps,
         raise ValueError(f"num_chains * draws * dim = {num_chains} * {settings.rows} * {target.dim} "
                          "draws do not fit in memory")
     face = None if backend == "numpy" else native_face(target, backend)
-    initial = _jittered(_initial_positions(initial, num_chains, target.dim), init_jitter, settings.seed)
-    if backend == "numpy":
-        arrays = nuts_runs.run_numpy(target, initial, settings, progress)
-    else:
-        arrays = _RUN_NUTS[backend](face, initial, settings, threads, progress)
+    initial = _initial_positions(initial, num_chains, target.dim)
+    settings = agree(settings)  # under torchrun: rank 0's (its seed, for seed=None)
+    initial = _jittered(initial, init_jitter, settings.seed)
+
+    def run(rows: np.ndarray, first_chain: int) -> dict[str, np.ndarray]:  # chains first_chain, ... of the run
+        if backend == "numpy":
+            return nuts_runs.run_numpy(target, rows, settings, progress, first_chain=first_chain)
+        return _RUN_NUTS[backend](face, rows, settings, threads, progress, first_chain=first_chain)
+
+    arrays = run_chains(run, initial)  # all here, or over the processes under torchrun (pyvi.distributed)
     result = nuts_runs.to_result(arrays, settings, backend)
     if warn:
         warn_about(result, stacklevel=3)

@@ -19,6 +19,7 @@
 #include "../targets/target.hpp"
 #include "dual_averaging.hpp"
 #include "metric.hpp"
+#include "start.hpp"
 #include "state.hpp"
 #include "transition.hpp"
 
@@ -97,7 +98,7 @@ template <class Target>
 class Sampler {
  public:
   /// Chains from the rows of `initial` (num_chains x dim); log p and its gradient are evaluated
-  /// there (first_non_finite() says where log p is not finite).
+  /// there (start_faults() says where they are not finite).
   Sampler(const Target& target, const double* initial, int64_t num_chains, const Settings& settings)
       : target_(target), settings_(settings) {
     const int64_t d = target.dim();
@@ -111,30 +112,14 @@ class Sampler {
       group.adaptations.reserve(count);
       for (int64_t c = group.first; c < group.first + count; ++c) {
         group.chains.emplace_back(d, settings.seed, settings.first_chain + static_cast<uint64_t>(c), settings.step_size);
-        State& state = group.chains.back().state;
-        std::copy(initial + c * d, initial + (c + 1) * d, state.x.begin());
-        state.log_prob = target.log_prob_and_grad(state.x.data(), state.grad.data());
+        start_chain(target, initial, c, group.chains.back().state, faults_);
         group.adaptations.emplace_back(settings.step_size, settings.target_accept);
       }
     }
   }
 
-  /// The first chain whose log density at its start is not finite, or -1.
-  int64_t first_non_finite() const {
-    for (const ChainGroup& group : groups_)
-      for (int w = 0; w < group.size(); ++w)
-        if (!std::isfinite(group.chains[w].state.log_prob)) return group.first + w;
-    return -1;
-  }
-
-  /// The first chain whose gradient at its start is not finite (a user's target may return a
-  /// finite log p with a NaN gradient), or -1.
-  int64_t first_non_finite_gradient() const {
-    for (const ChainGroup& group : groups_)
-      for (int w = 0; w < group.size(); ++w)
-        if (!all_finite(group.chains[w].state.grad.data(), target_.dim())) return group.first + w;
-    return -1;
-  }
+  /// The first chains whose start has a non-finite log density or gradient.
+  const StartFaults& start_faults() const { return faults_; }
 
   int64_t iteration() const { return iteration_; }
   int64_t num_iterations() const { return settings_.num_warmup + settings_.num_samples; }
@@ -159,6 +144,7 @@ class Sampler {
   const Target& target_;
   Settings settings_;
   std::vector<ChainGroup> groups_;
+  StartFaults faults_;
   int64_t iteration_ = 0;
 };
 

@@ -36,10 +36,11 @@ NutsInfo static_transition(const Target& target, const Metric& metric, NutsWorks
   nuts_detail::copy(state.grad.data(), g, d);
   double log_prob = state.log_prob;
   for (int64_t step = 0; step < length; ++step) log_prob = nuts_detail::leapfrog_step(target, metric, x, p, g, step_size, d);
-  const double h = -log_prob + metric.kinetic_energy(p, d);
-  double energy_error = h - h0;
-  // Overflow to inf or NaN is the extreme of divergence: reject, never propagate.
-  if (!(energy_error == energy_error)) energy_error = std::numeric_limits<double>::infinity();
+  double h = -log_prob + metric.kinetic_energy(p, d);
+  // Overflow to inf, NaN, or log p = +inf (a user's target may return it) is the extreme of
+  // divergence: reject, never propagate.
+  if (!std::isfinite(h)) h = std::numeric_limits<double>::infinity();
+  const double energy_error = h - h0;
   NutsInfo info;
   info.accept_prob = energy_error <= 0.0 ? 1.0 : std::exp(-energy_error);
   info.energy = h0;

@@ -133,7 +133,8 @@ int build_tree(const Target& target, const Metric& metric, NutsWorkspace& ws, Xo
     ws.lp_end[e] = log_prob;
     ++info.num_steps;
     double h = -log_prob + metric.kinetic_energy(p, d);
-    if (std::isnan(h)) h = std::numeric_limits<double>::infinity();
+    // NaN, or -inf where log p is +inf (a user's target may return it): the extreme of divergence.
+    if (!std::isfinite(h)) h = std::numeric_limits<double>::infinity();
     if (h - h0 > max_energy_error) info.divergent = true;
     sum_accept += h0 - h > 0.0 ? 1.0 : std::exp(h0 - h);
     int cur = ws.free_slots[--num_free];

@@ -3,9 +3,10 @@
 // HMC with a diagonal or dense metric (metric_transition.hpp), on the same warm-up.
 //
 // One chain at a time per thread (a NUTS trajectory's length varies from draw to draw, so chains
-// are not integrated in lanes). Chain c draws from random stream (seed, c): its initial step-size
-// search, then per transition its momentum and the tree's uniforms (nuts.hpp), so the draws never
-// depend on the thread count. pyvi/_numba/hmc/nuts_driver.py is the Numba twin.
+// are not integrated in lanes). Chain c draws from random stream (seed, first_chain + c): its
+// initial step-size search, then per transition its momentum and the tree's uniforms (nuts.hpp), so
+// the draws never depend on the thread count (first_chain: where a process's share of a
+// distributed run starts, pyvi/distributed.py). pyvi/_numba/hmc/nuts_driver.py is the Numba twin.
 //
 // References:
 //   Hoffman & Gelman, "The No-U-Turn Sampler" (2014), Algorithms 4 and 6, arXiv:1111.4246.
@@ -23,6 +24,7 @@
 #include "metric.hpp"
 #include "metric_transition.hpp"
 #include "nuts.hpp"
+#include "start.hpp"
 #include "state.hpp"
 #include "windowed_adaptation.hpp"
 
@@ -44,6 +46,7 @@ struct NutsSettings {
   bool static_hmc;        // the kernel: static HMC (metric_transition.hpp) instead of NUTS
   int64_t num_steps;      // static HMC: L, or its maximum when random_steps
   bool random_steps;
+  uint64_t first_chain;   // these chains are first_chain, first_chain + 1, ... of a larger run
 };
 
 /// The rows each chain records: ceil(num_warmup / thin) warm-up rows first when save_warmup,
@@ -98,7 +101,7 @@ double find_initial_step(const Target& target, const Metric& metric, Xoshiro256p
     const double h0 = -state.log_prob + metric.kinetic_energy(p.data(), d);
     const double log_prob = nuts_detail::leapfrog_step(target, metric, x.data(), p.data(), g.data(), step_size, d);
     double h = -log_prob + metric.kinetic_energy(p.data(), d);
-    if (std::isnan(h)) h = std::numeric_limits<double>::infinity();
+    if (!std::isfinite(h)) h = std::numeric_limits<double>::infinity();  // as a divergent leaf (nuts.hpp)
     return h0 - h;
   };
   const int direction = delta_h() > log_08 ? 1 : -1;
@@ -128,7 +131,7 @@ struct NutsChain {
   double step_size;
 
   NutsChain(int64_t d, const NutsSettings& s, MetricKind kind, int64_t c)
-      : state(d), rng(s.seed, static_cast<uint64_t>(c)), ws(d, static_cast<int>(s.max_tree_depth)), x(d), p(d),
+      : state(d), rng(s.seed, s.first_chain + static_cast<uint64_t>(c)), ws(d, static_cast<int>(s.max_tree_depth)), x(d), p(d),
         g(d), inv_mass(kind == MetricKind::kDense ? d * d : d, kind == MetricKind::kDense ? 0.0 : 1.0),
         chol(kind == MetricKind::kDense ? d * d : 0, 0.0),
         schedule(s.num_warmup, s.init_buffer, s.term_buffer, s.base_window,
@@ -188,7 +191,8 @@ void advance_chain(const Target& target, const Metric& metric, const NutsSetting
 }
 
 /// A run of every chain, advanced in chunks of iterations (the start evaluates every chain's
-/// initial point); the draws never depend on how the run is cut.
+/// initial point: start_faults() says where it is not finite); the draws never depend on how the
+/// run is cut.
 template <class Target>
 class NutsSampler {
  public:
@@ -199,18 +203,12 @@ class NutsSampler {
     chains_.reserve(num_chains);
     for (int64_t c = 0; c < num_chains; ++c) {
       chains_.emplace_back(d, s, kind, c);
-      State& state = chains_.back().state;
-      for (int64_t i = 0; i < d; ++i) state.x[i] = initial[c * d + i];
-      state.log_prob = target.log_prob_and_grad(state.x.data(), state.grad.data());
+      start_chain(target, initial, c, chains_.back().state, faults_);
     }
   }
 
-  /// The first chain whose start has a non-finite log density, or -1.
-  int64_t first_non_finite() const {
-    for (size_t c = 0; c < chains_.size(); ++c)
-      if (!std::isfinite(chains_[c].state.log_prob)) return static_cast<int64_t>(c);
-    return -1;
-  }
+  /// The first chains whose start has a non-finite log density or gradient.
+  const StartFaults& start_faults() const { return faults_; }
 
   int64_t num_iterations() const { return settings_.num_warmup + settings_.num_samples; }
 
@@ -235,6 +233,7 @@ class NutsSampler {
   NutsSettings settings_;
   MetricKind kind_;
   std::vector<NutsChain> chains_;
+  StartFaults faults_;
 };
 
 }  // namespace pyvi::hmc

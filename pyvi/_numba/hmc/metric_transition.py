@@ -35,9 +35,9 @@ def static_transition(target, metric, ws, rng, x, grad, log_prob, step_size, num
     for _ in range(length):
         lp = leapfrog_step(target, metric, xs, p, g, step_size)
     h = -lp + metric_kinetic_energy(metric, p)
+    if not math.isfinite(h):  # overflow, NaN or log p = +inf: the extreme of divergence, rejected
+        h = np.inf
     energy_error = h - h0
-    if energy_error != energy_error:  # overflow or NaN: the extreme of divergence, rejected
-        energy_error = np.inf
     accept_prob = 1.0 if energy_error <= 0.0 else math.exp(-energy_error)
     info = ws.info
     info[ENERGY] = h0

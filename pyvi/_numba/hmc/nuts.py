@@ -121,7 +121,7 @@ def _build_tree(target, metric, ws, rng, e, height, eps, h0, max_energy_error):
         ws.lp_end[e] = log_prob
         info[NUM_STEPS] += 1.0
         h = -log_prob + metric_kinetic_energy(metric, p)
-        if h != h:
+        if not math.isfinite(h):  # NaN, or log p = +inf: the extreme of divergence
             h = np.inf
         if h - h0 > max_energy_error:
             info[DIVERGENT] = 1.0

@@ -57,6 +57,7 @@ class NutsSettings(NamedTuple):
     kappa: float
     t0: float
     max_log_step: float
+    first_chain: int = 0  # these chains are first_chain, first_chain + 1, ... of a larger run
 
 
 #: The outputs, as ``pyvi._core.nuts_draws`` allocates them.
@@ -78,7 +79,7 @@ def _find_initial_step(target, metric, rng, x0, g0, lp0, step_size, x, p, g):
         h0 = -lp0 + metric_kinetic_energy(metric, p)
         lp = leapfrog_step(target, metric, x, p, g, step_size)
         h = -lp + metric_kinetic_energy(metric, p)
-        if h != h:
+        if not math.isfinite(h):
             h = np.inf
         dh = h0 - h
         if direction == 0:
@@ -125,6 +126,7 @@ class Chains(NamedTuple):
     delta: np.ndarray  # (C, d) scratch
     step_size: np.ndarray  # (C,)
     adaptation: dual_averaging.DualAveraging  # one lane per chain
+    iteration: np.ndarray  # (C,) int64: the transition each chain is in (or has finished), for error notes
 
 
 @numba.njit(cache=True)
@@ -146,12 +148,12 @@ def start(target, s, initial):
                 chol[c, i, i] = 1.0
         schedule[c] = windows.schedule(s.num_warmup, s.init_buffer, s.term_buffer, s.base_window,
                                        s.adapt_metric and s.metric != IDENTITY)
-        rng[c] = seed_state(s.seed, np.uint64(c))
+        rng[c] = seed_state(s.seed, np.uint64(s.first_chain + c))
         log_prob[c, 0] = log_prob_and_grad(target, x[c], grad[c])
     m2 = np.zeros((num_chains, d, d)) if dense else np.zeros((num_chains, 1, d))
     return Chains(x, grad, log_prob, rng, inv_mass, chol, schedule, np.zeros((num_chains, 1)),
                   np.zeros((num_chains, d)), m2, np.zeros((num_chains, d)), np.full(num_chains, s.step_size),
-                  dual_averaging.start(s.step_size, num_chains))
+                  dual_averaging.start(s.step_size, num_chains), np.zeros(num_chains, np.int64))
 
 
 @numba.njit(cache=True, inline="always")
@@ -178,6 +180,7 @@ def advance_chain(target, s, chains, c, begin, end, draws):
     step_size = chains.step_size[c]
     first_sample_row = (s.num_warmup + s.thin - 1) // s.thin if s.save_warmup else 0
     for it in range(begin, end):
+        chains.iteration[c] = it
         if it == 0 and s.adapt_step_size and s.num_warmup > 0:
             step_size = _find_initial_step(target, metric, rng, x, grad, log_prob[0], step_size, xs, ps, gs)
             _restart(adaptation, c, step_size)
@@ -218,16 +221,31 @@ def advance_chain(target, s, chains, c, begin, end, draws):
     draws.inv_metric[c] = metric.inv_mass
 
 
+def _advance_one(target, settings, chains, c: int, begin: int, end: int, draws) -> None:
+    """advance_chain, with a note naming the chain and transition on an exception of the target's
+    log density (a compiled call without a prange: the exception itself reaches Python)."""
+    try:
+        advance_chain(target, settings, chains, c, begin, end, draws)
+    except Exception as error:
+        it = int(chains.iteration[c])
+        phase = "warm-up" if it < settings.num_warmup else "sampling"
+        error.add_note(f"(raised by the target's log density in chain {settings.first_chain + c}, transition {it} "
+                       f"({phase}), backend 'numba'; the run's draws were discarded)")
+        raise
+
+
 def advance(target, settings, chains, draws, begin: int, end: int, num_threads: int = 1) -> None:
     """Iterations [begin, end) of every chain on ``num_threads`` threads; ``draws`` is a
     :data:`NutsDraws` whose ``inv_metric`` is (num_chains, d, d) for a dense metric, else a
-    (num_chains, 1, d) view: one array type for every metric."""
+    (num_chains, 1, d) view: one array type for every metric. An exception of the target's log
+    density is raised (the first chain's, of those that raised) once every chain has stopped."""
     num_chains = chains.x.shape[0]
     if num_threads <= 1 or num_chains == 1:
         for c in range(num_chains):
-            advance_chain(target, settings, chains, c, begin, end, draws)
+            _advance_one(target, settings, chains, c, begin, end, draws)
         return
     with ThreadPoolExecutor(max_workers=min(num_threads, num_chains)) as pool:
-        for future in [pool.submit(advance_chain, target, settings, chains, c, begin, end, draws)
-                       for c in range(num_chains)]:
-            future.result()
+        futures = [pool.submit(_advance_one, target, settings, chains, c, begin, end, draws)
+                   for c in range(num_chains)]
+    for future in futures:
+        future.result()
