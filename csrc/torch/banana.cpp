@@ -1,9 +1,9 @@
 // pyvi::banana_log_joint: schema, argument checks, config, outputs, autograd and registration.
 //
 // The kernels (cpu/banana_cpu.cpp, cuda/banana_cuda.cu) get contiguous, validated tensors and the
-// density's constants (BananaParams, built once per call by banana_config). The autograd kernel is
-// C++ (it was Python's torch.library.register_autograd, ~100 us per call: at batch 256 more than the
-// rest of a flow's training step); its formula, the VJP of (log p, grad log p),
+// density's constants (BananaParams, built once per call by banana_config of banana_config.h). The
+// autograd kernel is C++ (it was Python's torch.library.register_autograd, ~100 us per call: at
+// batch 256 more than the rest of a flow's training step); its formula, the VJP of (log p, grad log p),
 //   grad_log_prob * grad + H @ grad_grad,
 // H the analytic Hessian, is written in differentiable ATen ops so that double backward works.
 #include <ATen/ATen.h>
@@ -19,6 +19,7 @@
 #include <tuple>
 
 #include "banana.h"
+#include "banana_config.h"
 #include "checks.h"
 #include "no_cuda.h"
 
@@ -28,25 +29,6 @@ namespace {
 using Outputs = std::tuple<at::Tensor, at::Tensor>;
 using Kernel = void (*)(const BananaParams<double>&, const at::Tensor&, at::Tensor&, at::Tensor&);
 
-/// The config struct's one builder: the schema's five scalars, checked, as the density's constants.
-BananaParams<double> banana_config(double num_data, double mean_y, double ss_y, double sigma_y, double sigma_theta) {
-  const std::string error = banana_params_error(num_data, mean_y, ss_y, sigma_y, sigma_theta);
-  TORCH_CHECK_VALUE(error.empty(), error);
-  return banana_params(num_data, mean_y, ss_y, sigma_y, sigma_theta);
-}
-
-/// float32 has a narrower range than the parameters': every constant must stay a normal float.
-void check_float_range(const BananaParams<double>& params) {
-  const BananaParams<float> p = banana_cast<float>(params);
-  const float n_lik = p.num_data * p.lik_precision;
-  const bool normal = std::isnormal(p.num_data) && std::isnormal(p.lik_precision) &&
-                      std::isnormal(p.prior_precision) && std::isnormal(n_lik) && std::isfinite(p.mean_y) &&
-                      std::isfinite(p.log_norm);
-  TORCH_CHECK_VALUE(normal, "banana_log_joint: the banana's constants (1/sigma_y^2 = ", params.lik_precision,
-                    ", 1/sigma_theta^2 = ", params.prior_precision, ", log normaliser ", params.log_norm,
-                    ") leave float32's range; use float64 theta");
-}
-
 template <Kernel kKernel>
 Outputs banana_log_joint_op(const at::Tensor& theta_in, double num_data, double mean_y, double ss_y, double sigma_y,
                             double sigma_theta) {
@@ -54,7 +36,7 @@ Outputs banana_log_joint_op(const at::Tensor& theta_in, double num_data, double 
                     theta_in.sizes());
   check_floating(theta_in, "theta");
   const BananaParams<double> params = banana_config(num_data, mean_y, ss_y, sigma_y, sigma_theta);
-  if (theta_in.scalar_type() == at::kFloat) check_float_range(params);
+  if (theta_in.scalar_type() == at::kFloat) check_float_range(params, "banana_log_joint");
   const at::Tensor theta = theta_in.contiguous();
   const int64_t batch = theta.size(0);
   at::Tensor log_prob = at::empty({batch}, theta.options());

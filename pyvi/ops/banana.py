@@ -1,5 +1,7 @@
 """The Python side of ``pyvi::banana_log_joint`` (C++: csrc/torch/banana.cpp): its fake kernel and the
-public wrapper :func:`banana_log_joint`.
+public wrapper :func:`banana_log_joint`; and the fake kernel of ``pyvi::banana_leapfrog``
+(csrc/torch/banana_leapfrog.cpp, the torch HMC sampler's fused trajectory, reached through
+:meth:`pyvi.targets.Banana.fused_leapfrog`).
 
 The autograd formula (``grad_log_prob * grad + H @ grad_grad``, double-backward-able) is the op's
 C++ Autograd kernel: through ``torch.library.register_autograd`` it cost ~100 us per call, more than
@@ -17,6 +19,17 @@ __all__ = ["banana_log_joint"]
 def _banana_log_joint_fake(theta, num_data, mean_y, ss_y, sigma_y, sigma_theta):
     torch._check(theta.dim() == 2 and theta.shape[1] == 2, lambda: "theta must have shape (batch, 2)")
     return theta.new_empty(theta.shape[0]), theta.new_empty(theta.shape)
+
+
+@torch.library.register_fake("pyvi::banana_leapfrog")
+def _banana_leapfrog_fake(x, momentum, grad, step_size, num_steps, num_data, mean_y, ss_y, sigma_y, sigma_theta):
+    torch._check(x.dim() == 2 and x.shape[1] == 2, lambda: "x must have shape (chains, 2)")
+    # A meta tensor beside real ones dispatches here: the C++ op's device check never runs.
+    for name, tensor in (("momentum", momentum), ("grad", grad), ("step_size", step_size), ("num_steps", num_steps)):
+        torch._check_value(tensor.device == x.device, lambda name=name, tensor=tensor: (
+            f"banana_leapfrog: {name} is on {tensor.device} but x is on {x.device}; all tensor arguments must be on "
+            "one device"))
+    return x.new_empty(x.shape[0])
 
 
 def banana_log_joint(theta: torch.Tensor, banana) -> torch.Tensor:

@@ -274,6 +274,18 @@ class Banana(BuiltInTarget):
         op, args = torch.ops.pyvi.banana_log_joint, self._sufficient_statistics()
         return lambda theta: op(theta, *args)
 
+    def fused_leapfrog(self):
+        """``torch.ops.pyvi.banana_leapfrog`` on this data (see :meth:`Target.fused_leapfrog`): every
+        chain's trajectory in one op, in registers; None when ``pyvi._C`` is not built."""
+        if not available("torch_ops"):
+            return None
+        import torch
+
+        import pyvi.ops  # noqa: F401  (registers the op's fake kernel)
+
+        op, args = torch.ops.pyvi.banana_leapfrog, self._sufficient_statistics()
+        return lambda x, momentum, grad, step_size, num_steps: op(x, momentum, grad, step_size, num_steps, *args)
+
     # -- exact ground truth ------------------------------------------------------------------------
 
     @cached_property

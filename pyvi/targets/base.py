@@ -14,6 +14,8 @@ face                          what it is                                        
 :meth:`Target.fused_log_joint`  a torch op returning log p and its gradient     ``backend="torch"``,
                               analytically                                      ``vi.fit``'s
                                                                                 autograd-free path
+:meth:`Target.fused_leapfrog`  a torch op integrating every chain's whole        ``backend="torch"``
+                              leapfrog trajectory (in place)
 :meth:`Target.log_evidence`   log Z, exact                                      ``vi.kl``
 ============================  ================================================  ==================
 
@@ -92,6 +94,13 @@ class Target(abc.ABC):
         """A torch op ``theta (batch, dim) -> (log_prob (batch,), grad (batch, dim))`` with an
         analytic gradient (no autograd graph), or None. ``vi.fit`` chains it by hand with a fused
         flow's ops."""
+        return None
+
+    def fused_leapfrog(self) -> Callable | None:
+        """A torch op ``(x, momentum, grad, step_size, num_steps) -> log_prob`` that integrates each
+        chain's leapfrog trajectory (x, momentum, grad ``(C, dim)``, updated in place to the end
+        point's; ``step_size (C,)`` of their dtype, ``num_steps (C,)`` int32), the same arithmetic
+        as the torch sampler's plain leapfrog over :meth:`fused_log_joint`, or None."""
         return None
 
     def log_evidence(self) -> float:
