@@ -52,6 +52,8 @@ def _cases():
     step, index = torch.zeros((), dtype=F64), torch.zeros((), dtype=torch.int64)
     yield "adam_update_", (_tensor(3), _tensor(3), _tensor(3), _tensor(3), step, _tensor(2), index,
                            torch.ones((), dtype=F64), _tensor(2), 0.9, 0.999, 1e-8)
+    lengths = torch.full((4,), 3, dtype=torch.int32)
+    yield "banana_leapfrog", (_tensor(4, 2), _tensor(4, 2), _tensor(4, 2), _tensor(4), lengths, 10.0, 0.5, 3.0, 2.0, 1.0)
     yield "binarize_rows", (_tensor(6, 4), torch.arange(6), torch.tensor([1, 2]), torch.zeros((), dtype=torch.int64),
                             3, 3)
 
