@@ -2,9 +2,10 @@
 //
 // The drift and kick round as ATen's addcmul does on this CPU (see ../../common/banana_leapfrog.h):
 // once (an FMA, in a function compiled for the FMA instructions) when ATen runs its AVX2 or AVX-512
-// kernels, twice when it runs its DEFAULT ones. Contraction is off in this file, so that the
-// gradient's arithmetic, inlined into the FMA function, stays that of banana_log_joint's kernel
-// (compiled without FMA instructions): only the explicit fma() calls fuse.
+// kernels, twice when it runs its DEFAULT ones. The fusing copy is reached through cpu/isa.h's
+// dispatch (compiled for x86-64-v3, which has the FMA instructions; a baseline copy still fuses,
+// through libm's fma). Contraction is off in this file, so that the gradient's arithmetic, inlined
+// into that copy, stays that of banana_log_joint's kernel: only the explicit fma() calls fuse.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
@@ -17,6 +18,7 @@
 #endif
 
 #include "../banana_leapfrog.h"
+#include "isa.h"
 
 namespace pyvi {
 namespace {
@@ -39,26 +41,15 @@ inline void integrate(const Chains<scalar_t>& c, int64_t begin, int64_t end) {
                                             c.momentum + 2 * i, c.grad + 2 * i);
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#define PYVI_HAS_FMA_KERNEL 1
-template <typename scalar_t>
-__attribute__((target("fma"))) void integrate_fma(const Chains<scalar_t>& c, int64_t begin, int64_t end) {
-  integrate<true>(c, begin, end);
-}
-#endif
 
 /// Whether ATen's elementwise kernels on this CPU round a + b * c once (see the file comment): its
 /// AVX2 and AVX-512 kernels (ATEN_CPU_CAPABILITY=default picks the others), fixed at its start.
 bool aten_fuses_multiply_add() {
-#ifdef PYVI_HAS_FMA_KERNEL
   static const bool fuses = [] {
     const std::string capability = at::get_cpu_capability();
     return capability == "AVX2" || capability == "AVX512";
   }();
   return fuses;
-#else
-  return false;
-#endif
 }
 
 }  // namespace
@@ -74,9 +65,7 @@ void banana_leapfrog_cpu(const BananaParams<double>& params, at::Tensor& x, at::
                              log_prob.mutable_data_ptr<scalar_t>()};
     // A chain costs num_steps gradients (~30 at L = 30): 256 chains are a few microseconds of work.
     at::parallel_for(0, chains, 256, [&](int64_t begin, int64_t end) {
-#ifdef PYVI_HAS_FMA_KERNEL
-      if (fma) return integrate_fma(c, begin, end);
-#endif
+      if (fma) return cpu::dispatch<&integrate<true, scalar_t>>(c, begin, end);
       integrate<false>(c, begin, end);
     });
   });
