@@ -22,14 +22,16 @@ the epoch,
 
     speed-up <= (F(128) + A) / (F(64) + A + R) <= (F(128) + A) / (F(64) + A).
 
-Measured on the idle machine (the lead, this session): F(128) = 5.76 ms, F(64) = 3.65 ms, A =
-0.63 ms, so the bound is 6.39 / 4.28 = 1.49x even with a free sum: 1.6x needs a two-process step
-of at most 6.39 / 1.6 = 3.99 ms, sum included, and F(64) + A alone is 4.28 ms. F(64) is well
-above half of F(128) (it would be 2.88 ms): part of forward + backward does not scale with the
-rows (per-op dispatch and autograd, passes over the 0.8 M weights and their gradients), and each
-process pays it, as it pays the whole of A. The target is out of reach of replicated data
-parallelism at batch 128 on this model; what would move the bound is that fixed part and A
-(sharding Adam over the processes, or larger batches per step), not the sum. ``table()``
+Measured on idle machines (load < 0.8), two sessions' runs: step parts F(128) = 5.76 ms,
+F(64) = 3.65 ms, A = 0.63 ms give 6.39 / 4.28 = 1.49x even with a free sum; the medians of
+``vae_step_costs`` of 2026-12-01 (F(128) = 6.16, F(64) = 3.61, A = 0.41 ms) give 1.63x with a free
+sum and 1.31x with the shared-memory sum's 1.01 ms. So the 1.6x target is at the edge of what
+replicated data parallelism can reach at batch 128 on this model, and out of reach with any sum
+that costs more than ~0.1 ms per step. F(64) is well above half of F(128): part of forward +
+backward does not scale with the rows (per-op dispatch and autograd, passes over the 0.8 M weights
+and their gradients), and each process pays it, as it pays the whole of A. What would move the
+bound is that fixed part and A (sharding Adam over the processes, or larger batches per step).
+``table()``
 prints the terms and the bound measured in the same launches (``vae_step_costs``), with the
 measured sums too.
 
