@@ -22,8 +22,8 @@ the epoch,
 
     speed-up <= (F(128) + A) / (F(64) + A + R) <= (F(128) + A) / (F(64) + A).
 
-Measured on idle machines (load < 0.8), two sessions' runs: step parts F(128) = 5.76 ms,
-F(64) = 3.65 ms, A = 0.63 ms give 6.39 / 4.28 = 1.49x even with a free sum; the medians of
+Measured on idle machines (load < 0.8), two runs of 2026-12-01: step parts F(128) = 5.76 ms,
+F(64) = 3.65 ms, A = 0.63 ms give 6.39 / 4.28 = 1.49x even with a free sum; and the medians of
 ``vae_step_costs`` of 2026-12-01 (F(128) = 6.16, F(64) = 3.61, A = 0.41 ms) give 1.63x with a free
 sum and 1.31x with the shared-memory sum's 1.01 ms. So the 1.6x target is at the edge of what
 replicated data parallelism can reach at batch 128 on this model, and out of reach with any sum
