@@ -6,12 +6,15 @@ with each workload's seconds (every process starts together after a barrier and 
 barrier after the work, so it is the slowest process's), the best of several repeats:
 
 - ``vae_epoch``: one training epoch of pyvi.vae on the embedded 4,000 digits, batch 128, one torch
-  thread per process, the gradients summed by pyvi.distributed.DataParallel (one flat sum: through
-  shared memory between the processes of one machine, pyvi._shared_sum);
+  thread per process, the step by pyvi.distributed.DataParallel.step_ (between the processes of one
+  machine the sum and Adam sharded over shared memory, pyvi._shared_step);
+- ``vae_epoch_replicated``: the same epoch with the replicated step: the whole gradient summed
+  through shared memory (pyvi._shared_sum), then the whole Adam update in every process;
 - ``vae_epoch_ddp``: the same epoch with torch's DistributedDataParallel (its bucketed all-reduce
   hooks) instead, for the comparison (2 processes only);
-- ``vae_step_parts``: where a step's time goes per process: forward + backward, the gradient sum
-  (with the wait for the slower process), the Adam step (milliseconds per step);
+- ``vae_step_parts``: where a step's time goes per process: forward + backward, the sharded step
+  (sum and Adam, with the waits for the slower process); the replicated step's sum and Adam
+  (milliseconds per step);
 - ``vae_step_costs``: the terms of bench/bench_distributed.py's bound, medians in milliseconds:
   in one process forward + backward of 32, 64 and 128 rows of a 128-image batch and the Adam
   step; with two, the sum of the VAE's 807,700 gradients alone (processes in step: after a
@@ -72,14 +75,19 @@ def _data() -> MNISTData:
     return MNISTData(data.images[:NUM_TRAIN], data.labels[:NUM_TRAIN], data.binarize, data.source, data.split)
 
 
-def vae_epoch(group, data: MNISTData) -> float:
+def vae_epoch(group, data: MNISTData, *, replicated: bool = False) -> float:
     torch.manual_seed(0)
     model = VAE()
     optimizer = _adam(model, 1e-3)
     parallel = distributed.data_parallel(model.parameters())
+    if replicated and parallel is not None:
+        parallel._replicated = True  # step_ sums (shared memory), then every process runs the whole Adam
     cpu, noise = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
     train_epoch(model, optimizer, data, BATCH_SIZE, cpu, noise, parallel)  # warm-up
-    return _timed(group, lambda: train_epoch(model, optimizer, data, BATCH_SIZE, cpu, noise, parallel))
+    seconds = _timed(group, lambda: train_epoch(model, optimizer, data, BATCH_SIZE, cpu, noise, parallel))
+    if parallel is not None:
+        parallel.release()
+    return seconds
 
 
 class _ELBO(torch.nn.Module):
@@ -118,7 +126,18 @@ def vae_epoch_ddp(group, data: MNISTData) -> float:
 
 
 def vae_step_parts(group, data: MNISTData) -> dict[str, float]:
-    """Milliseconds per step of this process: forward + backward, the all-reduce, the Adam step."""
+    """Milliseconds per step of this process: forward + backward, then the step: the gradient sum
+    (with the wait for the slower process) and Adam, in one process Adam alone; with several
+    processes the sharded step (DataParallel.step_, both together) and, for the comparison, the
+    replicated one's sum and Adam measured in another pass."""
+    parts = _step_parts(group, data, replicated=False)
+    if group is not None:
+        parts.update({f"replicated_{key}": value for key, value in _step_parts(group, data, replicated=True).items()
+                      if key != "forward_backward"})
+    return parts
+
+
+def _step_parts(group, data: MNISTData, *, replicated: bool) -> dict[str, float]:
     from pyvi._adam import fused_adam_step
 
     torch.manual_seed(0)
@@ -127,6 +146,8 @@ def vae_step_parts(group, data: MNISTData) -> dict[str, float]:
     parallel = distributed.data_parallel(model.parameters())
     cpu, noise = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
     parts = {"forward_backward": 0.0, "all_reduce": 0.0, "adam": 0.0}
+    if parallel is not None and not replicated:
+        parts = {"forward_backward": 0.0, "sharded_step": 0.0}
     steps = 0
     for repeat in range(2):
         for indices in data.batches(BATCH_SIZE, cpu):
@@ -137,16 +158,25 @@ def vae_step_parts(group, data: MNISTData) -> dict[str, float]:
             optimizer.zero_grad(set_to_none=True)
             (-model.elbo(x, generator=noise, share=(rows.start, len(indices))).sum() / len(indices)).backward()
             t1 = time.perf_counter()
-            if parallel is not None:
-                parallel.sum_gradients_()
-            t2 = time.perf_counter()
-            fused_adam_step(optimizer)
-            t3 = time.perf_counter()
+            if "sharded_step" in parts:
+                parallel.step_(optimizer)
+                t2 = t3 = time.perf_counter()
+            else:
+                if parallel is not None:
+                    parallel.sum_gradients_()
+                t2 = time.perf_counter()
+                fused_adam_step(optimizer)
+                t3 = time.perf_counter()
             if repeat:  # the first pass warms up
                 parts["forward_backward"] += t1 - t0
-                parts["all_reduce"] += t2 - t1
-                parts["adam"] += t3 - t2
+                if "sharded_step" in parts:
+                    parts["sharded_step"] += t3 - t1
+                else:
+                    parts["all_reduce"] += t2 - t1
+                    parts["adam"] += t3 - t2
                 steps += 1
+    if parallel is not None:
+        parallel.release()
     return {key: 1e3 * value / steps for key, value in parts.items()}
 
 
@@ -208,6 +238,8 @@ def main() -> None:
                "batch_size": BATCH_SIZE, "hmc_iterations": HMC_ITERATIONS, "torch_threads": torch.get_num_threads(),
                "load_average": os.getloadavg()}
     results["vae_epoch"] = vae_epoch(group, data)
+    if group is not None:
+        results["vae_epoch_replicated"] = vae_epoch(group, data, replicated=True)
     if group is not None and not QUICK:
         results["vae_epoch_ddp"] = vae_epoch_ddp(group, data)
     results["vae_step_parts_ms"] = vae_step_parts(group, data)

@@ -115,6 +115,21 @@ def nuts_draws(num_chains: int, rows: int, dim: int, dense: bool) -> dict[str, n
     """Uninitialised outputs of nuts, keyed by nuts_outputs (for the Numba and numpy samplers to fill)."""
 
 def random_uint64(seed: int, stream: int, n: int) -> np.ndarray: ...
+
+#: The process barrier's block size in int32 words, and the most processes it serves.
+barrier_words: int
+barrier_max_processes: int
+
+def barrier_arrive(block: npt.NDArray[np.int32], world_size: int, rank: int, generation: int) -> None:
+    """Process ``rank`` arrives at barrier number ``generation`` (block: shared memory)."""
+
+def barrier_wait(block: npt.NDArray[np.int32], world_size: int, rank: int, generation: int, spin_seconds: float,
+                 slice_seconds: float) -> int:
+    """Waits for every process at ``generation`` without the GIL: 0 open, 1 a peer aborted, 2 the
+    slice passed."""
+
+def barrier_abort(block: npt.NDArray[np.int32]) -> None:
+    """Sets the abort word: every waiter returns 1."""
 def random_normal(seed: int, stream: int, n: int) -> np.ndarray: ...
 
 class KnnKLResult(TypedDict):

@@ -40,6 +40,7 @@ import json
 import os
 import sys
 import traceback
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ _FAILURE_WAIT = timedelta(seconds=10)
 
 _owned = False  # whether pyvi started the process group (and so tears it down at exit)
 _failure: str | None = None  # set once a guarded section failed: the group is gone
+_abort_hooks: list[weakref.WeakMethod] = []  # what _abort tells first (shared-memory barriers)
 
 
 class RankFailedError(RuntimeError):
@@ -143,10 +145,23 @@ def _store():
     return distributed_c10d._get_default_store()
 
 
+def _on_abort(method: Callable[[], None]) -> None:
+    """Calls ``method`` (a bound method, held weakly) when this process aborts the run: a shared-memory
+    barrier's abort (pyvi._process_barrier), so that peers waiting there stop at once."""
+    _abort_hooks.append(weakref.WeakMethod(method))
+
+
 def _abort(reason: str) -> None:
     """Tears the process group down (the peers' pending collectives fail at once) and remembers why."""
     global _failure
     _failure = reason
+    for hook in _abort_hooks:
+        method = hook()
+        if method is not None:
+            try:
+                method()
+            except Exception:  # noqa: BLE001  (the teardown below still tells the peers)
+                pass
     import torch.distributed as dist
 
     if dist.is_initialized():
@@ -352,6 +367,8 @@ class DataParallel:
             for parameter in self.parameters:
                 group.broadcast_(parameter.data)
         self._flat: dict[int, _FlatGradients] = {}  # by the number of values summed along
+        self._shared_step = None  # step_'s sharded Adam (pyvi._shared_step), once made
+        self._replicated = False  # step_ found it cannot shard: sum, then step everywhere
 
     def rows(self, batch_rows: int) -> range:
         """This process's rows of a global batch (:meth:`Group.rows`)."""
@@ -383,6 +400,43 @@ class DataParallel:
         else:
             self.group.all_reduce_sum_(summed)
         return flat.scatter_()
+
+
+    def step_(self, optimizer) -> None:
+        """Sums the gradients over the processes and steps ``optimizer`` (its parameters must be
+        this object's): the same update as :meth:`sum_gradients_` followed by the optimizer's step,
+        bit for bit with two processes.
+
+        For a fused plain Adam (the VAE's) between processes of one machine the step is sharded
+        (:mod:`pyvi._shared_step`, ZeRO stage 1): the parameters and moments are shared and each
+        process sums and updates its own part of them; afterwards every ``.grad`` is None. Call
+        :meth:`release` when training ends. Otherwise (another optimizer, several machines) the
+        gradients are summed as by :meth:`sum_gradients_` and the optimizer steps in every process."""
+        if self._shared_step is None and not self._replicated:
+            from pyvi._shared_step import shared_step
+
+            self._shared_step = shared_step(self.group, self.parameters, optimizer)
+            self._replicated = self._shared_step is None
+        if self._shared_step is not None:
+            if optimizer is not self._shared_step.optimizer:
+                raise ValueError("DataParallel.step_ was given another optimizer than its first one; "
+                                 "call release() before training with a new one")
+            self._shared_step.step_()
+            return
+        from pyvi._adam import fused_adam_step, supports_fused_adam_step
+
+        self.sum_gradients_()
+        if supports_fused_adam_step(optimizer):
+            fused_adam_step(optimizer)
+        else:
+            optimizer.step()
+
+    def release(self) -> None:
+        """Ends :meth:`step_`'s sharing: the parameters and optimizer state back in each process's
+        own memory (no-op when nothing is shared). Every process calls it once its last step is done."""
+        if self._shared_step is not None:
+            self._shared_step.release()
+        self._shared_step, self._replicated = None, False
 
 
 class _FlatGradients:

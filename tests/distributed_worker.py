@@ -197,12 +197,54 @@ def _summed_gradients(rank: int, shm: bool) -> tuple[np.ndarray, bool]:
     return np.stack(sums), parallel._flat[1].shared is not None
 
 
+#: step_'s parameters: an input-major weight whose shard bound falls inside it, a bias, an odd size.
+STEP_SHAPES = ((40, 30), (7,), (3, 5))
+
+
+def _stepped(rank: int, shm: bool) -> dict[str, np.ndarray]:
+    """Four data-parallel Adam steps (DataParallel.step_) of this rank's random gradients (a bias
+    misses its gradient at step 1; the second param group has another learning rate), sharded
+    through shared memory or replicated over gloo: after each step every parameter and moment."""
+    import os
+
+    import torch
+
+    os.environ["PYVI_DISTRIBUTED_SHM"] = "1" if shm else "0"
+    torch.manual_seed(0)  # the same start everywhere (DataParallel broadcasts rank 0's anyway)
+    weight = torch.nn.Parameter(torch.randn(*STEP_SHAPES[0]).t())
+    bias, other = torch.nn.Parameter(torch.randn(*STEP_SHAPES[1])), torch.nn.Parameter(torch.randn(*STEP_SHAPES[2]))
+    optimizer = torch.optim.Adam([{"params": [weight, bias]}, {"params": [other], "lr": 0.05}], lr=0.01, fused=True)
+    parallel = distributed.DataParallel(distributed.current(), [weight, bias, other])
+    torch.manual_seed(200 + rank)
+    record: dict[str, list] = {"params": [], "moments": [], "grad_none": []}
+    for step in range(4):
+        weight.grad = torch.randn(*STEP_SHAPES[0]).t()
+        bias.grad = None if step == 1 else torch.randn(*STEP_SHAPES[1])
+        other.grad = torch.randn(*STEP_SHAPES[2])
+        parallel.step_(optimizer)
+        record["params"].append(torch.cat([weight.detach().t().reshape(-1), bias.detach(), other.detach().reshape(-1)]))
+        record["moments"].append(torch.cat([optimizer.state[p][key].t().reshape(-1) if p is weight
+                                            else optimizer.state[p][key].reshape(-1)
+                                            for key in ("exp_avg", "exp_avg_sq") for p in (weight, bias, other)]))
+        record["grad_none"].append(all(p.grad is None for p in (weight, bias, other)))
+    shared = parallel._shared_step is not None
+    block = parallel._shared_step.block if shared else None
+    parallel.release()
+    private = block is None or all(p.untyped_storage().data_ptr() != block.untyped_storage().data_ptr()
+                                   for p in (weight, bias, other))
+    return {"params": torch.stack(record["params"]).numpy(), "moments": torch.stack(record["moments"]).numpy(),
+            "grad_none": np.array(record["grad_none"]), "shared": shared, "private": private,
+            "weight_stride": np.array(weight.stride())}
+
+
 def shared_sum(out: Path, rank: int) -> None:
     import torch
 
     shm, used = _summed_gradients(rank, shm=True)
     gloo, gloo_used = _summed_gradients(rank, shm=False)
     np.savez(out / f"shared-sum-{rank}.npz", shm=shm, gloo=gloo, used=used, gloo_used=gloo_used)
+    for shm in (True, False):
+        np.savez(out / f"shared-step-{'shm' if shm else 'gloo'}-{rank}.npz", **_stepped(rank, shm))
     # Rank 1 fails while rank 0 waits in the shared sum's barrier.
     started = time.perf_counter()
     try:

@@ -122,7 +122,7 @@ def test_flat_gradients_views_keep_each_parameters_layout_and_return_a_copy_of_t
 def test_shared_memory_sum_only_when_every_process_is_on_this_machine(monkeypatch):
     """torchrun's LOCAL_WORLD_SIZE below WORLD_SIZE (several machines) or PYVI_DISTRIBUTED_SHM=0
     keeps the gradient sum on gloo."""
-    from pyvi._shared_sum import _wanted
+    from pyvi._shared_memory import wanted as _wanted
 
     group = Group(0, 2, "gloo")
     monkeypatch.delenv("PYVI_DISTRIBUTED_SHM", raising=False)
@@ -216,13 +216,20 @@ def test_a_failing_rank_stops_the_others_with_its_error_within_seconds(tmp_path)
     assert waiting["seconds"] < 20, waiting
 
 
-def test_shared_memory_sum_gives_gloos_sum_bit_for_bit_and_stops_when_a_peer_fails(tmp_path):
+@pytest.fixture(scope="module")
+def shared_sum_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("shared-sum")
+    torchrun("shared_sum", out)
+    return out
+
+
+def test_shared_memory_sum_gives_gloos_sum_bit_for_bit_and_stops_when_a_peer_fails(shared_sum_run):
     """Two processes of one machine sum gradients through shared memory (pyvi._shared_sum):
     exactly gloo's all-reduce (a + b = b + a), the same bits on both, across both sets of slots;
     a process that fails meanwhile stops the other within seconds (the barrier breaks)."""
     import torch
 
-    torchrun("shared_sum", tmp_path)
+    tmp_path = shared_sum_run
     ranks = [np.load(tmp_path / f"shared-sum-{rank}.npz") for rank in (0, 1)]
     assert all(r["used"] and not r["gloo_used"] for r in ranks)  # shared memory, then gloo
     expected = []
@@ -242,6 +249,56 @@ def test_shared_memory_sum_gives_gloos_sum_bit_for_bit_and_stops_when_a_peer_fai
     assert failed["type"] == "ValueError" and "boom on rank 1" in failed["message"]
     assert waiting["type"] == "RankFailedError" and waiting["rank"] == 1, waiting
     assert waiting["seconds"] < 20, waiting
+
+
+def test_sharded_adam_step_gives_the_replicated_step_bit_for_bit(shared_sum_run):
+    """DataParallel.step_ between two processes of one machine shards Adam (pyvi._shared_step): each
+    process sums and updates its half of the shared parameters and moments, which must be exactly
+    the replicated step's (gloo's sum, then the whole fused Adam in every process), step after step,
+    with a missing gradient and two learning rates; .grad is None after a step, and release()
+    leaves the parameters in private memory with their layout."""
+    runs = {(kind, rank): np.load(shared_sum_run / f"shared-step-{kind}-{rank}.npz") for kind in ("shm", "gloo")
+            for rank in (0, 1)}
+    for rank in (0, 1):
+        shm, gloo = runs["shm", rank], runs["gloo", rank]
+        assert shm["shared"] and not gloo["shared"]
+        assert np.array_equal(shm["params"], gloo["params"]) and np.array_equal(shm["moments"], gloo["moments"])
+        assert np.array_equal(shm["params"], runs["shm", 0]["params"])
+        assert shm["grad_none"].all() and shm["private"] and tuple(shm["weight_stride"]) == (1, 30)
+    assert not np.array_equal(runs["shm", 0]["params"][0], runs["shm", 0]["params"][1])  # the steps moved them
+
+
+def test_shard_pieces_cover_every_value_once_in_balanced_aligned_pieces():
+    from pyvi._shared_step import PIECE_ALIGN, shard_pieces
+
+    for sizes, world in (([401_408, 512, 512, 802_816, 784], 2), ([300, 100], 3), ([5], 2), ([0, 1000, 0, 64], 4)):
+        shards = shard_pieces(sizes, world)
+        assert len(shards) == world
+        covered = [np.zeros(size, int) for size in sizes]
+        for shard in shards:
+            for tensor, start, stop in shard:
+                assert start % PIECE_ALIGN == 0 or start == 0
+                assert stop % PIECE_ALIGN == 0 or stop == sizes[tensor]
+                covered[tensor][start:stop] += 1
+        assert all((c == 1).all() for c in covered)
+        if sum(sizes) >= 1000:
+            totals = [sum(stop - start for _, start, stop in shard) for shard in shards]
+            assert max(totals) - min(totals) <= 2 * PIECE_ALIGN, totals
+
+
+def test_checkpoint_writes_views_of_a_shared_block_as_their_own_values(tmp_path):
+    """Under torchrun the parameters are views of one shared block (pyvi._shared_step); torch.save
+    would write the whole block for each checkpoint: save_checkpoint copies such views."""
+    import torch
+
+    from pyvi.vae.checkpoint import save_checkpoint
+
+    block = torch.arange(100_000, dtype=torch.float32)
+    weight = block[10:20].view(2, 5)
+    save_checkpoint(tmp_path / "c.pt", {"model": {"w": weight}, "optimizer": {"state": {0: {"m": block[:3]}}}})
+    loaded = torch.load(tmp_path / "c.pt", weights_only=False)
+    assert torch.equal(loaded["model"]["w"], weight) and torch.equal(loaded["optimizer"]["state"][0]["m"], block[:3])
+    assert (tmp_path / "c.pt").stat().st_size < 10_000
 
 
 # -- flows: vi.fit ----------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 // Each entry point validates its arguments (ValueError naming the argument), allocates its outputs,
 // then releases the GIL and runs the unchecked kernels of the headers beside this file. The
 // targets and the HMC sampler are bound in hmc_bindings.cpp, NUTS in nuts_bindings.cpp, the k-NN KL estimator in
-// knn_bindings.cpp.
+// knn_bindings.cpp, the processes' barrier in process_bindings.cpp.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -18,6 +18,7 @@ using namespace pyvi;
 void bind_hmc(py::module_& m);
 void bind_knn(py::module_& m);
 void bind_nuts(py::module_& m);
+void bind_process_barrier(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "pyvi's torch-free native core: native targets, HMC and the k-NN KL estimator.";
@@ -25,6 +26,7 @@ PYBIND11_MODULE(_core, m) {
   bind_hmc(m);
   bind_knn(m);
   bind_nuts(m);
+  bind_process_barrier(m);
 
   // The random streams, exposed so tests can check the Numba twin bit for bit.
   m.def("random_uint64", [](uint64_t seed, uint64_t stream, int64_t n) {

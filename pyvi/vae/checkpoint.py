@@ -43,8 +43,23 @@ SETTINGS_KEYS = ("batch_size", "lr", "seed", "eval_images")
 _FIELDS = ("model_config", "model", "optimizer", "epoch", "cpu_generator", "noise_generator", "history", "settings")
 
 
+def _compact(value):
+    """``value`` with every tensor that views a larger storage replaced by a copy of itself:
+    ``torch.save`` writes a view's whole storage, and under torchrun the parameters and Adam's
+    moments are views of one shared block that also holds every process's gradients
+    (:mod:`pyvi._shared_step`)."""
+    if isinstance(value, torch.Tensor):
+        return value.clone() if value.untyped_storage().nbytes() > value.numel() * value.element_size() else value
+    if isinstance(value, dict):
+        return type(value)((key, _compact(item)) for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return type(value)(_compact(item) for item in value)
+    return value
+
+
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
     """Atomically write ``state`` (temporary file in the same folder, fsync, ``os.replace``)."""
+    state = _compact(state)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)

@@ -104,8 +104,9 @@ def train_epoch(model: VAE, optimizer: torch.optim.Optimizer, data: MNISTData, b
 
     With ``parallel`` (under torchrun) every process draws the same permutation, batch seeds and
     noise, takes its rows of each batch (their bits and noise are the whole batch's), weights its
-    loss by its share, and sums the gradients with the others before the step: the single-process
-    update up to the order of the float additions.
+    loss by its share, and sums the gradients with the others before the step
+    (:meth:`pyvi.distributed.DataParallel.step_`): the single-process update up to the order of the
+    float additions. The caller ends the sharing with ``parallel.release()``.
     """
     model.train()
     step = fused_adam_step if supports_fused_adam_step(optimizer) else type(optimizer).step
@@ -123,9 +124,10 @@ def train_epoch(model: VAE, optimizer: torch.optim.Optimizer, data: MNISTData, b
             elbo = model.elbo(x, generator=noise_generator, share=(rows.start, len(indices)))
             loss = -elbo.sum() / len(indices)  # this share's part of the batch mean
         loss.backward()
-        if parallel is not None:
-            parallel.sum_gradients_()
-        step(optimizer)
+        if parallel is None:
+            step(optimizer)
+        else:
+            parallel.step_(optimizer)  # the sum and Adam, sharded over the processes of a machine
         total += elbo.detach().sum()
         seen += len(indices)
     if parallel is not None:
@@ -264,42 +266,46 @@ def train(
 
     bar = tqdm(range(start_epoch, epochs), disable=not progress, desc="vae", unit="epoch",
                initial=start_epoch, total=epochs)
-    for epoch in bar:
-        started = time.perf_counter()
-        if runner is not None:
-            train_elbo = runner.run(cpu_generator)
-        else:
-            train_elbo = train_epoch(model, optimizer, train_data, batch_size, cpu_generator, noise_generator, parallel)
-        seconds = time.perf_counter() - started
-        model.eval()
-        finite = math.isfinite(train_elbo) and _parameters_finite(model)
-        if finite:
-            elbos = (evaluate_elbo(model, train_data, train_eval, seed=EVAL_SEEDS[0]),
-                     evaluate_elbo(model, test_data, test_eval, seed=EVAL_SEEDS[1]))
-            finite = all(math.isfinite(value) for value in elbos)
-        if not finite:
-            bar.close()
-            if checkpoint is None:
-                kept = "no checkpoint was written"
-            elif saved_epoch is None:
-                kept = f"{checkpoint} was not written to"
+    try:
+        for epoch in bar:
+            started = time.perf_counter()
+            if runner is not None:
+                train_elbo = runner.run(cpu_generator)
             else:
-                kept = f"{checkpoint} was not overwritten (it holds epoch {saved_epoch}, the last finite one)"
-            raise NonFiniteTrainingError(
-                f"training diverged in epoch {epoch + 1}: the parameters or the ELBO became non-finite "
-                f"(lr={settings['lr']:g} is likely too large; start again with a smaller one); {kept}",
-                {**history, "settings": settings}, epoch + 1)
-        history["epoch"].append(epoch + 1)
-        history["train_elbo"].append(elbos[0])
-        history["test_elbo"].append(elbos[1])
-        history["seconds"].append(seconds)
-        bar.set_postfix(train=f"{elbos[0]:.1f}", test=f"{elbos[1]:.1f}")
-        if checkpoint is not None and writes:
-            save_checkpoint(checkpoint, {
-                "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model_config": model.config(),
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                "cpu_generator": cpu_generator.get_state(), "noise_generator": noise_generator.get_state(),
-                "history": history, "settings": settings,
-            })
-            saved_epoch = epoch + 1
+                train_elbo = train_epoch(model, optimizer, train_data, batch_size, cpu_generator, noise_generator, parallel)
+            seconds = time.perf_counter() - started
+            model.eval()
+            finite = math.isfinite(train_elbo) and _parameters_finite(model)
+            if finite:
+                elbos = (evaluate_elbo(model, train_data, train_eval, seed=EVAL_SEEDS[0]),
+                         evaluate_elbo(model, test_data, test_eval, seed=EVAL_SEEDS[1]))
+                finite = all(math.isfinite(value) for value in elbos)
+            if not finite:
+                bar.close()
+                if checkpoint is None:
+                    kept = "no checkpoint was written"
+                elif saved_epoch is None:
+                    kept = f"{checkpoint} was not written to"
+                else:
+                    kept = f"{checkpoint} was not overwritten (it holds epoch {saved_epoch}, the last finite one)"
+                raise NonFiniteTrainingError(
+                    f"training diverged in epoch {epoch + 1}: the parameters or the ELBO became non-finite "
+                    f"(lr={settings['lr']:g} is likely too large; start again with a smaller one); {kept}",
+                    {**history, "settings": settings}, epoch + 1)
+            history["epoch"].append(epoch + 1)
+            history["train_elbo"].append(elbos[0])
+            history["test_elbo"].append(elbos[1])
+            history["seconds"].append(seconds)
+            bar.set_postfix(train=f"{elbos[0]:.1f}", test=f"{elbos[1]:.1f}")
+            if checkpoint is not None and writes:
+                save_checkpoint(checkpoint, {
+                    "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "model_config": model.config(),
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+                    "cpu_generator": cpu_generator.get_state(), "noise_generator": noise_generator.get_state(),
+                    "history": history, "settings": settings,
+                })
+                saved_epoch = epoch + 1
+    finally:
+        if parallel is not None:
+            parallel.release()  # the model and optimizer state back in this process's own memory
     return {**history, "settings": settings}
