@@ -20,6 +20,7 @@ import os
 import time
 
 from pyvi import _core
+from pyvi._rank_failed import RankFailedError
 from pyvi._shared_memory import shared_block
 
 __all__ = ["ProcessBarrier", "process_barrier"]
@@ -57,12 +58,10 @@ class ProcessBarrier:
     """
 
     def __init__(self, group, block, pids: list[int]):
-        from pyvi import distributed
-
         self.group, self.block, self.pids = group, block, pids
         self.words = block.numpy()
         self.generation = 0
-        distributed._on_abort(self.abort)
+        group.on_abort(self.abort)
 
     def wait(self) -> None:
         """Returns once every process has called it as often as this one.
@@ -71,25 +70,24 @@ class ProcessBarrier:
             pyvi.distributed.RankFailedError: a peer failed (its error), exited, or did not arrive
                 within ``PYVI_DISTRIBUTED_TIMEOUT``.
         """
-        from pyvi import distributed
-
         self.generation = (self.generation + 1) & 0x7FFFFFFF
         world_size, rank = self.group.world_size, self.group.rank
         _core.barrier_arrive(self.words, world_size, rank, self.generation)
-        deadline = time.monotonic() + distributed._timeout().total_seconds()
+        timeout = self.group.timeout()
+        deadline = time.monotonic() + timeout
         while True:
             status = _core.barrier_wait(self.words, world_size, rank, self.generation, SPIN, SLICE)
             if status == 0:
                 return
             if status == 1:
-                raise distributed._remote_failure(RuntimeError("a process aborted the shared-memory barrier"))
+                raise self.group.remote_failure(RuntimeError("a process aborted the shared-memory barrier"))
             for peer, pid in enumerate(self.pids):
                 if peer != rank and not _alive(pid):
-                    raise distributed.RankFailedError(f"rank {peer} (process {pid}) exited while the others waited "
-                                                      f"at a barrier", peer)
+                    raise RankFailedError(f"rank {peer} (process {pid}) exited while the others waited at a "
+                                          f"barrier", peer)
             if time.monotonic() > deadline:
-                raise distributed.RankFailedError(f"rank {rank} waited {distributed._timeout().total_seconds():g} s "
-                                                  f"(PYVI_DISTRIBUTED_TIMEOUT) at a barrier for its peers")
+                raise RankFailedError(f"rank {rank} waited {timeout:g} s (PYVI_DISTRIBUTED_TIMEOUT) at a barrier for "
+                                      f"its peers")
 
     def abort(self) -> None:
         """Makes every process's wait, now and later, return with the failure."""

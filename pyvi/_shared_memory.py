@@ -38,8 +38,6 @@ def shared_block(group, numel: int, dtype, *, usable: bool = True):
     :func:`wanted`). Every process must call it, in the same order. The contents start as zeros."""
     import torch
 
-    from pyvi.distributed import _store
-
     local = usable and wanted(group)
     # All or none: the processes agree on whether every one of them is local.
     if int(group.all_reduce_sum_(torch.tensor([float(local)]))) != group.world_size:
@@ -59,9 +57,9 @@ def shared_block(group, numel: int, dtype, *, usable: bool = True):
                 path = ""
             finally:
                 os.close(fd)
-        _store().set(key, path)
+        group.store().set(key, path)
     else:
-        path = _store().get(key).decode()
+        path = group.store().get(key).decode()
     block = None
     if path:
         try:

@@ -6,10 +6,10 @@ Replicated data parallelism makes every process sum the whole gradient and run t
 Here the parameters and both Adam moments live once, in memory every process maps
 (:mod:`pyvi._shared_memory`), and each process updates its own contiguous shard of them:
 
-    each process copies its gradient into its slot
+    each process copies the parts of its gradient in the others' shards into its slot
     barrier                                    (every slot is written: pyvi._process_barrier)
-    each process sums the slots over its shard, in rank order, and runs torch's fused Adam on its
-    shard of the parameters and moments
+    each process sums its shard's gradients, in rank order (its own part read where backward left
+    it), and runs torch's fused Adam on its shard of the parameters and moments
     barrier                                    (every shard is updated)
 
 after which every process reads the new parameters where they are. Each process does 1/P of the
@@ -132,21 +132,24 @@ class SharedStep:
                 parameter.data = views["param"][i]
                 state["exp_avg"], state["exp_avg_sq"] = views["exp_avg"][i], views["exp_avg_sq"][i]
         self.steps = [state["step"] for state in states]
-        # This process's shard, as 1-D pieces of the block's rows, bucketed by parameter group
-        # (each group has its own learning rate).
+        # This process's shard as pieces (tensor, start, stop), and the other processes' pieces:
+        # what this process publishes in its slot.
+        shards = shard_pieces([p.numel() for p in parameters], group.world_size)
+        self.mine = shards[group.rank]
+        self.theirs = [piece for rank, shard in enumerate(shards) if rank != group.rank for piece in shard]
+        own = block[3 + group.rank]
+        self.sums = [own[offsets[t] + a:offsets[t] + b] for t, a, b in self.mine]  # where its sums go
+        # Its Adam's tensors, 1-D pieces of the block's rows, bucketed by parameter group (each group
+        # has its own learning rate): parameter, summed gradient, moments, step.
         group_of = {id(p): g for g in optimizer.param_groups for p in g["params"]}
         self.buckets: dict[int, tuple[dict, list[list[torch.Tensor]]]] = {}
-        mine = shard_pieces([p.numel() for p in parameters], group.world_size)[group.rank]
-        for tensor, start, stop in mine:
+        for (tensor, start, stop), summed in zip(self.mine, self.sums):
             param_group = group_of[id(parameters[tensor])]
             _, lists = self.buckets.setdefault(id(param_group), (param_group, [[], [], [], [], []]))
             low, high = offsets[tensor] + start, offsets[tensor] + stop
-            # parameter, summed gradient (rank 0's slot accumulates), moments, step
-            for items, piece in zip(lists, (block[0, low:high], block[3, low:high], block[1, low:high],
-                                            block[2, low:high], self.steps[tensor])):
+            for items, piece in zip(lists, (block[0, low:high], summed, block[1, low:high], block[2, low:high],
+                                            self.steps[tensor])):
                 items.append(piece)
-        self.summed_shard = [(block[3, low:high], block[4:, low:high]) for low, high in
-                             ((offsets[t] + a, offsets[t] + b) for t, a, b in mine)]
 
     def _view(self, row: int, parameter, offset: int):
         """``parameter``'s place in row ``row`` of the block, with its layout (dense: its own
@@ -155,20 +158,48 @@ class SharedStep:
         base = self.block[row]
         return base.as_strided(parameter.shape, strides, base.storage_offset() + offset)
 
+    def _flat_gradient(self, index: int):
+        """Parameter ``index``'s gradient as a 1-D tensor in its memory order (the block's order), and
+        whether that is this process's slot already: the gradient itself when it is laid out as its
+        parameter (the usual case: no copy), else a copy into the slot (zeros when it is missing)."""
+        parameter, slot = self.parameters[index], self.slots[self.group.rank][index]
+        grad = parameter.grad
+        # (the slot is dense: a gradient with its shape and strides is dense too, in the same order)
+        if grad is not None and grad.dtype == slot.dtype and grad.shape == slot.shape and grad.stride() == slot.stride():
+            return grad.as_strided((grad.numel(),), (1,)), False
+        if grad is None:
+            slot.zero_()
+        else:
+            slot.copy_(grad)
+        offset = self.offsets[index]
+        return self.block[3 + self.group.rank, offset:offset + parameter.numel()], True
+
     @torch.no_grad()
     def step_(self) -> None:
         """Sums the gradients over the processes and takes the Adam step, every process its shard;
-        afterwards every process's parameters are the new ones and every ``.grad`` is None."""
-        for parameter, slot in zip(self.parameters, self.slots[self.group.rank]):
-            if parameter.grad is None:
-                slot.zero_()
-            else:
-                slot.copy_(parameter.grad)
+        afterwards every process's parameters are the new ones and every ``.grad`` is None.
+
+        A process publishes only the parts of its gradient that the others sum (its own shard it
+        reads from the gradient itself), and sums its shard's terms in rank order into its slot's
+        place for them (which no other process reads)."""
+        rank, world_size = self.group.rank, self.group.world_size
+        flats = [self._flat_gradient(i) for i in range(len(self.parameters))]
+        own = self.block[3 + rank]
+        for tensor, start, stop in self.theirs:
+            flat, in_slot = flats[tensor]
+            if not in_slot:
+                offset = self.offsets[tensor]
+                own[offset + start:offset + stop].copy_(flat[start:stop])
+        for parameter in self.parameters:
             parameter.grad = None
         self.barrier()  # every slot is written (or a peer failed: RankFailedError)
-        for own, others in self.summed_shard:  # rank 0's slot accumulates, in rank order
-            for other in others:
-                own.add_(other)
+        for (tensor, start, stop), summed in zip(self.mine, self.sums):
+            low, high = self.offsets[tensor] + start, self.offsets[tensor] + stop
+            terms = [flats[tensor][0][start:stop] if r == rank else self.block[3 + r, low:high]
+                     for r in range(world_size)]
+            torch.add(terms[0], terms[1], out=summed)  # in rank order: the replicated sum's bits
+            for term in terms[2:]:
+                summed.add_(term)
         self.optimizer._opt_called = True  # (what an LR scheduler checks)
         torch._foreach_add_(self.steps, 1)
         for param_group, (params, grads, exp_avgs, exp_avg_sqs, steps) in self.buckets.values():
@@ -186,4 +217,4 @@ class SharedStep:
                 parameter.data = parameter.data.clone()
                 state = self.optimizer.state[parameter]
                 state["exp_avg"], state["exp_avg_sq"] = state["exp_avg"].clone(), state["exp_avg_sq"].clone()
-        self.block = self.slots = self.buckets = self.summed_shard = None
+        self.block = self.slots = self.buckets = self.sums = None

@@ -48,6 +48,8 @@ from datetime import timedelta
 
 import numpy as np
 
+from pyvi._rank_failed import RankFailedError
+
 __all__ = ["Group", "DataParallel", "RankFailedError", "current", "launched", "is_main", "data_parallel",
            "entry_point", "agree", "run_chains"]
 
@@ -59,20 +61,6 @@ _FAILURE_WAIT = timedelta(seconds=10)
 _owned = False  # whether pyvi started the process group (and so tears it down at exit)
 _failure: str | None = None  # set once a guarded section failed: the group is gone
 _abort_hooks: list[weakref.WeakMethod] = []  # what _abort tells first (shared-memory barriers)
-
-
-class RankFailedError(RuntimeError):
-    """Another process of the run failed; this one stops with its error.
-
-    Attributes:
-        rank: the failed process's rank (None when its error could not be read).
-        error_type: the name of its exception's type.
-    """
-
-    def __init__(self, message: str, rank: int | None = None, error_type: str | None = None):
-        super().__init__(message)
-        self.rank = rank
-        self.error_type = error_type
 
 
 def launched() -> bool:
@@ -286,6 +274,25 @@ class Group:
             out[name][own.start:own.stop] = arrays[name]
         self._collective(lambda: [work.wait(timeout) for work in receiving])
         return out
+
+    # -- for the shared-memory modules (pyvi._shared_memory, _process_barrier), which sit below this one
+
+    def store(self):
+        """The launcher's key-value store (torch.distributed's default store)."""
+        return _store()
+
+    def timeout(self) -> float:
+        """How long a wait for the other processes may last, in seconds (``PYVI_DISTRIBUTED_TIMEOUT``)."""
+        return _timeout().total_seconds()
+
+    def remote_failure(self, error: BaseException) -> RankFailedError:
+        """The error to raise when waiting for the others broke: a peer's published failure, or ``error``'s."""
+        return _remote_failure(error)
+
+    @staticmethod
+    def on_abort(method: Callable[[], None]) -> None:
+        """Calls ``method`` (held weakly) when this process aborts the run (:func:`_on_abort`)."""
+        _on_abort(method)
 
     # -- failures ----------------------------------------------------------------------------------
 

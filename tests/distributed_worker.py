@@ -203,7 +203,8 @@ STEP_SHAPES = ((40, 30), (7,), (3, 5))
 
 def _stepped(rank: int, shm: bool) -> dict[str, np.ndarray]:
     """Four data-parallel Adam steps (DataParallel.step_) of this rank's random gradients (a bias
-    misses its gradient at step 1; the second param group has another learning rate), sharded
+    misses its gradient at step 1, another is laid out unlike its parameter at step 2; the second
+    param group has another learning rate), sharded
     through shared memory or replicated over gloo: after each step every parameter and moment."""
     import os
 
@@ -220,7 +221,8 @@ def _stepped(rank: int, shm: bool) -> dict[str, np.ndarray]:
     for step in range(4):
         weight.grad = torch.randn(*STEP_SHAPES[0]).t()
         bias.grad = None if step == 1 else torch.randn(*STEP_SHAPES[1])
-        other.grad = torch.randn(*STEP_SHAPES[2])
+        # At step 2 a gradient laid out unlike its parameter (copied into the slot, not read in place).
+        other.grad = torch.randn(*STEP_SHAPES[2][::-1]).t() if step == 2 else torch.randn(*STEP_SHAPES[2])
         parallel.step_(optimizer)
         record["params"].append(torch.cat([weight.detach().t().reshape(-1), bias.detach(), other.detach().reshape(-1)]))
         record["moments"].append(torch.cat([optimizer.state[p][key].t().reshape(-1) if p is weight
