@@ -143,7 +143,8 @@ def _robust_kth_positive(kdtree, points: np.ndarray, counts: np.ndarray, queries
     tree = kdtree(halves)
     r_inf, _ = _weighted_kth_positive(tree, counts, half_queries, k, workers, np.inf)
     d = queries.shape[1]
-    radius = r_inf * math.sqrt(d) * (1.0 + 1e-9) + 4.0 * (math.sqrt(d) + 1.0) * 5e-324
+    with np.errstate(over="ignore"):  # a radius past the largest double is +inf: every point a candidate
+        radius = r_inf * math.sqrt(d) * (1.0 + 1e-9) + 4.0 * (math.sqrt(d) + 1.0) * 5e-324
     candidates = tree.query_ball_point(half_queries, radius, p=np.inf, workers=workers)
     lengths = np.fromiter((len(c) for c in candidates), np.int64, len(candidates))
     owner = np.repeat(np.arange(len(queries)), lengths)  # each candidate's query
