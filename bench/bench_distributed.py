@@ -116,7 +116,8 @@ def paired_speedups(rounds: dict[str, list[float]]) -> dict[str, float]:
 
 VAE_FORMS = {"sharded": "VAE epoch, 4,000 digits, batch 128: pyvi (sharded step)",
              "replicated": "same, replicated step (shared-memory sum, whole Adam in each process)",
-             "ddp": "same, torch DistributedDataParallel"}
+             "ddp": "same, torch DistributedDataParallel",
+             "bound": "ceiling: the same epoch's forward + backward alone (no sum, no Adam step)"}
 
 
 def table() -> str:

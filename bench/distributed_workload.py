@@ -12,7 +12,8 @@ barrier after the work, so it is the slowest process's):
   per round (``vae_rounds``): ``single`` one process's epoch (rank 0 alone, the others waiting),
   ``sharded`` the step by pyvi.distributed.DataParallel.step_ (the sum and Adam sharded over the
   processes of one machine, pyvi._shared_step), ``replicated`` the whole gradient summed through
-  shared memory (pyvi._shared_sum) then the whole Adam in every process, ``ddp`` torch's
+  shared memory (pyvi._shared_sum) then the whole Adam in every process, ``bound`` the forward +
+  backward passes alone (no sum, no step: the ceiling of any data-parallel step), ``ddp`` torch's
   DistributedDataParallel (its bucketed all-reduce hooks; not in quick mode);
 - ``vae_step_parts``: where a step's time goes per process: forward + backward, the sharded step
   (sum and Adam, with the waits for the slower process); the replicated step's sum and Adam
@@ -89,6 +90,8 @@ def _vae_form(group, data: MNISTData, form: str):
     cpu, noise = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
     if form == "ddp":
         return _ddp_epoch(group, data, model, optimizer, cpu, noise), lambda: None
+    if form == "bound":
+        return _bound_epoch(group, data, model, optimizer, cpu, noise), lambda: None
     parallel = None if form == "single" else distributed.DataParallel(group, model.parameters())
     if form == "replicated":
         parallel._replicated = True  # step_ sums (shared memory), then every process runs the whole Adam
@@ -98,6 +101,24 @@ def _vae_form(group, data: MNISTData, form: str):
 
     epoch()
     return epoch, (lambda: None) if parallel is None else parallel.release
+
+
+def _bound_epoch(group, data: MNISTData, model, optimizer, cpu, noise):
+    """The epoch's forward + backward passes alone, each process its rows of every batch, with no
+    gradient sum and no Adam step: what any data-parallel step adds to. Its time with every process
+    running at once is the ceiling of data parallelism on this machine (the processes share its
+    memory bandwidth and caches, so a process's half batch costs more than it does alone)."""
+
+    def epoch() -> None:
+        for indices in data.batches(BATCH_SIZE, cpu):
+            seed = int(torch.randint(0, 2**62, (), generator=cpu))
+            rows = group.rows(len(indices))
+            x = data.batch(indices[rows.start:rows.stop], seed=seed, first_row=rows.start)
+            optimizer.zero_grad(set_to_none=True)
+            (-model.elbo(x, generator=noise, share=(rows.start, len(indices))).sum() / len(indices)).backward()
+
+    epoch()
+    return epoch
 
 
 def vae_epoch(group, data: MNISTData) -> float:
@@ -278,7 +299,7 @@ def main() -> None:
     if group is None:
         results["vae_epoch"] = vae_epoch(group, data)
     else:
-        forms = ("single", "sharded", "replicated") + (() if QUICK else ("ddp",))
+        forms = ("single", "sharded", "replicated", "bound") + (() if QUICK else ("ddp",))
         results["vae_rounds"] = rounds = vae_rounds(group, data, forms)
         results["vae_epoch"] = min(rounds["sharded"])
     results["vae_step_parts_ms"] = vae_step_parts(group, data)
