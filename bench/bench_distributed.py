@@ -39,14 +39,19 @@ and their gradients), and each process pays it, as it pays the whole of A.
 
 Sharding the step (``DataParallel.step_``, pyvi._shared_step) removes the second: each process sums
 and updates half the parameters, so a step of two takes at least F(64) + A/2 plus its copy of the
-gradients, half the sum and two barriers, and
+others' half of its gradients, half the sum and two barriers (a futex in shared memory,
+pyvi._process_barrier), and
 
     speed-up <= (F(128) + A) / (F(64) + A/2)
 
 which the same measurements put at 6.39 / 3.97 = 1.61x and 6.57 / 3.82 = 1.72x: 1.6x is at the edge
-even with a free sum and free barriers (each barrier is a one-value gloo all-reduce, ~0.2 ms).
-``table()`` prints the terms and both bounds measured in the same launches (``vae_step_costs``),
-with the measured sums too.
+even with a free sum and free barriers. F(64) there is measured with the other core idle; while
+both processes run, each one's half batch costs more (they share the machine's memory bandwidth
+and last-level cache). The ``bound`` form measures that directly: the epoch's forward + backward
+passes alone on both processes at once, no sum, no step, against one process's whole epoch: the
+ceiling of any data-parallel step on this machine, measured in the same rounds as the forms it
+bounds. ``table()`` prints it, the terms of both bounds above (``vae_step_costs``) and the
+measured sums.
 
 Run alone for the table: ``python bench/bench_distributed.py``.
 """
