@@ -574,6 +574,9 @@ def _query_block(px, tree_x, block, points, tree, parent, own, robust, k, stop, 
     stack_node = np.empty(_STACK, np.int64)
     stack_dist = np.empty(_STACK)
     index, begin_x, end_x, left_x = tree_x.index, tree_x.begin, tree_x.end, tree_x.left
+    # The searched tree's arrays as locals, read once: not from the struct at every query.
+    begin, end, left, lo, hi = tree.begin, tree.end, tree.left, tree.lo, tree.hi
+    cell_lo, cell_hi = tree.cell_lo, tree.cell_hi
     nearest = -1
     leaf = -1
     leaf_end = 0
@@ -590,11 +593,10 @@ def _query_block(px, tree_x, block, points, tree, parent, own, robust, k, stop, 
             copies[i] = copies[index[r - 1]]
             continue
         if robust:
-            zeros = _robust_search(points, tree.begin, tree.end, tree.left, tree.lo, tree.hi, px[r], k, best,
-                                   stack_node, stack_dist)
+            zeros = _robust_search(points, begin, end, left, lo, hi, px[r], k, best, stack_node, stack_dist)
         else:
-            zeros, nearest = _search(points, tree.begin, tree.end, tree.left, parent, tree.lo, tree.hi, tree.cell_lo,
-                                     tree.cell_hi, px[r], k, best, leaf if own else nearest, stack_node, stack_dist)
+            zeros, nearest = _search(points, begin, end, left, parent, lo, hi, cell_lo, cell_hi, px[r], k, best,
+                                     leaf if own else nearest, stack_node, stack_dist)
         distance[i] = best[k - 1]
         copies[i] = zeros - 1 if own else zeros  # x's own search counts x_r itself
 
