@@ -165,7 +165,8 @@ class SharedStep:
         parameter, slot = self.parameters[index], self.slots[self.group.rank][index]
         grad = parameter.grad
         # (the slot is dense: a gradient with its shape and strides is dense too, in the same order)
-        if grad is not None and grad.dtype == slot.dtype and grad.shape == slot.shape and grad.stride() == slot.stride():
+        if (grad is not None and grad.dtype == slot.dtype and grad.shape == slot.shape
+                and grad.stride() == slot.stride()):
             return grad.as_strided((grad.numel(),), (1,)), False
         if grad is None:
             slot.zero_()
