@@ -136,6 +136,7 @@ def _store():
 def _on_abort(method: Callable[[], None]) -> None:
     """Calls ``method`` (a bound method, held weakly) when this process aborts the run: a shared-memory
     barrier's abort (pyvi._process_barrier), so that peers waiting there stop at once."""
+    _abort_hooks[:] = [hook for hook in _abort_hooks if hook() is not None]  # (the collected ones go)
     _abort_hooks.append(weakref.WeakMethod(method))
 
 
@@ -407,7 +408,6 @@ class DataParallel:
         else:
             self.group.all_reduce_sum_(summed)
         return flat.scatter_()
-
 
     def step_(self, optimizer) -> None:
         """Sums the gradients over the processes and steps ``optimizer`` (its parameters must be

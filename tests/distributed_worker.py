@@ -231,11 +231,17 @@ def _stepped(rank: int, shm: bool) -> dict[str, np.ndarray]:
         record["grad_none"].append(all(p.grad is None for p in (weight, bias, other)))
     shared = parallel._shared_step is not None
     block = parallel._shared_step.block if shared else None
+    try:  # (every process raises, before any collective)
+        parallel.step_(torch.optim.Adam([weight], fused=True))
+        other_optimizer = "accepted"
+    except ValueError as error:
+        other_optimizer = str(error)
     parallel.release()
     private = block is None or all(p.untyped_storage().data_ptr() != block.untyped_storage().data_ptr()
                                    for p in (weight, bias, other))
     return {"params": torch.stack(record["params"]).numpy(), "moments": torch.stack(record["moments"]).numpy(),
             "grad_none": np.array(record["grad_none"]), "shared": shared, "private": private,
+            "other_optimizer": other_optimizer,
             "weight_stride": np.array(weight.stride())}
 
 

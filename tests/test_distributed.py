@@ -255,8 +255,8 @@ def test_sharded_adam_step_gives_the_replicated_step_bit_for_bit(shared_sum_run)
     """DataParallel.step_ between two processes of one machine shards Adam (pyvi._shared_step): each
     process sums and updates its half of the shared parameters and moments, which must be exactly
     the replicated step's (gloo's sum, then the whole fused Adam in every process), step after step,
-    with a missing gradient and two learning rates; .grad is None after a step, and release()
-    leaves the parameters in private memory with their layout."""
+    with a missing gradient and two learning rates; .grad is None after a step, another optimizer
+    is a ValueError, and release() leaves the parameters in private memory with their layout."""
     runs = {(kind, rank): np.load(shared_sum_run / f"shared-step-{kind}-{rank}.npz") for kind in ("shm", "gloo")
             for rank in (0, 1)}
     for rank in (0, 1):
@@ -265,6 +265,7 @@ def test_sharded_adam_step_gives_the_replicated_step_bit_for_bit(shared_sum_run)
         assert np.array_equal(shm["params"], gloo["params"]) and np.array_equal(shm["moments"], gloo["moments"])
         assert np.array_equal(shm["params"], runs["shm", 0]["params"])
         assert shm["grad_none"].all() and shm["private"] and tuple(shm["weight_stride"]) == (1, 30)
+        assert "another optimizer than its first one" in str(shm["other_optimizer"])
     assert not np.array_equal(runs["shm", 0]["params"][0], runs["shm", 0]["params"][1])  # the steps moved them
 
 
