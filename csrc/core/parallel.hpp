@@ -2,7 +2,10 @@
 // Items are handed out dynamically, one at a time; each item's result depends only on its index,
 // so the split never affects results, only speed. OpenMP where the compiler has it (a pooled
 // runtime), std::thread otherwise. A call run through interrupt.hpp can be stopped between items
-// (StopToken): its loops then skip the items left and throw Interrupted.
+// (StopToken): its loops then skip the items left and throw Interrupted. An item that throws (a
+// std::bad_alloc in a k-d tree's build) makes the loop skip the items left and rethrow the first
+// exception on the calling thread: an exception must not leave an OpenMP region or a thread, where
+// it would end the process (std::terminate) instead of becoming a Python error.
 #pragma once
 
 #ifdef _OPENMP
@@ -13,6 +16,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -56,6 +60,34 @@ auto stoppable(StopToken* stop, F& body) {
     body(i);
   };
 }
+
+/// The first exception a loop's items threw (see the top of this file): guard(body) runs an item
+/// unless an earlier one failed and keeps its exception; rethrow() throws it on the calling thread.
+class FirstError {
+ public:
+  template <class F>
+  auto guard(F& body) {
+    return [this, &body](int64_t i) {
+      if (failed_.load(std::memory_order_relaxed)) return;
+      try {
+        body(i);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!error_) error_ = std::current_exception();
+        failed_.store(true, std::memory_order_relaxed);
+      }
+    };
+  }
+  void rethrow() {
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  std::atomic<bool> failed_{false};
+  std::mutex mutex_;
+  std::exception_ptr error_;
+};
+
 }  // namespace detail
 
 /// Threads to use when the caller says 0 ("all cores").
@@ -72,13 +104,15 @@ void parallel_for_all(int64_t num_items, int num_threads, F&& body) {
     for (int64_t i = 0; i < num_items; ++i) body(i);
     return;
   }
+  detail::FirstError first;
+  auto item = first.guard(body);
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
-  for (int64_t i = 0; i < num_items; ++i) body(i);
+  for (int64_t i = 0; i < num_items; ++i) item(i);
 #else
   std::atomic<int64_t> next{0};
   auto worker = [&]() {
-    for (int64_t i = next.fetch_add(1); i < num_items; i = next.fetch_add(1)) body(i);
+    for (int64_t i = next.fetch_add(1); i < num_items; i = next.fetch_add(1)) item(i);
   };
   std::vector<std::thread> pool;
   pool.reserve(threads - 1);
@@ -86,6 +120,7 @@ void parallel_for_all(int64_t num_items, int num_threads, F&& body) {
   worker();
   for (auto& thread : pool) thread.join();
 #endif
+  first.rethrow();
 }
 
 /// body(i) for every i < num_items over num_threads threads (0: all cores). In a call that can be
@@ -183,8 +218,15 @@ class ElasticPool {
 template <class F>
 void parallel_for_elastic_all(int64_t num_items, int num_threads, F&& body) {
   const int threads = resolve_threads(num_threads, num_items);
-  if (threads == 1 || !detail::ElasticPool::instance().run(num_items, threads - 1, body))
+  if (threads == 1) {
     for (int64_t i = 0; i < num_items; ++i) body(i);
+    return;
+  }
+  detail::FirstError first;
+  auto item = first.guard(body);
+  if (!detail::ElasticPool::instance().run(num_items, threads - 1, item))
+    for (int64_t i = 0; i < num_items; ++i) item(i);
+  first.rethrow();
 }
 
 /// parallel_for_elastic_all, stoppable as parallel_for is.
