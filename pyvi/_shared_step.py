@@ -159,21 +159,18 @@ class SharedStep:
         return base.as_strided(parameter.shape, strides, base.storage_offset() + offset)
 
     def _flat_gradient(self, index: int):
-        """Parameter ``index``'s gradient as a 1-D tensor in its memory order (the block's order), and
-        whether that is this process's slot already: the gradient itself when it is laid out as its
-        parameter (the usual case: no copy), else a copy into the slot (zeros when it is missing)."""
+        """Parameter ``index``'s gradient as a 1-D tensor in its memory order (the block's order): the
+        gradient itself when it is laid out as its parameter (the usual case: no copy), else a copy
+        in that layout (zeros when it is missing). Never this process's slot: with three processes
+        or more the slot's place for its own shard receives the partial sums while this is read."""
         parameter, slot = self.parameters[index], self.slots[self.group.rank][index]
         grad = parameter.grad
         # (the slot is dense: a gradient with its shape and strides is dense too, in the same order)
-        if (grad is not None and grad.dtype == slot.dtype and grad.shape == slot.shape
+        if not (grad is not None and grad.dtype == slot.dtype and grad.shape == slot.shape
                 and grad.stride() == slot.stride()):
-            return grad.as_strided((grad.numel(),), (1,)), False
-        if grad is None:
-            slot.zero_()
-        else:
-            slot.copy_(grad)
-        offset = self.offsets[index]
-        return self.block[3 + self.group.rank, offset:offset + parameter.numel()], True
+            laid_out = torch.empty_like(slot)  # (the slot's strides: dense)
+            grad = laid_out.zero_() if grad is None else laid_out.copy_(grad)
+        return grad.as_strided((grad.numel(),), (1,))
 
     @torch.no_grad()
     def step_(self) -> None:
@@ -187,16 +184,14 @@ class SharedStep:
         flats = [self._flat_gradient(i) for i in range(len(self.parameters))]
         own = self.block[3 + rank]
         for tensor, start, stop in self.theirs:
-            flat, in_slot = flats[tensor]
-            if not in_slot:
-                offset = self.offsets[tensor]
-                own[offset + start:offset + stop].copy_(flat[start:stop])
+            offset = self.offsets[tensor]
+            own[offset + start:offset + stop].copy_(flats[tensor][start:stop])
         for parameter in self.parameters:
             parameter.grad = None
         self.barrier()  # every slot is written (or a peer failed: RankFailedError)
         for (tensor, start, stop), summed in zip(self.mine, self.sums):
             low, high = self.offsets[tensor] + start, self.offsets[tensor] + stop
-            terms = [flats[tensor][0][start:stop] if r == rank else self.block[3 + r, low:high]
+            terms = [flats[tensor][start:stop] if r == rank else self.block[3 + r, low:high]
                      for r in range(world_size)]
             torch.add(terms[0], terms[1], out=summed)  # in rank order: the replicated sum's bits
             for term in terms[2:]:

@@ -201,7 +201,7 @@ def _summed_gradients(rank: int, shm: bool) -> tuple[np.ndarray, bool]:
 STEP_SHAPES = ((40, 30), (7,), (3, 5))
 
 
-def _stepped(rank: int, shm: bool) -> dict[str, np.ndarray]:
+def _stepped(rank: int, shm: bool, replicated: bool = False) -> dict[str, np.ndarray]:
     """Four data-parallel Adam steps (DataParallel.step_) of this rank's random gradients (a bias
     misses its gradient at step 1, another is laid out unlike its parameter at step 2; the second
     param group has another learning rate), sharded
@@ -216,6 +216,7 @@ def _stepped(rank: int, shm: bool) -> dict[str, np.ndarray]:
     bias, other = torch.nn.Parameter(torch.randn(*STEP_SHAPES[1])), torch.nn.Parameter(torch.randn(*STEP_SHAPES[2]))
     optimizer = torch.optim.Adam([{"params": [weight, bias]}, {"params": [other], "lr": 0.05}], lr=0.01, fused=True)
     parallel = distributed.DataParallel(distributed.current(), [weight, bias, other])
+    parallel._replicated = replicated  # (True: the shared sum, then the whole Adam in every process)
     torch.manual_seed(200 + rank)
     record: dict[str, list] = {"params": [], "moments": [], "grad_none": []}
     for step in range(4):
@@ -274,11 +275,22 @@ def shared_sum(out: Path, rank: int) -> None:
     (out / f"shared-sum-error-{rank}.json").write_text(json.dumps(caught))
 
 
+def shared_step_3(out: Path, rank: int) -> None:
+    """Three processes: the sharded step against the replicated one through the same shared-memory
+    sum (rank order: the same additions), bit for bit."""
+    for replicated in (False, True):
+        np.savez(out / f"shared-step-3-{'replicated' if replicated else 'sharded'}-{rank}.npz",
+                 **_stepped(rank, shm=True, replicated=replicated))
+
+
+#: Processes per scenario (2 unless named here).
+WORLD_SIZES = {"shared_step_3": 3}
+
 SCENARIOS = {"hmc": hmc, "error": error, "vae": vae, "flows": flows, "vae_cuda": vae_cuda, "fit_cuda": fit_cuda,
-             "shared_sum": shared_sum}
+             "shared_sum": shared_sum, "shared_step_3": shared_step_3}
 
 if __name__ == "__main__":
     scenario, out = sys.argv[1], Path(sys.argv[2])
     group = distributed.current()
-    assert group is not None and group.world_size == 2, group
+    assert group is not None and group.world_size == WORLD_SIZES.get(scenario, 2), group
     SCENARIOS[scenario](out, group.rank)

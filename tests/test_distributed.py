@@ -26,11 +26,13 @@ import distributed_worker  # noqa: E402  (the scenarios' settings)
 
 
 def torchrun(scenario: str, out: Path, *, timeout: float = 240, env: dict | None = None) -> None:
-    """Runs the scenario on 2 processes (torchrun --standalone: a free port per launch)."""
+    """Runs the scenario on its processes (2 unless distributed_worker.WORLD_SIZES says otherwise;
+    torchrun --standalone: a free port per launch)."""
     environment = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     environment.update({"PYTHONPATH": os.pathsep.join([str(ROOT), environment.get("PYTHONPATH", "")]),
                         "OMP_NUM_THREADS": "1", "PYVI_DISTRIBUTED_TIMEOUT": "120", **(env or {})})
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(WORKER),
+    processes = str(distributed_worker.WORLD_SIZES.get(scenario, 2))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", processes, str(WORKER),
                scenario, str(out)]
     done = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=timeout, check=False)
     assert done.returncode == 0, f"torchrun failed:\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
@@ -267,6 +269,20 @@ def test_sharded_adam_step_gives_the_replicated_step_bit_for_bit(shared_sum_run)
         assert shm["grad_none"].all() and shm["private"] and tuple(shm["weight_stride"]) == (1, 30)
         assert "another optimizer than its first one" in str(shm["other_optimizer"])
     assert not np.array_equal(runs["shm", 0]["params"][0], runs["shm", 0]["params"][1])  # the steps moved them
+
+
+def test_sharded_adam_step_of_three_processes_gives_the_replicated_step_bit_for_bit(tmp_path):
+    """Three processes (two cores: slow, but the sums' order is what is tested): each sums its third
+    in rank order, its own part read from its gradient (also when that is a copy: a missing or
+    oddly laid out gradient), exactly as the replicated step's shared-memory sum does."""
+    torchrun("shared_step_3", tmp_path)
+    sharded = [np.load(tmp_path / f"shared-step-3-sharded-{rank}.npz") for rank in range(3)]
+    replicated = [np.load(tmp_path / f"shared-step-3-replicated-{rank}.npz") for rank in range(3)]
+    for rank in range(3):
+        assert sharded[rank]["shared"] and not replicated[rank]["shared"]
+        for key in ("params", "moments"):
+            assert np.array_equal(sharded[rank][key], replicated[rank][key]), (rank, key)
+            assert np.array_equal(sharded[rank][key], sharded[0][key]), (rank, key)
 
 
 def test_shard_pieces_cover_every_value_once_in_balanced_aligned_pieces():
