@@ -38,11 +38,16 @@ def torchrun(scenario: str, out: Path, *, timeout: float = 240, env: dict | None
     assert done.returncode == 0, f"torchrun failed:\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
 
 
+def launched(tmp_path_factory, scenario: str) -> Path:
+    """A folder with what the scenario's processes wrote (one launch per test module)."""
+    out = tmp_path_factory.mktemp(scenario)
+    torchrun(scenario, out)
+    return out
+
+
 @pytest.fixture(scope="module")
 def hmc_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("hmc")
-    torchrun("hmc", out)
-    return out
+    return launched(tmp_path_factory, "hmc")
 
 
 # -- in process -------------------------------------------------------------------------------------
@@ -220,9 +225,7 @@ def test_a_failing_rank_stops_the_others_with_its_error_within_seconds(tmp_path)
 
 @pytest.fixture(scope="module")
 def shared_sum_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("shared-sum")
-    torchrun("shared_sum", out)
-    return out
+    return launched(tmp_path_factory, "shared_sum")
 
 
 def test_shared_memory_sum_gives_gloos_sum_bit_for_bit_and_stops_when_a_peer_fails(shared_sum_run):
@@ -323,9 +326,7 @@ def test_checkpoint_writes_views_of_a_shared_block_as_their_own_values(tmp_path)
 
 @pytest.fixture(scope="module")
 def fit_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("fit")
-    torchrun("flows", out)
-    return out
+    return launched(tmp_path_factory, "flows")
 
 
 @pytest.mark.parametrize("target_impl", list(distributed_worker.FIT_STEPS))
@@ -376,9 +377,7 @@ def test_fit_one_process_is_the_plain_run_bit_for_bit(monkeypatch):
 
 @pytest.fixture(scope="module")
 def vae_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("vae")
-    torchrun("vae", out)
-    return out
+    return launched(tmp_path_factory, "vae")
 
 
 def test_vae_processes_binarise_their_rows_with_the_whole_batch_bits(vae_run):
