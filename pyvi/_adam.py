@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["adam_step", "supports_adam_step", "fused_adam_step", "supports_fused_adam_step"]
+__all__ = ["adam_step", "supports_adam_step", "fused_adam_", "fused_adam_step", "supports_fused_adam_step"]
 
 
 def supports_adam_step(optimizer: torch.optim.Optimizer) -> bool:
@@ -110,6 +110,16 @@ def _same_layout_transposed(tensors: tuple[torch.Tensor, ...]) -> tuple[torch.Te
     return tuple(t.t() for t in tensors)
 
 
+def fused_adam_(group: dict, params, grads, exp_avgs, exp_avg_sqs, steps) -> None:
+    """torch's fused Adam kernel (``torch._fused_adam_``) on lists of tensors with the
+    hyperparameters of ``group`` (an optimizer's param group): what ``torch.optim.adam._fused_adam``
+    does per device and dtype, without grad scaling. The steps are read, not incremented."""
+    beta1, beta2 = group["betas"]
+    torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=group["lr"],
+                       beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"],
+                       maximize=False, grad_scale=None, found_inf=None)
+
+
 @torch.no_grad()
 def fused_adam_step(optimizer: torch.optim.Adam) -> None:
     """``optimizer.step()`` for a fused plain Adam (see :func:`supports_fused_adam_step`): the same
@@ -125,7 +135,6 @@ def fused_adam_step(optimizer: torch.optim.Adam) -> None:
     """
     optimizer._opt_called = True
     for group in optimizer.param_groups:
-        beta1, beta2 = group["betas"]
         buckets: dict[tuple[torch.device, torch.dtype], tuple[list, list, list, list, list]] = {}
         for param in group["params"]:
             grad = param.grad
@@ -140,6 +149,4 @@ def fused_adam_step(optimizer: torch.optim.Adam) -> None:
         for params, grads, exp_avgs, exp_avg_sqs, steps in buckets.values():
             # What torch.optim.adam._fused_adam does per device and dtype (no grad scaling here).
             torch._foreach_add_(steps, 1)
-            torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=group["lr"],
-                               beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"],
-                               maximize=False, grad_scale=None, found_inf=None)
+            fused_adam_(group, params, grads, exp_avgs, exp_avg_sqs, steps)

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import torch
 
-from pyvi._adam import _state, supports_fused_adam_step
+from pyvi._adam import _state, fused_adam_, supports_fused_adam_step
 from pyvi._process_barrier import process_barrier
 from pyvi._shared_memory import shared_block
 
@@ -198,11 +198,8 @@ class SharedStep:
                 summed.add_(term)
         self.optimizer._opt_called = True  # (what an LR scheduler checks)
         torch._foreach_add_(self.steps, 1)
-        for param_group, (params, grads, exp_avgs, exp_avg_sqs, steps) in self.buckets.values():
-            beta1, beta2 = param_group["betas"]
-            torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=param_group["lr"],
-                               beta1=beta1, beta2=beta2, weight_decay=param_group["weight_decay"],
-                               eps=param_group["eps"], maximize=False, grad_scale=None, found_inf=None)
+        for param_group, lists in self.buckets.values():
+            fused_adam_(param_group, *lists)
         self.barrier()  # every shard is updated
 
     def release(self) -> None:
