@@ -13,7 +13,10 @@ barrier after the work, so it is the slowest process's):
   ``sharded`` the step by pyvi.distributed.DataParallel.step_ (the sum and Adam sharded over the
   processes of one machine, pyvi._shared_step), ``replicated`` the whole gradient summed through
   shared memory (pyvi._shared_sum) then the whole Adam in every process, ``bound`` the forward +
-  backward passes alone (no sum, no step: the ceiling of any data-parallel step), ``ddp`` torch's
+  backward passes alone (no sum, no step: the ceiling of any data-parallel step), ``bound_synced``
+  the same with one barrier per step (the ceiling of any synchronous step), ``bound_adam`` and
+  Adam on the process's shard of its own parameters between two barriers (the ceiling of any
+  synchronous step sharded over the processes: no exchange at all), ``ddp`` torch's
   DistributedDataParallel (its bucketed all-reduce hooks; not in quick mode);
 - ``vae_step_parts``: where a step's time goes per process: forward + backward, the sharded step
   (sum and Adam, with the waits for the slower process); the replicated step's sum and Adam
@@ -25,7 +28,8 @@ barrier after the work, so it is the slowest process's):
 - ``hmc_64``: pyvi.hmc.sample, 64 chains x 150,000 iterations (75,000 warm-up, 75,000 draws) x
   L = 30 on the banana, cpp, one thread per process, draws gathered on rank 0; the sampler is
   timed, not the run checks or a progress bar (``warn=False``, ``progress=False``, as the other
-  HMC benchmarks). The iterations make one process run about 1 s on an idle machine: a launch's
+  HMC benchmarks); with several processes in alternating rounds (``hmc_rounds``: ``single`` rank
+  0 alone, ``spread`` every process), like the VAE's, and ``hmc_64`` is the best ``spread`` round. The iterations make one process run about 1 s on an idle machine: a launch's
   fixed costs (the settings' broadcast, a few collectives' latency, ~1-2 ms) are then not the
   measurement, while the gather's cost (the draws' bytes, proportional to the iterations) is.
 """
@@ -90,8 +94,9 @@ def _vae_form(group, data: MNISTData, form: str):
     cpu, noise = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
     if form == "ddp":
         return _ddp_epoch(group, data, model, optimizer, cpu, noise), lambda: None
-    if form == "bound":
-        return _bound_epoch(group, data, model, optimizer, cpu, noise), lambda: None
+    if form.startswith("bound"):
+        return _bound_epoch(group, data, model, optimizer, cpu, noise, synced=form != "bound",
+                            adam=form == "bound_adam"), lambda: None
     parallel = None if form == "single" else distributed.DataParallel(group, model.parameters())
     if form == "replicated":
         parallel._replicated = True  # step_ sums (shared memory), then every process runs the whole Adam
@@ -103,11 +108,40 @@ def _vae_form(group, data: MNISTData, form: str):
     return epoch, (lambda: None) if parallel is None else parallel.release
 
 
-def _bound_epoch(group, data: MNISTData, model, optimizer, cpu, noise):
+def _bound_epoch(group, data: MNISTData, model, optimizer, cpu, noise, *, synced: bool = False, adam: bool = False):
     """The epoch's forward + backward passes alone, each process its rows of every batch, with no
     gradient sum and no Adam step: what any data-parallel step adds to. Its time with every process
     running at once is the ceiling of data parallelism on this machine (the processes share its
-    memory bandwidth and caches, so a process's half batch costs more than it does alone)."""
+    memory bandwidth and caches, so a process's half batch costs more than it does alone).
+
+    ``synced``: and one barrier per step (the shared-memory futex barrier, microseconds when the
+    processes arrive together): a synchronous step waits for the slowest process's forward +
+    backward at every step, not once per epoch, so this is the ceiling of any synchronous
+    data-parallel step (each step's new parameters need every process's gradient).
+
+    ``adam``: and, between two barriers, torch's fused Adam on this process's shard of the
+    parameters (pyvi._shared_step.shard_pieces) with its own gradient, in its own memory: the least
+    work a synchronous step sharded over the processes does (someone updates every parameter),
+    with no exchange at all (neither gradients nor updated parameters cross between the
+    processes; the processes' models drift apart, which the timing does not depend on)."""
+    from pyvi._adam import fused_adam_
+    from pyvi._process_barrier import process_barrier
+    from pyvi._shared_step import shard_pieces
+
+    barrier = process_barrier(group) if synced else None
+    wait = None if not synced else group.barrier if barrier is None else barrier.wait  # (no shared memory: gloo's)
+    parameters = list(model.parameters())
+    flat = [p.data.as_strided((p.numel(),), (1,)) for p in parameters]  # (dense: memory order)
+    pieces = shard_pieces([p.numel() for p in parameters], group.world_size)[group.rank]
+    moments = [(torch.zeros(b - a), torch.zeros(b - a)) for _, a, b in pieces]
+    steps = [torch.zeros(()) for _ in pieces]
+
+    def step() -> None:
+        wait()
+        grads = [parameters[t].grad.as_strided((parameters[t].numel(),), (1,))[a:b] for t, a, b in pieces]
+        torch._foreach_add_(steps, 1)
+        fused_adam_(optimizer.param_groups[0], [flat[t][a:b] for t, a, b in pieces], grads,
+                    [m for m, _ in moments], [v for _, v in moments], steps)
 
     def epoch() -> None:
         for indices in data.batches(BATCH_SIZE, cpu):
@@ -116,6 +150,11 @@ def _bound_epoch(group, data: MNISTData, model, optimizer, cpu, noise):
             x = data.batch(indices[rows.start:rows.stop], seed=seed, first_row=rows.start)
             optimizer.zero_grad(set_to_none=True)
             (-model.elbo(x, generator=noise, share=(rows.start, len(indices))).sum() / len(indices)).backward()
+            if adam:
+                with torch.no_grad():
+                    step()
+            if wait is not None:
+                wait()
 
     epoch()
     return epoch
@@ -279,14 +318,42 @@ def vae_step_costs(group, data: MNISTData) -> dict[str, float]:
     return costs
 
 
-def hmc_64(group) -> float:
-    def run():
-        sample(Banana.default(), [1.0, 0.5], num_samples=HMC_ITERATIONS // 2, num_warmup=HMC_ITERATIONS // 2,
-               step_size=0.05, num_steps=30, num_chains=64, adapt_step_size=False, seed=2022, num_threads=1,
-               warn=False, progress=False)
+def _hmc_run() -> None:
+    sample(Banana.default(), [1.0, 0.5], num_samples=HMC_ITERATIONS // 2, num_warmup=HMC_ITERATIONS // 2,
+           step_size=0.05, num_steps=30, num_chains=64, adapt_step_size=False, seed=2022, num_threads=1,
+           warn=False, progress=False)
 
-    run()  # warm-up
-    return _timed(group, run, repeats=REPEATS + 2)
+
+def _alone() -> None:
+    """The 64 chains in this process alone, under torchrun: pyvi.distributed sees no group (its
+    ``current()`` answers None for the call), so the sampler takes its single-process path."""
+    from unittest import mock
+
+    with mock.patch.object(distributed, "current", lambda: None):
+        _hmc_run()
+
+
+def hmc_64(group) -> float:
+    _hmc_run()  # warm-up
+    return _timed(group, _hmc_run, repeats=REPEATS + 2)
+
+
+def hmc_rounds(group) -> dict[str, list[float]]:
+    """HMC's 64 chains in alternating rounds, seconds per round, as :func:`vae_rounds`: ``single``
+    on rank 0 alone (the others waiting at a barrier), ``spread`` over every process."""
+    if group.is_main:
+        _alone()  # warm-up (the native code and the target: loaded once per process)
+    _hmc_run()
+    rounds = {"single": [], "spread": []}
+    for _ in range(ROUNDS):
+        for form, run in (("single", _alone if group.is_main else None), ("spread", _hmc_run)):
+            _barrier(group)
+            started = time.perf_counter()
+            if run is not None:
+                run()
+            _barrier(group)
+            rounds[form].append(time.perf_counter() - started)
+    return rounds
 
 
 def main() -> None:
@@ -299,12 +366,16 @@ def main() -> None:
     if group is None:
         results["vae_epoch"] = vae_epoch(group, data)
     else:
-        forms = ("single", "sharded", "replicated", "bound") + (() if QUICK else ("ddp",))
+        forms = ("single", "sharded", "replicated", "bound", "bound_synced", "bound_adam") + (() if QUICK else ("ddp",))
         results["vae_rounds"] = rounds = vae_rounds(group, data, forms)
         results["vae_epoch"] = min(rounds["sharded"])
     results["vae_step_parts_ms"] = vae_step_parts(group, data)
     results["vae_step_costs_ms"] = vae_step_costs(group, data)
-    results["hmc_64"] = hmc_64(group)
+    if group is None:
+        results["hmc_64"] = hmc_64(group)
+    else:
+        results["hmc_rounds"] = rounds = hmc_rounds(group)
+        results["hmc_64"] = min(rounds["spread"])
     rank = 0 if group is None else group.rank
     (out / f"rank-{rank}.json").write_text(json.dumps(results, indent=1))
 
