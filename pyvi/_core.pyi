@@ -77,8 +77,11 @@ hmc_outputs: tuple[str, ...]
 #: gamma, kappa, t0 (Stan's dual averaging), max_log_step, max_energy_error (the divergence threshold).
 hmc_constants: dict[str, float]
 
-def hmc_draws(num_chains: int, num_samples: int, dim: int) -> dict[str, np.ndarray]:
-    """Uninitialised outputs of hmc, keyed by hmc_outputs (for the Numba and numpy samplers to fill)."""
+def hmc_draws(num_chains: int, num_samples: int, dim: int,
+              out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Uninitialised outputs of hmc, keyed by hmc_outputs (for the Numba and numpy samplers to fill);
+    with ``out``, its arrays, checked (each output present, its dtype and shape, C-ordered, writeable,
+    no two overlapping; never converted: TypeError / ValueError)."""
 
 class NutsRun:
     """A NUTS run, advanced in chunks of iterations (every chain's state kept between them)."""

@@ -4,12 +4,14 @@
 // the sampler's constants (hmc_constants) and its outputs (hmc_outputs, hmc_draws).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,16 +34,68 @@ namespace {
 /// The sampler's outputs, in this order: the one list of their names.
 constexpr const char* kOutputs[] = {"samples", "log_prob", "accept_prob", "divergent", "num_steps", "step_size"};
 
-/// Empty outputs for num_chains chains of num_samples draws in dim dimensions, keyed by kOutputs,
+/// `out[name]` as an array of T with exactly `shape`, C-ordered and writeable: taken as it is (a
+/// conversion would be a copy the sampler writes into and the caller never sees: a TypeError).
+template <class T>
+py::array_t<T> output_array(const py::dict& out, const char* name, const std::vector<py::ssize_t>& shape) {
+  if (!out.contains(name)) fail(std::string("out must have an array '") + name + "' (keys: hmc_outputs)");
+  const py::handle value = out[name];
+  if (!py::isinstance<py::array_t<T, py::array::c_style>>(value)) {
+    std::string got = std::string(py::str(py::type::handle_of(value).attr("__name__")));
+    if (py::isinstance<py::array>(value))
+      got = py::cast<py::array>(value).dtype().is(py::dtype::of<T>()) || py::cast<py::array>(value).dtype().equal(py::dtype::of<T>())
+                ? "an array that is not C-ordered"
+                : "an array of " + std::string(py::str(value.attr("dtype")));
+    throw py::type_error(std::string("out['") + name + "'] must be a C-ordered numpy array of " +
+                         std::string(py::str(py::dtype::of<T>())) + ", got " + got);
+  }
+  auto array = py::reinterpret_borrow<py::array_t<T>>(value);
+  const std::vector<py::ssize_t> got(array.shape(), array.shape() + array.ndim());
+  if (got != shape) {
+    std::string want, have;
+    for (const auto n : shape) want += (want.empty() ? "" : ", ") + std::to_string(n);
+    for (const auto n : got) have += (have.empty() ? "" : ", ") + std::to_string(n);
+    fail(std::string("out['") + name + "'] must have shape (" + want + "), got (" + have + ")");
+  }
+  if (!array.writeable()) fail(std::string("out['") + name + "'] must be writeable");
+  return array;
+}
+
+/// The outputs for num_chains chains of num_samples draws in dim dimensions, keyed by kOutputs,
 /// with the Draws view of them (what the C++ sampler fills; the Numba and numpy samplers fill the
-/// same arrays through pyvi._core.hmc_draws).
-std::pair<py::dict, hmc::Draws> allocate_draws(int64_t num_chains, int64_t num_samples, int64_t dim) {
-  py::array_t<double> samples({num_chains, num_samples, dim});
-  py::array_t<double> log_prob({num_chains, num_samples});
-  py::array_t<double> accept_prob({num_chains, num_samples});
-  py::array_t<bool> divergent({num_chains, num_samples});
-  py::array_t<int32_t> num_steps({num_chains, num_samples});
-  py::array_t<double> step_size(num_chains);
+/// same arrays through pyvi._core.hmc_draws): new uninitialised arrays, or the arrays of `out`
+/// (e.g. a distributed run's rank 0 sampling straight into its rows of the gathered result).
+std::pair<py::dict, hmc::Draws> allocate_draws(int64_t num_chains, int64_t num_samples, int64_t dim,
+                                               const std::optional<py::dict>& out = std::nullopt) {
+  const py::ssize_t c = num_chains, n = num_samples, d = dim;
+  py::array_t<double> samples, log_prob, accept_prob, step_size;
+  py::array_t<bool> divergent;
+  py::array_t<int32_t> num_steps;
+  if (out) {
+    samples = output_array<double>(*out, "samples", {c, n, d});
+    log_prob = output_array<double>(*out, "log_prob", {c, n});
+    accept_prob = output_array<double>(*out, "accept_prob", {c, n});
+    divergent = output_array<bool>(*out, "divergent", {c, n});
+    num_steps = output_array<int32_t>(*out, "num_steps", {c, n});
+    step_size = output_array<double>(*out, "step_size", {c});
+  } else {
+    samples = py::array_t<double>({c, n, d});
+    log_prob = py::array_t<double>({c, n});
+    accept_prob = py::array_t<double>({c, n});
+    divergent = py::array_t<bool>({c, n});
+    num_steps = py::array_t<int32_t>({c, n});
+    step_size = py::array_t<double>(c);
+  }
+  if (out) {  // the sampler writes every array in full: no two may share a byte
+    const py::array all[] = {samples, log_prob, accept_prob, divergent, num_steps, step_size};
+    for (size_t i = 0; i < std::size(all); ++i)
+      for (size_t j = 0; j < i; ++j) {
+        const auto* a = static_cast<const char*>(all[i].data());
+        const auto* b = static_cast<const char*>(all[j].data());
+        if (all[i].nbytes() > 0 && all[j].nbytes() > 0 && a < b + all[j].nbytes() && b < a + all[i].nbytes())
+          fail(std::string("out['") + kOutputs[i] + "'] and out['" + kOutputs[j] + "'] overlap in memory");
+      }
+  }
   const hmc::Draws draws{num_samples,
                          dim,
                          samples.mutable_data(),
@@ -51,9 +105,9 @@ std::pair<py::dict, hmc::Draws> allocate_draws(int64_t num_chains, int64_t num_s
                          num_steps.mutable_data(),
                          step_size.mutable_data()};
   const py::object arrays[] = {samples, log_prob, accept_prob, divergent, num_steps, step_size};
-  py::dict out;
-  for (size_t i = 0; i < std::size(kOutputs); ++i) out[kOutputs[i]] = arrays[i];
-  return {out, draws};
+  py::dict outputs;
+  for (size_t i = 0; i < std::size(kOutputs); ++i) outputs[kOutputs[i]] = arrays[i];
+  return {outputs, draws};
 }
 
 /// Points as (n, dim): a (dim,) vector is taken as one point.
@@ -128,7 +182,8 @@ template <class Target>
 std::unique_ptr<HmcRun> hmc_start(const Target& target, const DoubleArray& initial, int64_t num_samples,
                                   int64_t num_warmup, double step_size, int64_t num_steps, bool random_steps,
                                   bool adapt_step_size, double target_accept, double max_energy_error,
-                                  uint64_t seed, int64_t first_chain, std::unique_ptr<const Target> owned = nullptr) {
+                                  uint64_t seed, int64_t first_chain, const std::optional<py::dict>& out,
+                                  std::unique_ptr<const Target> owned = nullptr) {
   const int64_t d = target.dim();
   const int64_t num_chains = require_initial(initial, d);
   require_run_settings(num_samples, num_warmup, step_size, target_accept, max_energy_error, first_chain);
@@ -143,7 +198,7 @@ std::unique_ptr<HmcRun> hmc_start(const Target& target, const DoubleArray& initi
                                static_cast<uint64_t>(first_chain)};
   hmc::Sampler<Target> sampler(target, initial.data(), num_chains, settings);  // evaluates the starts
   require_finite_starts(sampler.start_faults(), first_chain);
-  auto [outputs, draws] = allocate_draws(num_chains, num_samples, d);
+  auto [outputs, draws] = allocate_draws(num_chains, num_samples, d, out);
   return std::make_unique<HmcRunOf<Target>>(std::move(sampler), outputs, draws, std::move(owned));
 }
 
@@ -155,7 +210,7 @@ py::dict hmc_binding(const Target& target, const DoubleArray& initial, int64_t n
   require_at_least(num_threads, 0, "num_threads");
   const std::unique_ptr<HmcRun> run = hmc_start(target, initial, num_samples, num_warmup, step_size, num_steps,
                                                 random_steps, adapt_step_size, target_accept, max_energy_error, seed,
-                                                first_chain);
+                                                first_chain, std::nullopt);
   run->advance(run->num_iterations(), num_threads);
   return run->outputs();
 }
@@ -181,20 +236,20 @@ void bind_target(py::module_& m) {
 std::unique_ptr<HmcRun> hmc_start_any(const py::object& target, const DoubleArray& initial, int64_t num_samples,
                                       int64_t num_warmup, double step_size, int64_t num_steps, bool random_steps,
                                       bool adapt_step_size, double target_accept, double max_energy_error,
-                                      uint64_t seed, int64_t first_chain) {
+                                      uint64_t seed, int64_t first_chain, const std::optional<py::dict>& out) {
   std::unique_ptr<HmcRun> run;
   if (py::isinstance<CallbackTarget>(target)) {  // small dimensions: the sampler of fixed dimension
     with_fixed_dim(target.cast<const CallbackTarget&>(), [&](auto owned) {
       const auto& fixed = *owned;
       run = hmc_start(fixed, initial, num_samples, num_warmup, step_size, num_steps, random_steps, adapt_step_size,
-                      target_accept, max_energy_error, seed, first_chain, std::move(owned));
+                      target_accept, max_energy_error, seed, first_chain, out, std::move(owned));
     });
   }
   NativeTargets::for_each([&](auto* tag) {
     using Target = std::remove_pointer_t<decltype(tag)>;
     if (!run && py::isinstance<Target>(target))
       run = hmc_start(target.cast<const Target&>(), initial, num_samples, num_warmup, step_size, num_steps,
-                      random_steps, adapt_step_size, target_accept, max_energy_error, seed, first_chain);
+                      random_steps, adapt_step_size, target_accept, max_energy_error, seed, first_chain, out);
   });
   if (!run)
     throw py::type_error("target must be one of pyvi._core's target classes (NativeTargets), got " +
@@ -209,8 +264,9 @@ void bind_hmc(py::module_& m) {
   m.def("hmc_start", &hmc_start_any, py::arg("target"), py::arg("initial"), py::arg("num_samples"),
         py::arg("num_warmup"), py::arg("step_size"), py::arg("num_steps"), py::arg("random_steps"),
         py::arg("adapt_step_size"), py::arg("target_accept"), py::arg("max_energy_error"), py::arg("seed"),
-        py::arg("first_chain") = 0,
-        "An HMC run from initial (num_chains, dim), the starts evaluated and checked; advance it in chunks.");
+        py::arg("first_chain") = 0, py::arg("out") = py::none(),
+        "An HMC run from initial (num_chains, dim), the starts evaluated and checked; advance it in chunks. "
+        "out: arrays to fill (as hmc_draws(..., out) takes them) instead of new ones.");
   py::class_<HmcRun>(m, "HmcRun")
       .def("advance", &HmcRun::advance, py::arg("iterations"), py::arg("num_threads"),
            "Runs the next `iterations` iterations of every chain (at most what is left), without the GIL.")
@@ -224,14 +280,16 @@ void bind_hmc(py::module_& m) {
   m.attr("hmc_outputs") = outputs;
   m.def(
       "hmc_draws",
-      [](int64_t num_chains, int64_t num_samples, int64_t dim) {
+      [](int64_t num_chains, int64_t num_samples, int64_t dim, const std::optional<py::dict>& out) {
         require_at_least(num_chains, 0, "num_chains");
         require_at_least(num_samples, 0, "num_samples");
         require_at_least(dim, 1, "dim");
-        return allocate_draws(num_chains, num_samples, dim).first;
+        return allocate_draws(num_chains, num_samples, dim, out).first;
       },
-      py::arg("num_chains"), py::arg("num_samples"), py::arg("dim"),
-      "Uninitialised outputs of hmc (a dict keyed by hmc_outputs), for the other backends to fill.");
+      py::arg("num_chains"), py::arg("num_samples"), py::arg("dim"), py::arg("out") = py::none(),
+      "Uninitialised outputs of hmc (a dict keyed by hmc_outputs), for the other backends to fill; with out, "
+      "its arrays (a new dict of them), checked: every output, its dtype and shape, C-ordered and writeable, "
+      "never converted (ValueError / TypeError).");
   py::dict constants;
   constants["gamma"] = hmc::DualAveraging::kGamma;
   constants["kappa"] = hmc::DualAveraging::kKappa;

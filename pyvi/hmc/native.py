@@ -71,16 +71,18 @@ def _first(initial: np.ndarray, settings: Settings) -> int:
 
 def run_cpp(face, initial: np.ndarray, settings: Settings, num_threads: int,
             progress: Callable[[int, int], object] | None = None,
-            chunks: Iterable[int] | None = None, first_chain: int = 0) -> dict[str, np.ndarray]:
+            chunks: Iterable[int] | None = None, first_chain: int = 0,
+            out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Every chain on the C++ core, chunk by chunk (GIL released); ``num_threads`` 0 uses all
     cores. ``chunks``: fixed chunk sizes (tests). Row c of ``initial`` is chain ``first_chain + c``
     of the run (stream (seed, first_chain + c)). An exception of a user's log density stops the
-    run after the chunk where it happened (see :func:`reporting_exceptions`)."""
+    run after the chunk where it happened (see :func:`reporting_exceptions`). ``out``: arrays to
+    fill instead of new ones (``pyvi._core.hmc_draws``'s, checked there)."""
     s = settings
     with reporting_exceptions(face, "the chains' start on backend 'cpp'"):
         run = require("cpp").hmc_start(face, initial, s.num_samples, s.num_warmup, s.step_size, s.num_steps,
                                        s.random_steps, s.adapt_step_size, s.target_accept,
-                                       constants()["max_energy_error"], s.seed, first_chain)
+                                       constants()["max_energy_error"], s.seed, first_chain, out)
     pending = _pending(face)
 
     def advance(begin: int, end: int) -> None:
@@ -135,11 +137,13 @@ def compile_numba(face, dim: int) -> float:
 
 def run_numba(face, initial: np.ndarray, settings: Settings, num_threads: int,
               progress: Callable[[int, int], object] | None = None,
-              chunks: Iterable[int] | None = None, first_chain: int = 0) -> dict[str, np.ndarray]:
+              chunks: Iterable[int] | None = None, first_chain: int = 0,
+              out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Every chain on the Numba sampler, chunk by chunk, in a prange over ``num_threads`` threads
     (0: all). ``chunks``: fixed chunk sizes (tests). Row c of ``initial`` is chain
     ``first_chain + c`` of the run. An exception of a user's log density stops the run after the
-    chunk where it happened and is raised with where (see :func:`_raise_failed_group`)."""
+    chunk where it happened and is raised with where (see :func:`_raise_failed_group`). ``out``:
+    arrays to fill instead of new ones (``pyvi._core.hmc_draws``'s, checked there)."""
     require("numba")
     from pyvi._numba.hmc import Draws, advance, start
     from pyvi._numba.threads import num_threads as numba_threads
@@ -152,7 +156,7 @@ def run_numba(face, initial: np.ndarray, settings: Settings, num_threads: int,
         raise
     require_finite_starts(chains.log_prob, chains.grad, first_chain)
     num_chains, dim = initial.shape
-    draws = Draws(**require("cpp").hmc_draws(num_chains, settings.num_samples, dim))
+    draws = Draws(**require("cpp").hmc_draws(num_chains, settings.num_samples, dim, out))
     reached, failed = _group_flags(face, num_chains)
 
     def step(begin: int, end: int) -> None:

@@ -207,12 +207,13 @@ def advance(target, chains: list[Chain], settings: Settings, draws: dict[str, np
 
 def sample_chains(target, initial: np.ndarray, settings: Settings,
                   progress: Callable[[int, int], object] | None = None,
-                  chunks: Iterable[int] | None = None, first_chain: int = 0) -> dict[str, np.ndarray]:
+                  chunks: Iterable[int] | None = None, first_chain: int = 0,
+                  out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Runs one chain per row of ``initial`` (row c: chain ``first_chain + c`` of the run), in
     chunks of iterations (:mod:`pyvi.hmc.chunks`); returns the outputs of ``pyvi._core.hmc_draws``
-    filled in. ``chunks``: fixed chunk sizes (tests)."""
+    filled in (``out``'s arrays when given). ``chunks``: fixed chunk sizes (tests)."""
     num_chains, dim = initial.shape
-    draws = require("cpp").hmc_draws(num_chains, settings.num_samples, dim)
+    draws = require("cpp").hmc_draws(num_chains, settings.num_samples, dim, out)
     chains = start(target, initial, settings, first_chain)
     run_in_chunks(lambda begin, end: advance(target, chains, settings, draws, begin, end),
                   settings.num_warmup + settings.num_samples, 1, progress, sizes=chunks)

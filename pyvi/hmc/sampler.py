@@ -234,9 +234,9 @@ def sample(
         initial = _initial_positions(initial, num_chains, target.dim)
         settings = agree(settings)  # under torchrun: rank 0's (its seed, for seed=None)
 
-        def run(rows: np.ndarray, first_chain: int) -> dict[str, np.ndarray]:  # chains first_chain, ... of the run
+        def run(rows: np.ndarray, first_chain: int, out=None) -> dict[str, np.ndarray]:  # chains first_chain, ...
             if backend == "numpy":
-                return reference.sample_chains(target, rows, settings, progress, first_chain=first_chain)
+                return reference.sample_chains(target, rows, settings, progress, first_chain=first_chain, out=out)
             if backend == "torch":
                 from pyvi.hmc.torch_backend import run_torch
 
@@ -245,9 +245,13 @@ def sample(
                     np.random.SeedSequence([settings.seed, first_chain]).generate_state(1, np.uint64)[0]))
                 return run_torch(target, rows, own, num_threads=None if num_threads is None else threads,
                                  progress=progress, **torch_settings)
-            return _RUN[backend](face, rows, settings, threads, progress, first_chain=first_chain)
+            return _RUN[backend](face, rows, settings, threads, progress, first_chain=first_chain, out=out)
 
-        draws = run_chains(run, initial)  # all here, or over the processes under torchrun (pyvi.distributed)
+        def allocate(num_chains: int) -> dict[str, np.ndarray]:  # every chain's outputs (rank 0's rows filled in place)
+            return require("cpp").hmc_draws(num_chains, settings.num_samples, target.dim)
+
+        # All here, or over the processes under torchrun (pyvi.distributed).
+        draws = run_chains(run, initial, allocate=None if backend == "torch" else allocate)
         result = HMCResult(backend=backend, settings=settings.as_dict(), **draws)
         if warn:
             warn_about(result, stacklevel=2)
