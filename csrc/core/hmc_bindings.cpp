@@ -21,6 +21,7 @@
 #include "hmc/metric.hpp"
 #include "hmc/transition.hpp"
 #include "hmc_run.hpp"
+#include "output_arrays.hpp"
 #include "parallel.hpp"
 #include "sampler_checks.hpp"
 #include "targets/registry.hpp"
@@ -33,33 +34,6 @@ namespace {
 
 /// The sampler's outputs, in this order: the one list of their names.
 constexpr const char* kOutputs[] = {"samples", "log_prob", "accept_prob", "divergent", "num_steps", "step_size"};
-
-/// `out[name]` as an array of T with exactly `shape`, C-ordered and writeable: taken as it is (a
-/// conversion would be a copy the sampler writes into and the caller never sees: a TypeError).
-template <class T>
-py::array_t<T> output_array(const py::dict& out, const char* name, const std::vector<py::ssize_t>& shape) {
-  if (!out.contains(name)) fail(std::string("out must have an array '") + name + "' (keys: hmc_outputs)");
-  const py::handle value = out[name];
-  if (!py::isinstance<py::array_t<T, py::array::c_style>>(value)) {
-    std::string got = std::string(py::str(py::type::handle_of(value).attr("__name__")));
-    if (py::isinstance<py::array>(value))
-      got = py::cast<py::array>(value).dtype().is(py::dtype::of<T>()) || py::cast<py::array>(value).dtype().equal(py::dtype::of<T>())
-                ? "an array that is not C-ordered"
-                : "an array of " + std::string(py::str(value.attr("dtype")));
-    throw py::type_error(std::string("out['") + name + "'] must be a C-ordered numpy array of " +
-                         std::string(py::str(py::dtype::of<T>())) + ", got " + got);
-  }
-  auto array = py::reinterpret_borrow<py::array_t<T>>(value);
-  const std::vector<py::ssize_t> got(array.shape(), array.shape() + array.ndim());
-  if (got != shape) {
-    std::string want, have;
-    for (const auto n : shape) want += (want.empty() ? "" : ", ") + std::to_string(n);
-    for (const auto n : got) have += (have.empty() ? "" : ", ") + std::to_string(n);
-    fail(std::string("out['") + name + "'] must have shape (" + want + "), got (" + have + ")");
-  }
-  if (!array.writeable()) fail(std::string("out['") + name + "'] must be writeable");
-  return array;
-}
 
 /// The outputs for num_chains chains of num_samples draws in dim dimensions, keyed by kOutputs,
 /// with the Draws view of them (what the C++ sampler fills; the Numba and numpy samplers fill the
@@ -86,16 +60,7 @@ std::pair<py::dict, hmc::Draws> allocate_draws(int64_t num_chains, int64_t num_s
     num_steps = py::array_t<int32_t>({c, n});
     step_size = py::array_t<double>(c);
   }
-  if (out) {  // the sampler writes every array in full: no two may share a byte
-    const py::array all[] = {samples, log_prob, accept_prob, divergent, num_steps, step_size};
-    for (size_t i = 0; i < std::size(all); ++i)
-      for (size_t j = 0; j < i; ++j) {
-        const auto* a = static_cast<const char*>(all[i].data());
-        const auto* b = static_cast<const char*>(all[j].data());
-        if (all[i].nbytes() > 0 && all[j].nbytes() > 0 && a < b + all[j].nbytes() && b < a + all[i].nbytes())
-          fail(std::string("out['") + kOutputs[i] + "'] and out['" + kOutputs[j] + "'] overlap in memory");
-      }
-  }
+  if (out) require_disjoint({samples, log_prob, accept_prob, divergent, num_steps, step_size}, kOutputs);
   const hmc::Draws draws{num_samples,
                          dim,
                          samples.mutable_data(),

@@ -4,16 +4,19 @@
 // nuts_draws) and the warm-up's window sizes (nuts_constants).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "hmc/nuts_driver.hpp"
+#include "output_arrays.hpp"
 #include "sampler_checks.hpp"
 #include "targets/registry.hpp"
 #include "validate.hpp"
@@ -31,14 +34,42 @@ constexpr int64_t kMaxTreeDepth = 30;  // 2^30 leapfrog steps per draw is alread
 constexpr const char* kOutputs[] = {"samples",    "log_prob", "accept_prob",  "divergent", "num_steps",
                                     "tree_depth", "energy",   "energy_error", "step_size", "inv_metric"};
 
-std::pair<py::dict, hmc::NutsDraws> allocate(int64_t num_chains, int64_t rows, int64_t dim, bool dense) {
-  py::array_t<double> samples({num_chains, rows, dim});
-  py::array_t<double> log_prob({num_chains, rows}), accept_prob({num_chains, rows});
-  py::array_t<bool> divergent({num_chains, rows});
-  py::array_t<int32_t> num_steps({num_chains, rows}), tree_depth({num_chains, rows});
-  py::array_t<double> energy({num_chains, rows}), energy_error({num_chains, rows});
-  py::array_t<double> step_size(num_chains);
-  py::array_t<double> inv_metric = dense ? py::array_t<double>({num_chains, dim, dim}) : py::array_t<double>({num_chains, dim});
+/// The outputs (new uninitialised arrays, or the arrays of `out`, checked: output_arrays.hpp) and the
+/// NutsDraws view of them.
+std::pair<py::dict, hmc::NutsDraws> allocate(int64_t num_chains, int64_t rows, int64_t dim, bool dense,
+                                             const std::optional<py::dict>& out = std::nullopt) {
+  const py::ssize_t c = num_chains, r = rows, d = dim;
+  const std::vector<py::ssize_t> per_draw{c, r}, metric = dense ? std::vector<py::ssize_t>{c, d, d}
+                                                                : std::vector<py::ssize_t>{c, d};
+  py::array_t<double> samples, log_prob, accept_prob, energy, energy_error, step_size, inv_metric;
+  py::array_t<bool> divergent;
+  py::array_t<int32_t> num_steps, tree_depth;
+  if (out) {
+    samples = output_array<double>(*out, "samples", {c, r, d});
+    log_prob = output_array<double>(*out, "log_prob", per_draw);
+    accept_prob = output_array<double>(*out, "accept_prob", per_draw);
+    divergent = output_array<bool>(*out, "divergent", per_draw);
+    num_steps = output_array<int32_t>(*out, "num_steps", per_draw);
+    tree_depth = output_array<int32_t>(*out, "tree_depth", per_draw);
+    energy = output_array<double>(*out, "energy", per_draw);
+    energy_error = output_array<double>(*out, "energy_error", per_draw);
+    step_size = output_array<double>(*out, "step_size", {c});
+    inv_metric = output_array<double>(*out, "inv_metric", metric);
+    require_disjoint({samples, log_prob, accept_prob, divergent, num_steps, tree_depth, energy, energy_error,
+                      step_size, inv_metric},
+                     kOutputs);
+  } else {
+    samples = py::array_t<double>({c, r, d});
+    log_prob = py::array_t<double>(per_draw);
+    accept_prob = py::array_t<double>(per_draw);
+    divergent = py::array_t<bool>(per_draw);
+    num_steps = py::array_t<int32_t>(per_draw);
+    tree_depth = py::array_t<int32_t>(per_draw);
+    energy = py::array_t<double>(per_draw);
+    energy_error = py::array_t<double>(per_draw);
+    step_size = py::array_t<double>(c);
+    inv_metric = py::array_t<double>(metric);
+  }
   const hmc::NutsDraws draws{rows,
                              dim,
                              samples.mutable_data(),
@@ -53,9 +84,9 @@ std::pair<py::dict, hmc::NutsDraws> allocate(int64_t num_chains, int64_t rows, i
                              inv_metric.mutable_data()};
   const py::object arrays[] = {samples, log_prob,     accept_prob, divergent, num_steps, tree_depth,
                                energy,  energy_error, step_size,   inv_metric};
-  py::dict out;
-  for (size_t i = 0; i < std::size(kOutputs); ++i) out[kOutputs[i]] = arrays[i];
-  return {out, draws};
+  py::dict outputs;
+  for (size_t i = 0; i < std::size(kOutputs); ++i) outputs[kOutputs[i]] = arrays[i];
+  return {outputs, draws};
 }
 
 hmc::MetricKind metric_kind(const std::string& metric) {
@@ -118,7 +149,7 @@ std::unique_ptr<NutsRun> nuts_start(const Target& target, const DoubleArray& ini
                                     int64_t max_tree_depth, const std::string& metric, bool adapt_step_size,
                                     bool adapt_metric, double target_accept, double max_energy_error, uint64_t seed,
                                     const std::string& kernel, int64_t num_steps, bool random_steps,
-                                    int64_t first_chain) {
+                                    int64_t first_chain, const std::optional<py::dict>& out) {
   const int64_t d = target.dim();
   const int64_t num_chains = require_initial(initial, d);
   require_run_settings(num_samples, num_warmup, step_size, target_accept, max_energy_error, first_chain);
@@ -134,7 +165,7 @@ std::unique_ptr<NutsRun> nuts_start(const Target& target, const DoubleArray& ini
                                    kTermBuffer,    kBaseWindow,      kernel == "hmc", num_steps,
                                    random_steps,   static_cast<uint64_t>(first_chain)};
   auto [outputs, draws] = allocate(num_chains, hmc::warmup_rows(settings) + hmc::sample_rows(settings), d,
-                                   kind == hmc::MetricKind::kDense);
+                                   kind == hmc::MetricKind::kDense, out);
   auto run = std::make_unique<NutsRunOf<Target>>(target, initial.data(), num_chains, settings, kind, outputs, draws);
   require_finite_starts(run->start_faults(), first_chain);  // the sampler's constructor evaluated them
   return run;
@@ -160,10 +191,11 @@ std::unique_ptr<NutsRun> nuts_start_binding(const py::object& target, const Doub
                                             int64_t max_tree_depth, const std::string& metric, bool adapt_step_size,
                                             bool adapt_metric, double target_accept, double max_energy_error,
                                             uint64_t seed, const std::string& kernel, int64_t num_steps,
-                                            bool random_steps, int64_t first_chain) {
+                                            bool random_steps, int64_t first_chain,
+                                            const std::optional<py::dict>& out) {
   return nuts_start_any(target, initial, num_samples, num_warmup, thin, save_warmup, step_size, max_tree_depth,
                         metric, adapt_step_size, adapt_metric, target_accept, max_energy_error, seed, kernel,
-                        num_steps, random_steps, first_chain);
+                        num_steps, random_steps, first_chain, out);
 }
 
 py::dict nuts_binding(const py::object& target, const DoubleArray& initial, int64_t num_samples, int64_t num_warmup,
@@ -175,7 +207,7 @@ py::dict nuts_binding(const py::object& target, const DoubleArray& initial, int6
   const std::unique_ptr<NutsRun> run =
       nuts_start_binding(target, initial, num_samples, num_warmup, thin, save_warmup, step_size, max_tree_depth,
                          metric, adapt_step_size, adapt_metric, target_accept, max_energy_error, seed, kernel,
-                         num_steps, random_steps, first_chain);
+                         num_steps, random_steps, first_chain, std::nullopt);
   run->advance(run->num_iterations(), num_threads);
   return run->outputs();
 }
@@ -188,9 +220,10 @@ void bind_nuts(py::module_& m) {
         py::arg("max_tree_depth"), py::arg("metric"), py::arg("adapt_step_size"), py::arg("adapt_metric"),
         py::arg("target_accept"), py::arg("max_energy_error"), py::arg("seed"), py::arg("kernel") = "nuts",
         py::arg("num_steps") = 1, py::arg("random_steps") = false, py::arg("first_chain") = 0,
+        py::arg("out") = py::none(),
         "A NUTS run (or, kernel='hmc', static HMC with num_steps) from initial (num_chains, dim) with Stan's "
         "windowed warm-up, the starts evaluated and checked; advance it in chunks. Chain c uses random stream "
-        "(seed, first_chain + c).");
+        "(seed, first_chain + c). out: arrays to fill (as nuts_draws(..., out) takes them) instead of new ones.");
   py::class_<NutsRun>(m, "NutsRun")
       .def("advance", &NutsRun::advance, py::arg("iterations"), py::arg("num_threads"),
            "Runs the next `iterations` iterations of every chain (at most what is left), without the GIL.")
@@ -207,14 +240,15 @@ void bind_nuts(py::module_& m) {
   m.attr("nuts_outputs") = outputs;
   m.def(
       "nuts_draws",
-      [](int64_t num_chains, int64_t rows, int64_t dim, bool dense) {
+      [](int64_t num_chains, int64_t rows, int64_t dim, bool dense, const std::optional<py::dict>& out) {
         require_at_least(num_chains, 0, "num_chains");
         require_at_least(rows, 0, "rows");
         require_at_least(dim, 1, "dim");
-        return allocate(num_chains, rows, dim, dense).first;
+        return allocate(num_chains, rows, dim, dense, out).first;
       },
-      py::arg("num_chains"), py::arg("rows"), py::arg("dim"), py::arg("dense"),
-      "Uninitialised outputs of nuts (a dict keyed by nuts_outputs), for the other backends to fill.");
+      py::arg("num_chains"), py::arg("rows"), py::arg("dim"), py::arg("dense"), py::arg("out") = py::none(),
+      "Uninitialised outputs of nuts (a dict keyed by nuts_outputs), for the other backends to fill; with out, "
+      "its arrays (a new dict of them), checked as hmc_draws checks them.");
   py::dict constants;
   constants["init_buffer"] = kInitBuffer;
   constants["term_buffer"] = kTermBuffer;

@@ -119,16 +119,17 @@ class NutsSettings:
 
 
 def run_cpp(face, initial: np.ndarray, s: NutsSettings, num_threads: int, progress=None, chunks=None,
-            first_chain: int = 0) -> dict[str, np.ndarray]:
+            first_chain: int = 0, out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Every chain on the C++ core, chunk by chunk (GIL released); ``num_threads`` 0 uses all cores.
     ``progress(done, total)`` after each chunk; ``chunks``: fixed chunk sizes (tests). An exception
     of a user's compiled log density stops the run after the chunk where it happened
-    (:func:`pyvi.hmc.native.reporting_exceptions`)."""
+    (:func:`pyvi.hmc.native.reporting_exceptions`). ``out``: arrays to fill instead of new ones
+    (``pyvi._core.nuts_draws``'s, checked there)."""
     with reporting_exceptions(face, "the chains' start on backend 'cpp'"):
         run = require("cpp").nuts_start(face, initial, s.num_samples, s.num_warmup, s.thin, s.save_warmup,
                                         s.step_size, s.max_tree_depth, s.metric, s.adapt_step_size, s.adapt_metric,
                                         s.target_accept, constants()["max_energy_error"], s.seed, s.kernel,
-                                        s.num_steps, s.random_steps, first_chain)
+                                        s.num_steps, s.random_steps, first_chain, out)
     pending = _pending(face)
 
     def advance(begin: int, end: int) -> None:
@@ -146,11 +147,11 @@ def _name(s: NutsSettings) -> str:
 
 
 def run_numba(face, initial: np.ndarray, s: NutsSettings, num_threads: int, progress=None, chunks=None,
-              first_chain: int = 0) -> dict[str, np.ndarray]:
+              first_chain: int = 0, out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Every chain on the Numba sampler, chunk by chunk, one compiled call per chain (GIL released)
     on ``num_threads`` threads (0: all cores). An exception of the target's log density reaches the
     caller from the chain's thread, with a note naming the chain and transition (the driver's
-    :func:`~pyvi._numba.hmc.nuts_driver.advance`)."""
+    :func:`~pyvi._numba.hmc.nuts_driver.advance`). ``out``: as :func:`run_cpp`'s."""
     require("numba")
     import os
 
@@ -173,7 +174,7 @@ def run_numba(face, initial: np.ndarray, s: NutsSettings, num_threads: int, prog
         raise
     require_finite_starts(chains.log_prob[:, 0], chains.grad, first_chain)
     num_chains, dim = initial.shape
-    arrays = require("cpp").nuts_draws(num_chains, s.rows, dim, s.metric == "dense")
+    arrays = require("cpp").nuts_draws(num_chains, s.rows, dim, s.metric == "dense", out)
     # One array type for every metric: a diagonal inv_metric travels as a (num_chains, 1, d) view.
     draws = NutsDraws(**{**arrays, "inv_metric": arrays["inv_metric"].reshape(num_chains, -1, dim)})
     threads = num_threads or os.cpu_count() or 1
@@ -183,16 +184,16 @@ def run_numba(face, initial: np.ndarray, s: NutsSettings, num_threads: int, prog
     return arrays
 
 
-def run_numpy(target, initial: np.ndarray, s: NutsSettings, progress=None, first_chain: int = 0
-              ) -> dict[str, np.ndarray]:
+def run_numpy(target, initial: np.ndarray, s: NutsSettings, progress=None, first_chain: int = 0,
+              out: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Every chain on the numpy reference, one after the other, on numpy's generator (chain c:
     ``SeedSequence(seed).spawn(n)[c]`` for any n); ``progress(done, total)`` after each chain
-    (iterations of every chain, as the native runs count)."""
+    (iterations of every chain, as the native runs count). ``out``: as :func:`run_cpp`'s."""
     from pyvi.hmc.reference import start_state
     from pyvi.hmc.reference_nuts import NumpyStream, sample_chain
 
     num_chains, dim = initial.shape
-    arrays = require("cpp").nuts_draws(num_chains, s.rows, dim, s.metric == "dense")
+    arrays = require("cpp").nuts_draws(num_chains, s.rows, dim, s.metric == "dense", out)
     windows = nuts_constants()
     buffers = (windows["init_buffer"], windows["term_buffer"], windows["base_window"])
     starts = [start_state(target, initial[c].copy(), first_chain + c) for c in range(num_chains)]  # checked

@@ -280,12 +280,16 @@ def _sample_nuts(target, initial, num_samples, num_warmup, step_size, num_steps,
     settings = agree(settings)  # under torchrun: rank 0's (its seed, for seed=None)
     initial = _jittered(initial, init_jitter, settings.seed)
 
-    def run(rows: np.ndarray, first_chain: int) -> dict[str, np.ndarray]:  # chains first_chain, ... of the run
+    def run(rows: np.ndarray, first_chain: int, out=None) -> dict[str, np.ndarray]:  # chains first_chain, ...
         if backend == "numpy":
-            return nuts_runs.run_numpy(target, rows, settings, progress, first_chain=first_chain)
-        return _RUN_NUTS[backend](face, rows, settings, threads, progress, first_chain=first_chain)
+            return nuts_runs.run_numpy(target, rows, settings, progress, first_chain=first_chain, out=out)
+        return _RUN_NUTS[backend](face, rows, settings, threads, progress, first_chain=first_chain, out=out)
 
-    arrays = run_chains(run, initial)  # all here, or over the processes under torchrun (pyvi.distributed)
+    def allocate(num_chains: int) -> dict[str, np.ndarray]:  # every chain's outputs (rank 0's rows filled in place)
+        return require("cpp").nuts_draws(num_chains, settings.rows, target.dim, settings.metric == "dense")
+
+    # All here, or over the processes under torchrun (pyvi.distributed).
+    arrays = run_chains(run, initial, allocate=allocate)
     result = nuts_runs.to_result(arrays, settings, backend)
     if warn:
         warn_about(result, stacklevel=3)
