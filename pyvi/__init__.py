@@ -27,8 +27,8 @@ from pyvi._backend import backends
 
 __version__ = "0.1.0"
 #: Public submodules, imported lazily by ``pyvi.<name>``.
-SUBMODULES = ("app", "data", "diagnostics", "divergence", "flows", "ground_truth", "hmc", "inference_data", "models",
-              "ops", "refine", "summary", "targets", "vae", "vi")
+SUBMODULES = ("app", "convergence", "data", "diagnostics", "divergence", "flows", "ground_truth", "hmc",
+              "inference_data", "models", "ops", "refine", "summary", "targets", "vae", "vi")
 #: Application modules that sat beside the library modules before pyvi.app -> where they are now.
 _MOVED = {name: f"pyvi.app.{name}" for name in ("cli", "pipeline", "plots", "report")}
 __all__ = ["backends", "__version__", *SUBMODULES]

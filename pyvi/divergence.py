@@ -368,7 +368,7 @@ def _chain_checks(terms: np.ndarray | None, rho: np.ndarray, x: np.ndarray, chai
             "(x[:, ::step]) until it is near that", AutocorrelationWarning, stacklevel=stacklevel + 1)
     ess = math.nan
     if draws >= 4 and terms is not None:
-        from pyvi.diagnostics import ess as effective_sample_size
+        from pyvi.convergence import ess as effective_sample_size
 
         ess = float(effective_sample_size(terms.reshape(num_chains, draws))[0])
     return ess, fraction

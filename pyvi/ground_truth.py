@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pyvi import diagnostics
+from pyvi import convergence
 from pyvi._validate import as_float_array, count
 from pyvi.divergence import knn_kl_estimate
 
@@ -159,7 +159,7 @@ def score(samples, target, *, k: int = 5, num_exact: int | None = None, seed: in
     exact_sd = np.sqrt(np.diag(cov))
     sd = flat.std(axis=0, ddof=1)
     if draws.shape[1] >= 4:
-        ess_bulk, ess_tail = diagnostics.ess_bulk(draws), diagnostics.ess_tail(draws)
+        ess_bulk, ess_tail = convergence.ess_bulk(draws), convergence.ess_tail(draws)
     else:
         ess_bulk = ess_tail = np.full(flat.shape[1], np.nan)
     return Score(kl=float(estimate.value), kl_standard_error=float(estimate.standard_error),

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pyvi import diagnostics
+from pyvi import convergence
 from pyvi._validate import as_float_array
 
 __all__ = ["summarize", "hdi", "format_table", "column_names", "DEFAULT_HDI_PROB"]
@@ -81,8 +81,8 @@ def summarize(draws, hdi_prob: float = DEFAULT_HDI_PROB) -> dict[str, list[float
     with np.errstate(invalid="ignore", divide="ignore"):
         sd = flat.std(axis=0, ddof=1) if flat.shape[0] > 1 else nan
     if array.shape[1] >= 4:
-        values = [diagnostics.mcse_mean(array), diagnostics.mcse_sd(array), diagnostics.ess_bulk(array),
-                  diagnostics.ess_tail(array), diagnostics.split_rhat(array)]
+        values = [convergence.mcse_mean(array), convergence.mcse_sd(array), convergence.ess_bulk(array),
+                  convergence.ess_tail(array), convergence.split_rhat(array)]
     else:
         values = [nan] * 5
     mean = flat.mean(axis=0) if flat.shape[0] else nan

@@ -77,7 +77,7 @@ def test_ndtri_equals_torch_to_1e12():
     ranks' probabilities and the tails."""
     import torch
 
-    from pyvi.diagnostics import _ndtri
+    from pyvi.convergence import _ndtri
 
     p = np.concatenate([(np.arange(1, 40_001) - 0.375) / (40_000 + 0.25), np.logspace(-300, -1, 2000),
                         1.0 - np.logspace(-16, -1, 500), [0.5, np.exp(-2.0), 1.0 - np.exp(-2.0), np.exp(-32.0)]])

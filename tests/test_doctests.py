@@ -10,7 +10,7 @@ MODULES = ["pyvi", "pyvi._backend", "pyvi.targets.base", "pyvi.targets.banana", 
            "pyvi.targets.log_density", "pyvi.targets.numba_target", "pyvi.targets.c_target",
            "pyvi.models.logistic_regression", "pyvi.models.logistic_torch", "pyvi.models.user_banana",
            "pyvi.hmc.sampler", "pyvi._numba.threads",
-           "pyvi.diagnostics", "pyvi.ops.banana", "pyvi.ops.coupling", "pyvi.refine", "pyvi.binarize", "pyvi._seeds",
+           "pyvi.convergence", "pyvi.ops.banana", "pyvi.ops.coupling", "pyvi.refine", "pyvi.binarize", "pyvi._seeds",
            "pyvi.targets.torch_target", "pyvi.ground_truth", "pyvi.summary", "pyvi.distributed"]
 
 

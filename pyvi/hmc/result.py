@@ -9,7 +9,7 @@ from functools import cached_property
 
 import numpy as np
 
-from pyvi import diagnostics
+from pyvi import convergence
 from pyvi.hmc import checks
 from pyvi.summary import DEFAULT_HDI_PROB, column_names, format_table, summarize
 
@@ -98,12 +98,12 @@ class HMCResult:
     @cached_property
     def rhat(self) -> np.ndarray:
         """Rank-normalised split R-hat per dimension (pyvi.diagnostics.split_rhat)."""
-        return diagnostics.split_rhat(self.samples)
+        return convergence.split_rhat(self.samples)
 
     @cached_property
     def ess_bulk(self) -> np.ndarray:
         """Bulk effective sample size per dimension (pyvi.diagnostics.ess_bulk)."""
-        return diagnostics.ess_bulk(self.samples)
+        return convergence.ess_bulk(self.samples)
 
     def flat_samples(self) -> np.ndarray:
         """All chains' draws stacked: ``(num_chains * num_samples, dim)``."""
@@ -152,7 +152,7 @@ class HMCResult:
             "initial_step_size": self.settings.get("step_size"),
             "adapt_step_size": self.settings.get("adapt_step_size"),
             "step_size": self.step_size.tolist(),
-            **({"e_bfmi": diagnostics.e_bfmi(energy).tolist()} if energy is not None and draws > 1 else {}),
+            **({"e_bfmi": convergence.e_bfmi(energy).tolist()} if energy is not None and draws > 1 else {}),
             "notes": checks.problems(self) + ([] if draws >= checks.MIN_DRAWS_TO_CHECK else [
                 f"{draws} draws per chain: too few to check R-hat and ESS (the checks need "
                 f"{checks.MIN_DRAWS_TO_CHECK})"]),
