@@ -37,6 +37,7 @@ from __future__ import annotations
 import torch
 
 from pyvi._adam import _state, fused_adam_, supports_fused_adam_step
+from pyvi._layout import laid_out_view
 from pyvi._process_barrier import process_barrier
 from pyvi._shared_memory import shared_block
 
@@ -152,11 +153,8 @@ class SharedStep:
                 items.append(piece)
 
     def _view(self, row: int, parameter, offset: int):
-        """``parameter``'s place in row ``row`` of the block, with its layout (dense: its own
-        strides, so an input-major weight stays input-major; else row-major)."""
-        strides = torch.empty_like(parameter, device="meta").stride()
-        base = self.block[row]
-        return base.as_strided(parameter.shape, strides, base.storage_offset() + offset)
+        """``parameter``'s place in row ``row`` of the block, with its layout (:func:`pyvi._layout.laid_out_view`)."""
+        return laid_out_view(self.block[row], parameter, offset)
 
     def _flat_gradient(self, index: int):
         """Parameter ``index``'s gradient as a 1-D tensor in its memory order (the block's order): the

@@ -476,15 +476,15 @@ class _FlatGradients:
     def __init__(self, parameters, num_values: int):
         import torch
 
+        from pyvi._layout import laid_out_view
+
         self.parameters = parameters
         first = parameters[0]
         sizes = [p.numel() for p in parameters]
         self.buffer = torch.empty(sum(sizes) + num_values, dtype=first.dtype, device=first.device)
         self.views, offset = [], 0
         for parameter, size in zip(parameters, sizes):
-            strides = torch.empty_like(parameter, device="meta").stride()  # its layout if dense, else row-major
-            self.views.append(self.buffer.as_strided(parameter.shape, strides,
-                                                     self.buffer.storage_offset() + offset))
+            self.views.append(laid_out_view(self.buffer, parameter, offset))  # its layout if dense, else row-major
             offset += size
         self.values = self.buffer[offset:]
         self.shared = None  # the shared-memory sum (pyvi._shared_sum), when the processes share a machine

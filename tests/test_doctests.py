@@ -11,7 +11,7 @@ MODULES = ["pyvi", "pyvi._backend", "pyvi.targets.base", "pyvi.targets.banana", 
            "pyvi.models.logistic_regression", "pyvi.models.logistic_torch", "pyvi.models.user_banana",
            "pyvi.hmc.sampler", "pyvi._numba.threads",
            "pyvi.convergence", "pyvi.ops.banana", "pyvi.ops.coupling", "pyvi.refine", "pyvi.binarize", "pyvi._seeds",
-           "pyvi.targets.torch_target", "pyvi.ground_truth", "pyvi.summary", "pyvi.distributed"]
+           "pyvi.targets.torch_target", "pyvi.ground_truth", "pyvi.summary", "pyvi.distributed", "pyvi._layout"]
 
 
 @pytest.mark.parametrize("name", MODULES)
