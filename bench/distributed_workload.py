@@ -29,9 +29,10 @@ barrier after the work, so it is the slowest process's):
   L = 30 on the banana, cpp, one thread per process, draws gathered on rank 0; the sampler is
   timed, not the run checks or a progress bar (``warn=False``, ``progress=False``, as the other
   HMC benchmarks); with several processes in alternating rounds (``hmc_rounds``: ``single`` rank
-  0 alone, ``spread`` every process), like the VAE's, and ``hmc_64`` is the best ``spread`` round. The iterations make one process run about 1 s on an idle machine: a launch's
-  fixed costs (the settings' broadcast, a few collectives' latency, ~1-2 ms) are then not the
-  measurement, while the gather's cost (the draws' bytes, proportional to the iterations) is.
+  0 alone, ``spread`` every process), like the VAE's, and ``hmc_64`` is the best ``spread`` round.
+  The iterations make one process run about 1 s on an idle machine: a launch's fixed costs (the
+  settings' broadcast, a few collectives' latency, ~1-2 ms) are then not the measurement, while
+  the gather's cost (the draws' bytes, proportional to the iterations) is.
 """
 
 from __future__ import annotations
