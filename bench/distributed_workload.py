@@ -18,6 +18,8 @@ barrier after the work, so it is the slowest process's):
   Adam on the process's shard of its own parameters between two barriers (the ceiling of any
   synchronous step sharded over the processes: no exchange at all), ``ddp`` torch's
   DistributedDataParallel (its bucketed all-reduce hooks; not in quick mode);
+- ``vae_rounds_large`` (several processes): ``single`` and ``sharded`` the same way at batch 512
+  (:data:`LARGE_BATCH_SIZE`): what the per-step costs leave of the scaling when a step has 4x the rows;
 - ``vae_step_parts``: where a step's time goes per process: forward + backward, the sharded step
   (sum and Adam, with the waits for the slower process); the replicated step's sum and Adam
   (milliseconds per step);
@@ -58,6 +60,9 @@ from pyvi.vae.train import _adam, train_epoch  # noqa: E402
 QUICK = "--quick" in sys.argv
 NUM_TRAIN = 512 if QUICK else 4000
 BATCH_SIZE = 128
+#: The larger batch of ``vae_rounds_large``: the per-step costs (the step's exchange and Adam, each
+#: process's fixed forward + backward work) spread over 4x the rows.
+LARGE_BATCH_SIZE = 512
 REPEATS = 1 if QUICK else 3
 ROUNDS = 1 if QUICK else 7
 HMC_ITERATIONS = 100 if QUICK else 150_000
@@ -84,7 +89,7 @@ def _data() -> MNISTData:
     return MNISTData(data.images[:NUM_TRAIN], data.labels[:NUM_TRAIN], data.binarize, data.source, data.split)
 
 
-def _vae_form(group, data: MNISTData, form: str):
+def _vae_form(group, data: MNISTData, form: str, batch_size: int = BATCH_SIZE):
     """One epoch of the VAE in ``form``, as a function (warmed up by one epoch), and its teardown:
     ``"single"`` one process's (no DataParallel), ``"sharded"`` DataParallel.step_ (the sum and Adam
     sharded over the processes of one machine), ``"replicated"`` the whole sum through shared memory
@@ -103,7 +108,7 @@ def _vae_form(group, data: MNISTData, form: str):
         parallel._replicated = True  # step_ sums (shared memory), then every process runs the whole Adam
 
     def epoch() -> None:
-        train_epoch(model, optimizer, data, BATCH_SIZE, cpu, noise, parallel)
+        train_epoch(model, optimizer, data, batch_size, cpu, noise, parallel)
 
     epoch()
     return epoch, (lambda: None) if parallel is None else parallel.release
@@ -167,17 +172,19 @@ def vae_epoch(group, data: MNISTData) -> float:
     return _timed(group, epoch)
 
 
-def vae_rounds(group, data: MNISTData, forms: tuple[str, ...]) -> dict[str, list[float]]:
+def vae_rounds(group, data: MNISTData, forms: tuple[str, ...], batch_size: int = BATCH_SIZE
+               ) -> dict[str, list[float]]:
     """The forms' epochs in alternating rounds, seconds per round: ``"single"`` runs on rank 0 while
     the others wait at a barrier, the others on every process (timed between barriers). A round's
     epochs run within seconds of each other, so a machine whose speed drifts (a shared host) moves
-    both sides of a round's ratio together: the benchmark reports the median of the rounds' ratios."""
+    both sides of a round's ratio together: the benchmark reports the median of the rounds' ratios.
+    ``batch_size``: of the single and sharded forms (the bounds run at BATCH_SIZE)."""
     epochs, teardown = {}, []
     for form in forms:
         if form == "single":  # (every process makes the others' forms in the same order)
-            epochs[form] = _vae_form(None, data, form)[0] if group.is_main else None
+            epochs[form] = _vae_form(None, data, form, batch_size)[0] if group.is_main else None
             continue
-        epochs[form], release = _vae_form(group, data, form)
+        epochs[form], release = _vae_form(group, data, form, batch_size)
         teardown.append(release)
     rounds = {form: [] for form in forms}
     for _ in range(ROUNDS):
@@ -362,7 +369,7 @@ def main() -> None:
     group = distributed.current()
     data = _data()
     results = {"world_size": 1 if group is None else group.world_size, "num_train": NUM_TRAIN,
-               "batch_size": BATCH_SIZE, "hmc_iterations": HMC_ITERATIONS, "torch_threads": torch.get_num_threads(),
+               "batch_size": BATCH_SIZE, "large_batch_size": LARGE_BATCH_SIZE, "hmc_iterations": HMC_ITERATIONS, "torch_threads": torch.get_num_threads(),
                "load_average": os.getloadavg()}
     if group is None:
         results["vae_epoch"] = vae_epoch(group, data)
@@ -370,6 +377,7 @@ def main() -> None:
         forms = ("single", "sharded", "replicated", "bound", "bound_synced", "bound_adam") + (() if QUICK else ("ddp",))
         results["vae_rounds"] = rounds = vae_rounds(group, data, forms)
         results["vae_epoch"] = min(rounds["sharded"])
+        results["vae_rounds_large"] = vae_rounds(group, data, ("single", "sharded"), LARGE_BATCH_SIZE)
     results["vae_step_parts_ms"] = vae_step_parts(group, data)
     results["vae_step_costs_ms"] = vae_step_costs(group, data)
     if group is None:
