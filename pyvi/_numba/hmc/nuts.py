@@ -68,7 +68,8 @@ def workspace(d, max_depth):
                      np.zeros(slots, np.int64), np.zeros(6))
 
 
-@numba.njit(cache=True)
+# The helpers of every leaf of the tree are inlined (see the metric's operations in metric.py: why).
+@numba.njit(cache=True, inline="always")
 def log_sum_exp(a, b):
     """log(exp(a) + exp(b)), exact when a is -inf (Stan's math::log_sum_exp)."""
     if a == -np.inf:
@@ -78,7 +79,7 @@ def log_sum_exp(a, b):
     return b + math.log1p(math.exp(a - b))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _dot(a, b):
     s = 0.0
     for i in range(a.shape[0]):
@@ -86,12 +87,12 @@ def _dot(a, b):
     return s
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _criterion(v_minus, v_plus, rho):
     return _dot(v_plus, rho) > 0.0 and _dot(v_minus, rho) > 0.0
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def leapfrog_step(target, metric, x, p, g, eps):
     """One kick-drift-kick step of signed size eps, in place; returns log p at the end."""
     half = 0.5 * eps
