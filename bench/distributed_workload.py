@@ -138,7 +138,7 @@ def _bound_epoch(group, data: MNISTData, model, optimizer, cpu, noise, *, synced
     wait = None if not synced else group.barrier if barrier is None else barrier.wait  # (no shared memory: gloo's)
     parameters = list(model.parameters())
     flat = [p.data.as_strided((p.numel(),), (1,)) for p in parameters]  # (dense: memory order)
-    pieces = shard_pieces([p.numel() for p in parameters], group.world_size)[group.rank]
+    pieces = shard_pieces([p.numel() for p in parameters], group.world_size)[group.rank] if adam else []
     moments = [(torch.zeros(b - a), torch.zeros(b - a)) for _, a, b in pieces]
     steps = [torch.zeros(()) for _ in pieces]
 

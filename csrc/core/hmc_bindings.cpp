@@ -42,24 +42,12 @@ constexpr const char* kOutputs[] = {"samples", "log_prob", "accept_prob", "diver
 std::pair<py::dict, hmc::Draws> allocate_draws(int64_t num_chains, int64_t num_samples, int64_t dim,
                                                const std::optional<py::dict>& out = std::nullopt) {
   const py::ssize_t c = num_chains, n = num_samples, d = dim;
-  py::array_t<double> samples, log_prob, accept_prob, step_size;
-  py::array_t<bool> divergent;
-  py::array_t<int32_t> num_steps;
-  if (out) {
-    samples = output_array<double>(*out, "samples", {c, n, d});
-    log_prob = output_array<double>(*out, "log_prob", {c, n});
-    accept_prob = output_array<double>(*out, "accept_prob", {c, n});
-    divergent = output_array<bool>(*out, "divergent", {c, n});
-    num_steps = output_array<int32_t>(*out, "num_steps", {c, n});
-    step_size = output_array<double>(*out, "step_size", {c});
-  } else {
-    samples = py::array_t<double>({c, n, d});
-    log_prob = py::array_t<double>({c, n});
-    accept_prob = py::array_t<double>({c, n});
-    divergent = py::array_t<bool>({c, n});
-    num_steps = py::array_t<int32_t>({c, n});
-    step_size = py::array_t<double>(c);
-  }
+  auto samples = output_or_new<double>(out, "samples", {c, n, d});
+  auto log_prob = output_or_new<double>(out, "log_prob", {c, n});
+  auto accept_prob = output_or_new<double>(out, "accept_prob", {c, n});
+  auto divergent = output_or_new<bool>(out, "divergent", {c, n});
+  auto num_steps = output_or_new<int32_t>(out, "num_steps", {c, n});
+  auto step_size = output_or_new<double>(out, "step_size", {c});
   if (out) require_disjoint({samples, log_prob, accept_prob, divergent, num_steps, step_size}, kOutputs);
   const hmc::Draws draws{num_samples,
                          dim,

@@ -41,35 +41,20 @@ std::pair<py::dict, hmc::NutsDraws> allocate(int64_t num_chains, int64_t rows, i
   const py::ssize_t c = num_chains, r = rows, d = dim;
   const std::vector<py::ssize_t> per_draw{c, r}, metric = dense ? std::vector<py::ssize_t>{c, d, d}
                                                                 : std::vector<py::ssize_t>{c, d};
-  py::array_t<double> samples, log_prob, accept_prob, energy, energy_error, step_size, inv_metric;
-  py::array_t<bool> divergent;
-  py::array_t<int32_t> num_steps, tree_depth;
-  if (out) {
-    samples = output_array<double>(*out, "samples", {c, r, d});
-    log_prob = output_array<double>(*out, "log_prob", per_draw);
-    accept_prob = output_array<double>(*out, "accept_prob", per_draw);
-    divergent = output_array<bool>(*out, "divergent", per_draw);
-    num_steps = output_array<int32_t>(*out, "num_steps", per_draw);
-    tree_depth = output_array<int32_t>(*out, "tree_depth", per_draw);
-    energy = output_array<double>(*out, "energy", per_draw);
-    energy_error = output_array<double>(*out, "energy_error", per_draw);
-    step_size = output_array<double>(*out, "step_size", {c});
-    inv_metric = output_array<double>(*out, "inv_metric", metric);
+  auto samples = output_or_new<double>(out, "samples", {c, r, d});
+  auto log_prob = output_or_new<double>(out, "log_prob", per_draw);
+  auto accept_prob = output_or_new<double>(out, "accept_prob", per_draw);
+  auto divergent = output_or_new<bool>(out, "divergent", per_draw);
+  auto num_steps = output_or_new<int32_t>(out, "num_steps", per_draw);
+  auto tree_depth = output_or_new<int32_t>(out, "tree_depth", per_draw);
+  auto energy = output_or_new<double>(out, "energy", per_draw);
+  auto energy_error = output_or_new<double>(out, "energy_error", per_draw);
+  auto step_size = output_or_new<double>(out, "step_size", {c});
+  auto inv_metric = output_or_new<double>(out, "inv_metric", metric);
+  if (out)
     require_disjoint({samples, log_prob, accept_prob, divergent, num_steps, tree_depth, energy, energy_error,
                       step_size, inv_metric},
                      kOutputs);
-  } else {
-    samples = py::array_t<double>({c, r, d});
-    log_prob = py::array_t<double>(per_draw);
-    accept_prob = py::array_t<double>(per_draw);
-    divergent = py::array_t<bool>(per_draw);
-    num_steps = py::array_t<int32_t>(per_draw);
-    tree_depth = py::array_t<int32_t>(per_draw);
-    energy = py::array_t<double>(per_draw);
-    energy_error = py::array_t<double>(per_draw);
-    step_size = py::array_t<double>(c);
-    inv_metric = py::array_t<double>(metric);
-  }
   const hmc::NutsDraws draws{rows,
                              dim,
                              samples.mutable_data(),

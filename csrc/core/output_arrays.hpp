@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,13 @@ inline py::array_t<T> output_array(const py::dict& out, const char* name, const 
   }
   if (!array.writeable()) fail(std::string("out['") + name + "'] must be writeable");
   return array;
+}
+
+/// `(*out)[name]` checked as output_array does, or a new uninitialised array of `shape` when there is no `out`.
+template <class T>
+inline py::array_t<T> output_or_new(const std::optional<py::dict>& out, const char* name,
+                                    const std::vector<py::ssize_t>& shape) {
+  return out ? output_array<T>(*out, name, shape) : py::array_t<T>(shape);
 }
 
 /// No two of `arrays` (named `names`, in order) share a byte: the sampler writes each in full.
