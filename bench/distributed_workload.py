@@ -326,9 +326,9 @@ def vae_step_costs(group, data: MNISTData) -> dict[str, float]:
     return costs
 
 
-def _hmc_run() -> None:
+def _hmc_run(num_chains: int = 64) -> None:
     sample(Banana.default(), [1.0, 0.5], num_samples=HMC_ITERATIONS // 2, num_warmup=HMC_ITERATIONS // 2,
-           step_size=0.05, num_steps=30, num_chains=64, adapt_step_size=False, seed=2022, num_threads=1,
+           step_size=0.05, num_steps=30, num_chains=num_chains, adapt_step_size=False, seed=2022, num_threads=1,
            warn=False, progress=False)
 
 
@@ -341,6 +341,16 @@ def _alone() -> None:
         _hmc_run()
 
 
+def _half() -> None:
+    """This process's share of the 64 chains sampled alone, as if single-process, into its own
+    memory: no gather (``hmc_rounds``' ``bound``)."""
+    from unittest import mock
+
+    chains = distributed.current().share(64, "num_chains")
+    with mock.patch.object(distributed, "current", lambda: None):
+        _hmc_run(len(chains))
+
+
 def hmc_64(group) -> float:
     _hmc_run()  # warm-up
     return _timed(group, _hmc_run, repeats=REPEATS + 2)
@@ -348,13 +358,16 @@ def hmc_64(group) -> float:
 
 def hmc_rounds(group) -> dict[str, list[float]]:
     """HMC's 64 chains in alternating rounds, seconds per round, as :func:`vae_rounds`: ``single``
-    on rank 0 alone (the others waiting at a barrier), ``spread`` over every process."""
+    on rank 0 alone (the others waiting at a barrier), ``spread`` over every process, and
+    ``bound``: every process samples its share of the chains into its own memory at the same time,
+    nothing gathered (the ceiling of any spread run on this machine: what remains above it is the
+    gather)."""
     if group.is_main:
         _alone()  # warm-up (the native code and the target: loaded once per process)
     _hmc_run()
-    rounds = {"single": [], "spread": []}
+    rounds = {"single": [], "spread": [], "bound": []}
     for _ in range(ROUNDS):
-        for form, run in (("single", _alone if group.is_main else None), ("spread", _hmc_run)):
+        for form, run in (("single", _alone if group.is_main else None), ("spread", _hmc_run), ("bound", _half)):
             _barrier(group)
             started = time.perf_counter()
             if run is not None:
