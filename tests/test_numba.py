@@ -99,3 +99,36 @@ def test_stack_array_is_a_writable_matrix():
         return a.shape[0], a.shape[1], a[1].sum(), a.flags.c_contiguous
 
     assert trace() == (2, 3, 33.0, True)
+
+
+def test_borrowed_arrays_share_the_data_without_an_owner():
+    """registers.borrowed: the same data, shape and numbers, and no meminfo (so no reference
+    counts), for an array, the views taken of it and the arrays of a named tuple."""
+    from collections import namedtuple
+
+    from numba.core import cgutils, types
+    from numba.extending import intrinsic
+    from numba.np.arrayobj import make_array
+
+    from pyvi._numba.registers import borrowed
+
+    @intrinsic
+    def owned(typingctx, array):
+        def codegen(context, builder, signature, args):
+            meminfo = make_array(signature.args[0])(context, builder, value=args[0]).meminfo
+            return builder.icmp_unsigned("!=", meminfo, cgutils.get_null_value(meminfo.type))
+
+        return types.boolean(array), codegen
+
+    Pair = namedtuple("Pair", "a n")
+
+    @numba.njit
+    def probe(a, pair):
+        b, p = borrowed(a), borrowed(pair)
+        b[0] = 7.0
+        p.a[1] = 8.0
+        return owned(a), owned(b), owned(b[1:]), owned(p.a), p.n, b.shape[0], b[1:].sum()
+
+    a = np.zeros(3)
+    assert probe(a, Pair(a, 5)) == (True, False, False, False, 5, 3, 8.0)
+    assert a.tolist() == [7.0, 8.0, 0.0]

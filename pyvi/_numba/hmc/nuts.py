@@ -18,6 +18,7 @@ import numba
 import numpy as np
 
 from pyvi._numba.hmc.metric import metric_drift, metric_kinetic_energy, metric_sample_momentum, metric_velocity
+from pyvi._numba.registers import borrowed
 from pyvi._numba.rng import uniform
 from pyvi._numba.targets import log_prob_and_grad
 
@@ -92,6 +93,34 @@ def _criterion(v_minus, v_plus, rho):
     return _dot(v_plus, rho) > 0.0 and _dot(v_minus, rho) > 0.0
 
 
+# The tree copies rows element by element: numba's slice assignment (dst[r][:] = src) first checks
+# the two arrays for overlap, which costs more than the copy at these sizes (2026-12-02: the funnel's
+# and eight schools' NUTS 2-9% faster).
+@numba.njit(cache=True, inline="always")
+def _set_row(dst, r, src):
+    """dst[r] = src."""
+    for i in range(src.shape[0]):
+        dst[r, i] = src[i]
+
+
+@numba.njit(cache=True, inline="always")
+def _copy_row(dst, r, src, s):
+    """dst[r] = src[s]."""
+    for i in range(dst.shape[1]):
+        dst[r, i] = src[s, i]
+
+
+@numba.njit(cache=True, inline="always")
+def _criterion_rows(v, a, w, b, rho):
+    """_criterion(v[a], w[b], rho) on rows."""
+    s_minus = 0.0
+    s_plus = 0.0
+    for i in range(rho.shape[0]):
+        s_minus += v[a, i] * rho[i]
+        s_plus += w[b, i] * rho[i]
+    return s_plus > 0.0 and s_minus > 0.0
+
+
 @numba.njit(cache=True, inline="always")
 def leapfrog_step(target, metric, x, p, g, eps):
     """One kick-drift-kick step of signed size eps, in place; returns log p at the end."""
@@ -109,6 +138,7 @@ def leapfrog_step(target, metric, x, p, g, eps):
 def _build_tree(target, metric, ws, rng, e, height, eps, h0, max_energy_error):
     """A subtree of 2^height steps from end e (0 backward, 1 forward): its slot, or -1 when it is
     invalid. Tallies steps, summed acceptance (ws.info[ACCEPT_PROB]) and divergence."""
+    metric, ws = borrowed(metric), borrowed(ws)  # (the caller holds them; see registers.borrowed)
     info = ws.info
     num_slots = ws.free_slots.shape[0]
     num_free = num_slots
@@ -129,16 +159,16 @@ def _build_tree(target, metric, ws, rng, e, height, eps, h0, max_energy_error):
         info[ACCEPT_PROB] += 1.0 if h0 - h > 0.0 else math.exp(h0 - h)
         num_free -= 1
         cur = ws.free_slots[num_free]
-        ws.x_prop[cur][:] = x
-        ws.g_prop[cur][:] = g
+        _set_row(ws.x_prop, cur, x)
+        _set_row(ws.g_prop, cur, g)
         ws.lp_prop[cur] = log_prob
         ws.h_prop[cur] = h
         ws.log_weight[cur] = h0 - h
         metric_velocity(metric, p, ws.s_first[cur])
-        ws.s_last[cur][:] = ws.s_first[cur]
-        ws.rho_slot[cur][:] = p
-        ws.p_first[cur][:] = p
-        ws.p_last[cur][:] = p
+        _copy_row(ws.s_last, cur, ws.s_first, cur)
+        _set_row(ws.rho_slot, cur, p)
+        _set_row(ws.p_first, cur, p)
+        _set_row(ws.p_last, cur, p)
         if info[DIVERGENT] != 0.0:
             return -1
         k = 0
@@ -149,24 +179,24 @@ def _build_tree(target, metric, ws, rng, e, height, eps, h0, max_energy_error):
             if not take_final:
                 take_final = uniform(rng) < math.exp(ws.log_weight[cur] - w_subtree)
             if take_final:
-                ws.x_prop[init][:] = ws.x_prop[cur]
-                ws.g_prop[init][:] = ws.g_prop[cur]
+                _copy_row(ws.x_prop, init, ws.x_prop, cur)
+                _copy_row(ws.g_prop, init, ws.g_prop, cur)
                 ws.lp_prop[init] = ws.lp_prop[cur]
                 ws.h_prop[init] = ws.h_prop[cur]
             ws.log_weight[init] = w_subtree
-            rho_init, rho_final = ws.rho_slot[init], ws.rho_slot[cur]
-            p_first_final, p_last_init = ws.p_first[cur], ws.p_last[init]
+            rho_slot, p_first, p_last = ws.rho_slot, ws.p_first, ws.p_last
             for i in range(rho_ext.shape[0]):
-                rho_ext[i] = rho_init[i] + p_first_final[i]
-            persist = _criterion(ws.s_first[init], ws.s_first[cur], rho_ext)
+                rho_ext[i] = rho_slot[init, i] + p_first[cur, i]
+            persist = _criterion_rows(ws.s_first, init, ws.s_first, cur, rho_ext)
             for i in range(rho_ext.shape[0]):
-                rho_ext[i] = rho_final[i] + p_last_init[i]
-            persist = _criterion(ws.s_last[init], ws.s_last[cur], rho_ext) and persist
+                rho_ext[i] = rho_slot[cur, i] + p_last[init, i]
+            persist = _criterion_rows(ws.s_last, init, ws.s_last, cur, rho_ext) and persist
             for i in range(rho_ext.shape[0]):
-                rho_init[i] = rho_init[i] + rho_final[i]
-            persist = _criterion(ws.s_first[init], ws.s_last[cur], rho_init) and persist
-            ws.p_last[init][:] = ws.p_last[cur]
-            ws.s_last[init][:] = ws.s_last[cur]
+                rho_slot[init, i] = rho_slot[init, i] + rho_slot[cur, i]
+                rho_ext[i] = rho_slot[init, i]
+            persist = _criterion_rows(ws.s_first, init, ws.s_last, cur, rho_ext) and persist
+            _copy_row(ws.p_last, init, ws.p_last, cur)
+            _copy_row(ws.s_last, init, ws.s_last, cur)
             ws.free_slots[num_free] = cur
             num_free += 1
             cur = init

@@ -26,6 +26,7 @@ from pyvi._numba.hmc.metric import DENSE, IDENTITY, Metric, metric_kinetic_energ
 from pyvi._numba.hmc.metric_transition import static_transition
 from pyvi._numba.hmc.nuts import (ACCEPT_PROB, DIVERGENT, ENERGY, ENERGY_ERROR, NUM_STEPS, TREE_DEPTH, leapfrog_step,
                                   nuts_transition, workspace)
+from pyvi._numba.registers import borrowed
 from pyvi._numba.rng import seed_state
 from pyvi._numba.targets import log_prob_and_grad
 
@@ -170,13 +171,22 @@ def _restart(adaptation, c, step_size):
 def advance_chain(target, s, chains, c, begin, end, draws):
     """Iterations [begin, end) of chain c (advance_chain in C++)."""
     d = chains.x.shape[1]
+    _advance_chain(target, s, chains, c, begin, end, draws, workspace(d, s.max_tree_depth), np.empty((3, d)))
+
+
+@numba.njit(cache=True)
+def _advance_chain(target, s, chains, c, begin, end, draws, ws, scratch):
+    """advance_chain with its workspace and scratch rows (owned by the caller for the call)."""
+    # Every array below is borrowed, without reference counts: each leapfrog step passes the
+    # target's, the metric's and the state's arrays through several functions (registers.borrowed).
+    target, chains, draws, ws, scratch = borrowed(target), borrowed(chains), borrowed(draws), borrowed(ws), \
+        borrowed(scratch)
     dense = s.metric == DENSE
     metric = Metric(s.metric, chains.inv_mass[c], chains.chol[c])
     x, grad, log_prob, rng = chains.x[c], chains.grad[c], chains.log_prob[c], chains.rng[c]
     schedule, count, mean, m2, delta = chains.schedule[c], chains.count[c], chains.mean[c], chains.m2[c], chains.delta[c]
     adaptation = chains.adaptation
-    ws = workspace(d, s.max_tree_depth)
-    xs, ps, gs = np.empty(d), np.empty(d), np.empty(d)
+    xs, ps, gs = scratch[0], scratch[1], scratch[2]
     step_size = chains.step_size[c]
     first_sample_row = (s.num_warmup + s.thin - 1) // s.thin if s.save_warmup else 0
     for it in range(begin, end):
