@@ -83,7 +83,7 @@ def stack_array(typingctx, rows, cols):
 
 
 def _without_meminfo(context, builder, ty, value):
-    """``value`` (an array, or a tuple or record holding arrays) with every array's meminfo and
+    """``value`` (an array, or a (named) tuple holding arrays) with every array's meminfo and
     parent set to null: the same data, shape and strides, no owner."""
     if isinstance(ty, types.Array):
         array = make_array(ty)(context, builder, value=value)
