@@ -111,17 +111,6 @@ def _copy_row(dst, r, src, s):
 
 
 @numba.njit(cache=True, inline="always")
-def _criterion_rows(v, a, w, b, rho):
-    """_criterion(v[a], w[b], rho) on rows."""
-    s_minus = 0.0
-    s_plus = 0.0
-    for i in range(rho.shape[0]):
-        s_minus += v[a, i] * rho[i]
-        s_plus += w[b, i] * rho[i]
-    return s_plus > 0.0 and s_minus > 0.0
-
-
-@numba.njit(cache=True, inline="always")
 def leapfrog_step(target, metric, x, p, g, eps):
     """One kick-drift-kick step of signed size eps, in place; returns log p at the end."""
     half = 0.5 * eps
@@ -184,17 +173,17 @@ def _build_tree(target, metric, ws, rng, e, height, eps, h0, max_energy_error):
                 ws.lp_prop[init] = ws.lp_prop[cur]
                 ws.h_prop[init] = ws.h_prop[cur]
             ws.log_weight[init] = w_subtree
-            rho_slot, p_first, p_last = ws.rho_slot, ws.p_first, ws.p_last
+            rho_init, rho_final = ws.rho_slot[init], ws.rho_slot[cur]
+            p_first_final, p_last_init = ws.p_first[cur], ws.p_last[init]
             for i in range(rho_ext.shape[0]):
-                rho_ext[i] = rho_slot[init, i] + p_first[cur, i]
-            persist = _criterion_rows(ws.s_first, init, ws.s_first, cur, rho_ext)
+                rho_ext[i] = rho_init[i] + p_first_final[i]
+            persist = _criterion(ws.s_first[init], ws.s_first[cur], rho_ext)
             for i in range(rho_ext.shape[0]):
-                rho_ext[i] = rho_slot[cur, i] + p_last[init, i]
-            persist = _criterion_rows(ws.s_last, init, ws.s_last, cur, rho_ext) and persist
+                rho_ext[i] = rho_final[i] + p_last_init[i]
+            persist = _criterion(ws.s_last[init], ws.s_last[cur], rho_ext) and persist
             for i in range(rho_ext.shape[0]):
-                rho_slot[init, i] = rho_slot[init, i] + rho_slot[cur, i]
-                rho_ext[i] = rho_slot[init, i]
-            persist = _criterion_rows(ws.s_first, init, ws.s_last, cur, rho_ext) and persist
+                rho_init[i] = rho_init[i] + rho_final[i]
+            persist = _criterion(ws.s_first[init], ws.s_last[cur], rho_init) and persist
             _copy_row(ws.p_last, init, ws.p_last, cur)
             _copy_row(ws.s_last, init, ws.s_last, cur)
             ws.free_slots[num_free] = cur
